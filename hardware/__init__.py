@@ -1,0 +1,1 @@
+"""Sen hardware: board profiles, the board simulator, flashing and hardware-in-the-loop tools."""

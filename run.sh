@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's commands. Each does its own set-up first (idempotent).
+#   ./run.sh demo [--duration S]   private broker + InfluxDB + gateway + 3 virtual boards, live table
+#   ./run.sh test [pytest args]    the whole test suite
+#   ./run.sh setup                 only the set-up
+set -euo pipefail
+cd "$(dirname "$0")"
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+    setup) exec scripts/setup.sh ;;
+    demo)  scripts/setup.sh && exec .venv/bin/sen demo "$@" ;;
+    test)
+        scripts/setup.sh
+        exec .venv/bin/python -m pytest "$@" ;;
+    *) echo "usage: ./run.sh demo [--duration S] | test [pytest args] | setup" >&2; exit 2 ;;
+esac

