@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devstack import InfluxDB, Mosquitto
+from gateway.devstack import InfluxDB, Mosquitto, free_port
 from tests.integration.helpers import sen_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.firmware]
@@ -68,17 +68,19 @@ def test_three_boards_twenty_readings_make_exactly_sixty_points(
     assert field_types["temp_c"] == "float" and field_types["rh_pct"] == "float"
 
 
-def test_gateway_reports_an_unreachable_database_and_keeps_running(
-    mosquitto: Mosquitto, tmp_path: Path,
+@pytest.mark.parametrize("down", ["database", "broker"])
+def test_gateway_reports_an_unreachable_peer_and_keeps_running(
+    down: str, mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path,
 ) -> None:
-    from gateway.devstack import free_port
-
+    dead = f"127.0.0.1:{free_port()}"
+    mqtt = f"mqtt://{dead}" if down == "broker" else mosquitto.url
+    influx = f"http://{dead}" if down == "database" else influxdb.url
     log = tmp_path / "gateway.log"
-    gateway = sen_process("gateway", "run", "--mqtt", mosquitto.url, "--influx", f"http://127.0.0.1:{free_port()}",
-                          "--database", "nowhere", "--spool", str(tmp_path / "spool"), log=log)
+    gateway = sen_process("gateway", "run", "--mqtt", mqtt, "--influx", influx, "--database", "nowhere",
+                          "--spool", str(tmp_path / "spool"), "--client-id", f"dead-{down}", log=log)
     try:
-        wait_for(lambda: "127.0.0.1" in log.read_text() and "refused" in log.read_text().lower(), timeout=20,
-                 what="a log line about the unreachable database")
+        wait_for(lambda: dead in log.read_text() and "refused" in log.read_text().lower(), timeout=20,
+                 what=f"a log line naming the unreachable {down} ({dead})")
         assert gateway.poll() is None, log.read_text()
     finally:
         gateway.send_signal(signal.SIGTERM)
@@ -87,4 +89,5 @@ def test_gateway_reports_an_unreachable_database_and_keeps_running(
         except subprocess.TimeoutExpired:
             gateway.kill()
             gateway.wait()
+    assert gateway.returncode == 0, log.read_text()
     assert "Traceback" not in log.read_text()
