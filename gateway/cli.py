@@ -10,6 +10,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from hardware.sim import SimError
+from ingest.errors import IngestError
+
+from gateway.devstack import DevStackError
+from gateway.errors import GatewayError
+
 _LOGGER = logging.getLogger("sen")
 
 _DEFAULT_SPOOL = Path(".sen/gateway")
@@ -171,8 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"gateway": _cmd_gateway_run, "sim": _cmd_sim, "demo": _cmd_demo}
     try:
         return handlers[args.command](args)
-    except (ValueError, RuntimeError) as exc:
-        # Every package's own error derives from one of these: one clear line, no traceback.
+    except (GatewayError, IngestError, SimError, DevStackError) as exc:
+        # Our own errors are about the input or the environment: one clear line, no traceback.
         print(f"sen {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,223 @@
+"""Decoding and validation of v1 telemetry and status payloads.
+
+A message decodes into :class:`Telemetry` or is refused with a :class:`Reject` carrying a
+:class:`Reason` code (the codes in ``tests/contract/invalid/reasons.json``) and a detail.
+Everything written later as a tag or field name is checked here against a strict pattern,
+so nothing a device sends can inject line protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from gateway.topics import NAME_RE, Topic
+
+MAX_MESSAGE_BYTES = 4096
+SCHEMA_VERSION = 1
+METRIC_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+RESERVED_FIELDS = frozenset({"seq", "boot", "time"})
+DEFAULT_BOARD = "unknown"
+STATES = frozenset({"online", "sleeping", "offline"})
+_INT64_MAX = 2**63 - 1
+_MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
+_MAX_DIAG_STRING = 64
+
+DiagValue = float | bool | str
+
+
+class Reason(StrEnum):
+    NOT_JSON = "not_json"
+    SCHEMA_VERSION = "schema_version"
+    MISSING_KEY = "missing_key"
+    BAD_TYPE = "bad_type"
+    OUT_OF_RANGE = "out_of_range"
+    NON_FINITE = "non_finite"
+    BAD_NAME = "bad_name"
+    OVERSIZE = "oversize"
+    TOPIC_MISMATCH = "topic_mismatch"
+    BAD_TOPIC = "bad_topic"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reject:
+    reason: Reason
+    detail: str
+
+
+class _Refused(Exception):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reject = Reject(reason=reason, detail=detail)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reading:
+    """One reading; exactly one of ``ts_ms`` (device clock) and ``up_ms`` (uptime) is used."""
+
+    seq: int
+    ts_ms: int | None
+    up_ms: int | None
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Telemetry:
+    site: str
+    device: str
+    board: str
+    boot: int
+    up_ms: int | None
+    readings: tuple[Reading, ...]
+    diag: Mapping[str, DiagValue] = field(default_factory=dict)
+
+    @property
+    def needs_anchor(self) -> bool:
+        return any(r.ts_ms is None for r in self.readings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Status:
+    site: str
+    device: str
+    state: str
+    until_ms: int | None
+
+
+def _load(payload: bytes) -> dict[str, object]:
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise _Refused(Reason.OVERSIZE, f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        doc = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise _Refused(Reason.NOT_JSON, str(err)[:200]) from err
+    if not isinstance(doc, dict):
+        raise _Refused(Reason.BAD_TYPE, f"message is a JSON {type(doc).__name__}, not an object")
+    return doc
+
+
+def _require(doc: Mapping[str, object], key: str, where: str) -> object:
+    if key not in doc:
+        raise _Refused(Reason.MISSING_KEY, f"{where}: missing {key!r}")
+    return doc[key]
+
+
+def _int(value: object, what: str, *, low: int = 0, high: int = _INT64_MAX) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Refused(Reason.BAD_TYPE, f"{what} must be an integer, got {value!r}"[:200])
+    if not low <= value <= high:
+        raise _Refused(Reason.OUT_OF_RANGE, f"{what} {value} outside [{low}, {high}]")
+    return value
+
+
+def _name(value: object, what: str, pattern: re.Pattern[str] = NAME_RE) -> str:
+    if not isinstance(value, str):
+        raise _Refused(Reason.BAD_TYPE, f"{what} must be a string, got {value!r}"[:200])
+    if not pattern.fullmatch(value):
+        raise _Refused(Reason.BAD_NAME, f"{what} {value!r} must match {pattern.pattern}"[:200])
+    return value
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Refused(Reason.BAD_TYPE, f"{what} must be a number, got {value!r}"[:200])
+    try:
+        number = float(value)
+    except OverflowError as err:
+        raise _Refused(Reason.NON_FINITE, f"{what} overflows a float") from err
+    if not math.isfinite(number):
+        raise _Refused(Reason.NON_FINITE, f"{what} is {value!r}")
+    return number
+
+
+def _object(value: object, what: str) -> Mapping[str, object]:
+    if not isinstance(value, dict):
+        raise _Refused(Reason.BAD_TYPE, f"{what} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _metrics(value: object, where: str) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for key, number in _object(value, f"{where}.m").items():
+        name = _name(key, f"{where} metric", METRIC_RE)
+        if name in RESERVED_FIELDS:
+            raise _Refused(Reason.BAD_NAME, f"{where} metric {name!r} is reserved")
+        metrics[name] = _number(number, f"{where}.m.{name}")
+    return metrics
+
+
+def _reading(value: object, index: int, envelope_up: int | None) -> Reading:
+    where = f"r[{index}]"
+    doc = _object(value, where)
+    seq = _int(_require(doc, "seq", where), f"{where}.seq")
+    ts_ms = up_ms = None
+    if "ts" in doc:
+        ts_ms = _int(doc["ts"], f"{where}.ts", high=_MAX_TS_MS)
+    elif "up" in doc:
+        up_ms = _int(doc["up"], f"{where}.up")
+        if envelope_up is None:
+            raise _Refused(Reason.MISSING_KEY, f"{where} has only 'up' but the envelope has no 'up'")
+    else:
+        raise _Refused(Reason.MISSING_KEY, f"{where}: missing 'ts' or 'up'")
+    metrics = _metrics(_require(doc, "m", where), where)
+    return Reading(seq=seq, ts_ms=ts_ms, up_ms=up_ms, metrics=metrics)
+
+
+def _diag(value: object) -> dict[str, DiagValue]:
+    diag: dict[str, DiagValue] = {}
+    for key, item in _object(value, "d").items():
+        name = _name(key, "d key", METRIC_RE)
+        if isinstance(item, bool):
+            diag[name] = item
+        elif isinstance(item, str):
+            if len(item) > _MAX_DIAG_STRING or not item.isprintable():
+                raise _Refused(Reason.BAD_TYPE, f"d.{name} must be a short printable string")
+            diag[name] = item
+        else:
+            diag[name] = _number(item, f"d.{name}")
+    return diag
+
+
+def _telemetry(topic: Topic, payload: bytes) -> Telemetry:
+    doc = _load(payload)
+    version = _require(doc, "v", "envelope")
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
+        raise _Refused(Reason.SCHEMA_VERSION, f"schema version {version!r}, expected {SCHEMA_VERSION}"[:200])
+    device = _name(_require(doc, "dev", "envelope"), "dev")
+    if device != topic.device:
+        raise _Refused(Reason.TOPIC_MISMATCH, f"dev {device!r} published on {str(topic)!r}")
+    boot = _int(_require(doc, "boot", "envelope"), "boot")
+    up_ms = _int(doc["up"], "up") if "up" in doc else None
+    board = _name(doc.get("board", DEFAULT_BOARD), "board")
+    raw_readings = _require(doc, "r", "envelope")
+    if not isinstance(raw_readings, list):
+        raise _Refused(Reason.BAD_TYPE, f"r must be a list, got {type(raw_readings).__name__}")
+    readings = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings))
+    diag = _diag(doc["d"]) if "d" in doc else {}
+    return Telemetry(site=topic.site, device=device, board=board, boot=boot, up_ms=up_ms,
+                     readings=readings, diag=diag)
+
+
+def decode_telemetry(topic: Topic, payload: bytes) -> Telemetry | Reject:
+    """Decode one telemetry message published on ``topic``."""
+    try:
+        return _telemetry(topic, payload)
+    except _Refused as refused:
+        return refused.reject
+
+
+def decode_status(topic: Topic, payload: bytes) -> Status | Reject:
+    """Decode a status message: ``{"state": "online"|"sleeping"|"offline", "until": ms}``."""
+    try:
+        doc = _load(payload)
+        state = _require(doc, "state", "status")
+        if state not in STATES:
+            raise _Refused(Reason.BAD_TYPE, f"state {state!r} not one of {sorted(STATES)}"[:200])
+        until = _int(doc["until"], "until", high=_MAX_TS_MS) if "until" in doc else None
+    except _Refused as refused:
+        return refused.reject
+    return Status(site=topic.site, device=topic.device, state=str(state), until_ms=until)

@@ -1,0 +1,101 @@
+"""The gateway's options, checked once at the edge (the CLI builds them)."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import OptionsError
+
+_DATABASE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    scheme: str
+    host: str
+    port: int
+
+
+def parse_url(option: str, url: str, *, schemes: dict[str, int]) -> Endpoint:
+    """``SCHEME://HOST[:PORT]`` with a scheme from ``schemes`` (scheme → default port)."""
+    example = f"{next(iter(schemes))}://HOST:PORT"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        raise OptionsError(f"{option}: {url!r} is not a valid URL ({err}); expected {example}") from err
+    if parts.scheme not in schemes:
+        raise OptionsError(f"{option}: {url!r} has scheme {parts.scheme!r}; expected {example}")
+    if not parts.hostname:
+        raise OptionsError(f"{option}: {url!r} has no host; expected {example}")
+    if parts.username or parts.password:
+        raise OptionsError(f"{option}: {url!r} carries credentials, which are not supported")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise OptionsError(f"{option}: {url!r} has a path or query; expected {example}")
+    if port == 0:
+        raise OptionsError(f"{option}: {url!r} has port 0")
+    return Endpoint(scheme=parts.scheme, host=parts.hostname,
+                    port=port if port is not None else schemes[parts.scheme])
+
+
+def parse_mqtt_url(url: str, *, option: str = "mqtt_url") -> Endpoint:
+    return parse_url(option, url, schemes={"mqtt": 1883, "tcp": 1883})
+
+
+def parse_influx_url(url: str, *, option: str = "influx_url") -> Endpoint:
+    return parse_url(option, url, schemes={"http": 8086, "https": 443})
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayOptions:
+    """Everything :func:`gateway.service.run` needs; invalid values raise :class:`OptionsError`."""
+
+    mqtt_url: str
+    influx_url: str
+    database: str
+    spool_dir: Path
+    client_id: str = "sen-gateway"
+    batch_size: int = 500
+    flush_interval_s: float = 1.0
+    mqtt_keepalive_s: int = 30
+    reconnect_max_s: int = 30
+    influx_timeout_s: float = 10.0
+    stop_flush_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        parse_mqtt_url(self.mqtt_url)
+        parse_influx_url(self.influx_url)
+        if not _DATABASE_RE.fullmatch(self.database):
+            raise OptionsError(f"database: {self.database!r} must match {_DATABASE_RE.pattern}")
+        if not isinstance(self.spool_dir, Path):
+            raise OptionsError(f"spool_dir: {self.spool_dir!r} must be a pathlib.Path")
+        if not _CLIENT_ID_RE.fullmatch(self.client_id):
+            raise OptionsError(f"client_id: {self.client_id!r} must match {_CLIENT_ID_RE.pattern}")
+        _positive("batch_size", self.batch_size, integer=True)
+        _positive("flush_interval_s", self.flush_interval_s, allow_zero=True)
+        _positive("mqtt_keepalive_s", self.mqtt_keepalive_s, integer=True)
+        _positive("reconnect_max_s", self.reconnect_max_s, integer=True)
+        _positive("influx_timeout_s", self.influx_timeout_s)
+        _positive("stop_flush_timeout_s", self.stop_flush_timeout_s, allow_zero=True)
+
+    @property
+    def mqtt(self) -> Endpoint:
+        return parse_mqtt_url(self.mqtt_url)
+
+    @property
+    def influx(self) -> Endpoint:
+        return parse_influx_url(self.influx_url)
+
+
+def _positive(option: str, value: object, *, integer: bool = False, allow_zero: bool = False) -> None:
+    kinds: tuple[type, ...] = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        kind = "an integer" if integer else "a number"
+        raise OptionsError(f"{option}: {value!r} must be {kind}")
+    number = float(value)  # type: ignore[arg-type]
+    if number < 0 or (number == 0 and not allow_zero) or number != number:
+        raise OptionsError(f"{option}: {value!r} must be {'>= 0' if allow_zero else '> 0'}")

@@ -1,0 +1,216 @@
+"""The spool: a SQLite file (WAL, synchronous=FULL) that holds lines until InfluxDB has them.
+
+- :meth:`Spool.commit` appends lines in one transaction and returns only once they are on
+  disk; lines may carry an idempotency key, and a key seen before is skipped (counted as a
+  duplicate) in that same transaction, so a redelivered message is not counted twice.
+- :meth:`Spool.oldest` hands out the oldest lines in order; :meth:`Spool.delete` drops them
+  once InfluxDB answered 2xx; :meth:`Spool.set_aside` moves refused lines to the
+  dead-letter table instead.
+- :meth:`Spool.add_dead_letter` keeps a rejected message (reason, detail, raw bytes).
+
+One connection serialised by a lock, shared by the input thread and the writer thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingest.errors import SpoolError
+
+_LOGGER = logging.getLogger(__name__)
+
+SPOOL_FILE = "spool.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lines (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    line TEXT NOT NULL,
+    added_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen (
+    key TEXT PRIMARY KEY,
+    added_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_added ON seen (added_ms);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    added_ms INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    raw BLOB NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """A line to spool; ``key`` (optional) makes a second entry with the same key a no-op."""
+
+    line: str
+    key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitResult:
+    added: int
+    duplicates: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """The oldest pending lines, in spool order; ``oldest_ms`` is when the first was added."""
+
+    ids: tuple[int, ...]
+    lines: tuple[str, ...]
+    oldest_ms: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def payload(self) -> bytes:
+        return ("\n".join(self.lines) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter:
+    id: int
+    added_ms: int
+    source: str
+    reason: str
+    detail: str
+    raw: bytes
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Spool:
+    """The durable queue of line-protocol lines in ``directory/spool.sqlite3``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / SPOOL_FILE
+        self._lock = threading.Lock()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as err:
+            raise SpoolError(f"cannot open spool {self.path}: {err}") from err
+        _LOGGER.info("spool %s opened, %s lines pending", self.path, self.depth())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction under the lock; committed (on disk) when the block ends."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as err:
+                raise SpoolError(f"spool {self.path}: {err}") from err
+
+    def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> list[int]:
+        """Run statements in one transaction; return each one's rowcount."""
+        with self._transaction() as db:
+            return [db.execute(sql, args).rowcount for sql, args in statements]
+
+    def commit(self, entries: Sequence[Entry]) -> CommitResult:
+        """Append ``entries`` durably, skipping those whose key was seen before."""
+        now = _now_ms()
+        added = duplicates = 0
+        with self._transaction() as db:
+            for entry in entries:
+                if entry.key is not None:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO seen (key, added_ms) VALUES (?, ?)", (entry.key, now)
+                    )
+                    if cur.rowcount == 0:
+                        duplicates += 1
+                        continue
+                db.execute("INSERT INTO lines (line, added_ms) VALUES (?, ?)", (entry.line, now))
+                added += 1
+        return CommitResult(added=added, duplicates=duplicates)
+
+    def oldest(self, limit: int) -> Batch | None:
+        """Up to ``limit`` of the oldest pending lines, or None when the spool is empty."""
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT id, line, added_ms FROM lines ORDER BY id LIMIT ?", (limit,)
+                ).fetchall()
+            except sqlite3.Error as err:
+                raise SpoolError(f"spool {self.path}: {err}") from err
+        if not rows:
+            return None
+        return Batch(
+            ids=tuple(int(r[0]) for r in rows),
+            lines=tuple(str(r[1]) for r in rows),
+            oldest_ms=int(rows[0][2]),
+        )
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Drop lines InfluxDB has acknowledged."""
+        self._write(("DELETE FROM lines WHERE id = ?", (i,)) for i in ids)
+
+    def set_aside(self, ids: Sequence[int], *, reason: str, detail: str) -> None:
+        """Move lines InfluxDB refused to the dead-letter table, in one transaction."""
+        now = _now_ms()
+        statements: list[tuple[str, Sequence[object]]] = []
+        for i in ids:
+            statements.append((
+                "INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
+                " SELECT ?, 'influx', ?, ?, CAST(line AS BLOB) FROM lines WHERE id = ?",
+                (now, reason, detail, i),
+            ))
+            statements.append(("DELETE FROM lines WHERE id = ?", (i,)))
+        self._write(statements)
+
+    def add_dead_letter(self, *, source: str, reason: str, detail: str, raw: bytes) -> None:
+        """Keep a rejected message for inspection."""
+        self._write([(
+            "INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (_now_ms(), source, reason, detail, raw),
+        )])
+
+    def dead_letters(self, *, limit: int = 1000) -> list[DeadLetter]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, added_ms, source, reason, detail, raw FROM dead_letters"
+                " ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            DeadLetter(id=r[0], added_ms=r[1], source=r[2], reason=r[3], detail=r[4],
+                       raw=bytes(r[5]))
+            for r in rows
+        ]
+
+    def depth(self) -> int:
+        """How many lines wait for InfluxDB."""
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM lines").fetchone()
+        return int(row[0])
+
+    def forget_keys_before(self, cutoff_ms: int) -> int:
+        """Drop idempotency keys added before ``cutoff_ms`` so the table stays bounded."""
+        return self._write([("DELETE FROM seen WHERE added_ms < ?", (cutoff_ms,))])[0]

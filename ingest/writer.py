@@ -1,0 +1,218 @@
+"""The writer thread: drains the spool to InfluxDB in batches, by size and by age.
+
+A batch goes out when it is full (``batch_size`` lines) or its oldest line has waited
+``flush_interval_s``. The batch leaves the spool only after a 2xx. A refused batch
+(400/413) is halved until the refused lines are isolated and set aside as dead letters;
+every other failure keeps the batch and retries with capped, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable, SpoolError
+from ingest.retry import Backoff
+from ingest.spool import Batch, Spool
+
+_LOGGER = logging.getLogger(__name__)
+
+_OUTAGE_LOG_EVERY_S = 60.0
+_KEY_PRUNE_EVERY_S = 600.0
+
+
+class Sink(Protocol):
+    """Where batches go: :class:`ingest.influx_v1.InfluxV1` or a test double."""
+
+    def write(self, payload: bytes) -> None: ...
+
+    def create_database(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class WriterStats:
+    written: int
+    batches: int
+    set_aside: int
+    failures: int
+
+
+def _slice(batch: Batch, start: int, stop: int) -> Batch:
+    return Batch(ids=batch.ids[start:stop], lines=batch.lines[start:stop],
+                 oldest_ms=batch.oldest_ms)
+
+
+class Writer:
+    """Drains ``spool`` into ``sink`` on its own thread; :meth:`notify` after each commit."""
+
+    def __init__(self, spool: Spool, sink: Sink, *, batch_size: int = 500,
+                 flush_interval_s: float = 1.0, backoff: Backoff | None = None,
+                 keys_ttl_s: float = 48 * 3600.0) -> None:
+        if batch_size < 1 or flush_interval_s < 0:
+            raise ValueError(f"bad writer options: batch_size={batch_size}, "
+                             f"flush_interval_s={flush_interval_s}")
+        self._spool = spool
+        self._sink = sink
+        self._batch_size = batch_size
+        self._flush_interval_s = flush_interval_s
+        self._backoff = backoff or Backoff()
+        self._keys_ttl_s = keys_ttl_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._flush_deadline = 0.0
+        self._written = self._batches = self._set_aside = self._failures = 0
+        self._outage_since: float | None = None
+        self._outage_logged: float | None = None
+        self._last_prune: float | None = None
+
+    # -- control ---------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sen-writer", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """New lines were committed: look at the spool again."""
+        self._wake.set()
+
+    def stop(self, *, flush_timeout_s: float = 10.0) -> None:
+        """Write what is pending (while InfluxDB answers, at most ``flush_timeout_s``), stop."""
+        self._flush_deadline = time.monotonic() + flush_timeout_s
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        left = self._spool.depth()
+        if left:
+            _LOGGER.warning("writer stopped with %s lines still in the spool; "
+                            "they are written on the next start", left)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until the spool is empty (True) or ``timeout_s`` passed (False)."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            while self._spool.depth():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(min(remaining, 0.1))
+        return True
+
+    @property
+    def stats(self) -> WriterStats:
+        return WriterStats(written=self._written, batches=self._batches,
+                           set_aside=self._set_aside, failures=self._failures)
+
+    # -- the loop --------------------------------------------------------------------
+    def _run(self) -> None:
+        _LOGGER.info("writer started (batch_size=%s, flush_interval_s=%s)",
+                     self._batch_size, self._flush_interval_s)
+        self._create_database()
+        while True:
+            try:
+                if not self._step():
+                    return
+            except SpoolError:
+                _LOGGER.exception("spool failed; retrying with backoff")
+                if self._stopping.wait(self._backoff.next_delay()):
+                    return
+
+    def _step(self) -> bool:
+        """One turn of the loop; False when the thread should end."""
+        stopping = self._stopping.is_set()
+        if stopping and time.monotonic() >= self._flush_deadline:
+            return False
+        batch = self._spool.oldest(self._batch_size)
+        if batch is None:
+            with self._idle:
+                self._idle.notify_all()
+            if stopping:
+                return False
+            self._prune_keys()
+            self._sleep(self._flush_interval_s or 1.0)
+            return True
+        age_s = time.time() - batch.oldest_ms / 1000.0
+        if not stopping and len(batch) < self._batch_size and age_s < self._flush_interval_s:
+            self._sleep(self._flush_interval_s - age_s)
+            return True
+        if not self._deliver(batch):
+            if stopping:
+                return False
+            self._stopping.wait(self._backoff.next_delay())
+        return True
+
+    def _sleep(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _deliver(self, batch: Batch) -> bool:
+        """Write ``batch``; False when InfluxDB is unavailable (the batch stays spooled)."""
+        try:
+            self._sink.write(batch.payload())
+        except InfluxDatabaseMissing as err:
+            _LOGGER.warning("%s; creating it", err)
+            return self._create_database()
+        except InfluxBadData as err:
+            return self._narrow(batch, err)
+        except InfluxUnavailable as err:
+            self._on_outage(err)
+            return False
+        self._spool.delete(batch.ids)
+        self._written += len(batch)
+        self._batches += 1
+        self._on_recovery()
+        _LOGGER.info("wrote batch of %s lines (%s written in total, %s pending)",
+                     len(batch), self._written, self._spool.depth())
+        return True
+
+    def _narrow(self, batch: Batch, err: InfluxBadData) -> bool:
+        if len(batch) == 1:
+            self._spool.set_aside(batch.ids, reason=f"influx_http_{err.status}", detail=err.message)
+            self._set_aside += 1
+            _LOGGER.warning("InfluxDB refused a line, set aside as dead letter: %s (%s)",
+                            batch.lines[0][:200], err.message)
+            return True
+        half = len(batch) // 2
+        return self._deliver(_slice(batch, 0, half)) and self._deliver(_slice(batch, half, len(batch)))
+
+    def _create_database(self) -> bool:
+        try:
+            self._sink.create_database()
+        except InfluxUnavailable as err:
+            self._on_outage(err)
+            return False
+        return True
+
+    def _on_outage(self, err: InfluxUnavailable) -> None:
+        self._failures += 1
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        if self._outage_logged is None or now - self._outage_logged >= _OUTAGE_LOG_EVERY_S:
+            self._outage_logged = now
+            _LOGGER.error("%s; retrying with backoff, %s lines kept in the spool",
+                          err, self._spool.depth())
+        else:
+            _LOGGER.debug("still failing: %s", err)
+
+    def _on_recovery(self) -> None:
+        self._backoff.reset()
+        if self._outage_since is not None:
+            _LOGGER.info("InfluxDB answers again after %.1f s", time.monotonic() - self._outage_since)
+            self._outage_since = None
+            self._outage_logged = None
+
+    def _prune_keys(self) -> None:
+        now = time.monotonic()
+        if self._last_prune is not None and now - self._last_prune < _KEY_PRUNE_EVERY_S:
+            return
+        self._last_prune = now
+        cutoff_ms = int((time.time() - self._keys_ttl_s) * 1000)
+        dropped = self._spool.forget_keys_before(cutoff_ms)
+        if dropped:
+            _LOGGER.debug("forgot %s idempotency keys older than %s s", dropped, self._keys_ttl_s)

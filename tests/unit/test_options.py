@@ -1,0 +1,63 @@
+"""GatewayOptions: parsing and validation at the edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway import GatewayError, OptionsError
+from gateway.options import GatewayOptions, parse_influx_url, parse_mqtt_url
+
+
+def _options(**overrides: object) -> GatewayOptions:
+    values: dict[str, object] = {"mqtt_url": "mqtt://127.0.0.1:1883", "influx_url": "http://localhost:8086",
+                                 "database": "sen", "spool_dir": Path("/tmp/spool")}
+    values.update(overrides)
+    return GatewayOptions(**values)  # type: ignore[arg-type]
+
+
+def test_defaults_and_endpoints() -> None:
+    options = _options()
+    assert options.client_id == "sen-gateway" and options.batch_size > 0
+    assert (options.mqtt.host, options.mqtt.port) == ("127.0.0.1", 1883)
+    assert (options.influx.host, options.influx.port) == ("localhost", 8086)
+    assert parse_mqtt_url("mqtt://broker").port == 1883
+    assert parse_influx_url("http://db").port == 8086
+
+
+def test_options_are_frozen_and_keyword_only() -> None:
+    options = _options()
+    with pytest.raises(AttributeError):
+        options.database = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        GatewayOptions("mqtt://a:1", "http://b:2", "db", Path("."))  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("mqtt_url", "http://127.0.0.1:1883"),
+    ("mqtt_url", "127.0.0.1:1883"),
+    ("mqtt_url", "mqtt://:1883"),
+    ("mqtt_url", "mqtt://host:notaport"),
+    ("mqtt_url", "mqtt://host:99999"),
+    ("mqtt_url", "mqtt://host:1883/path"),
+    ("mqtt_url", "mqtt://user:pw@host:1883"),
+    ("influx_url", "mqtt://127.0.0.1:8086"),
+    ("influx_url", "http://host:8086?db=x"),
+    ("database", ""),
+    ("database", 'a"b'),
+    ("database", "a b"),
+    ("client_id", ""),
+    ("client_id", "has space"),
+    ("batch_size", 0),
+    ("batch_size", 1.5),
+    ("batch_size", True),
+    ("flush_interval_s", -1),
+    ("influx_timeout_s", 0),
+    ("spool_dir", "/tmp/spool"),
+])
+def test_bad_values_name_the_option_and_the_value(key: str, value: object) -> None:
+    with pytest.raises(OptionsError) as info:
+        _options(**{key: value})
+    assert isinstance(info.value, GatewayError)
+    assert key in str(info.value) and repr(value) in str(info.value)

@@ -1,0 +1,102 @@
+"""The writer thread against a scripted sink: batching, retry, narrowing bad data."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable
+from ingest.retry import Backoff
+from ingest.spool import Entry, Spool
+from ingest.writer import Writer
+
+
+class FakeSink:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.down = 0  # this many writes fail as unavailable
+        self.missing = False
+        self.created = 0
+        self.lock = threading.Lock()
+
+    def write(self, payload: bytes) -> None:
+        lines = payload.decode().splitlines()
+        with self.lock:
+            if self.down:
+                self.down -= 1
+                raise InfluxUnavailable("down")
+            if self.missing:
+                raise InfluxDatabaseMissing("no db")
+            if any("bad" in line for line in lines):
+                raise InfluxBadData(400, "field type conflict")
+            self.lines.extend(lines)
+
+    def create_database(self) -> None:
+        with self.lock:
+            if self.down:
+                self.down -= 1
+                raise InfluxUnavailable("down")
+            self.created += 1
+            self.missing = False
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Iterator[Spool]:
+    s = Spool(tmp_path)
+    yield s
+    s.close()
+
+
+def _writer(spool: Spool, sink: FakeSink, **kw: float) -> Writer:
+    return Writer(spool, sink, batch_size=int(kw.get("batch_size", 4)),
+                  flush_interval_s=kw.get("flush_interval_s", 0.0),
+                  backoff=Backoff(initial_s=0.01, max_s=0.05))
+
+
+def test_everything_is_written_in_order_after_outages(spool: Spool) -> None:
+    sink = FakeSink()
+    sink.down, sink.missing = 3, True
+    spool.commit([Entry(line=f"m x={i}.0 {i}") for i in range(10)])
+    writer = _writer(spool, sink)
+    writer.start()
+    assert writer.wait_idle(10)
+    writer.stop()
+    assert sink.lines == [f"m x={i}.0 {i}" for i in range(10)]
+    assert sink.created == 1 and writer.stats.failures == 3 and writer.stats.written == 10
+
+
+def test_refused_lines_are_set_aside_and_the_rest_written(spool: Spool) -> None:
+    sink = FakeSink()
+    lines = [f"m x={i}.0 {i}" for i in range(7)]
+    lines[4] = "m bad=1.0 4"
+    spool.commit([Entry(line=line) for line in lines])
+    writer = _writer(spool, sink, batch_size=8)
+    writer.start()
+    assert writer.wait_idle(10)
+    writer.stop()
+    assert sink.lines == [line for line in lines if "bad" not in line]
+    assert [d.raw for d in spool.dead_letters()] == [b"m bad=1.0 4"]
+
+
+def test_a_small_batch_waits_for_the_flush_interval_and_stop_flushes(spool: Spool) -> None:
+    sink = FakeSink()
+    writer = _writer(spool, sink, batch_size=100, flush_interval_s=60.0)
+    writer.start()
+    spool.commit([Entry(line="m x=1.0 1")])
+    writer.notify()
+    assert not writer.wait_idle(0.3) and sink.lines == []
+    writer.stop(flush_timeout_s=5)
+    assert sink.lines == ["m x=1.0 1"] and spool.depth() == 0
+
+
+def test_stop_while_down_keeps_lines_in_the_spool(spool: Spool) -> None:
+    sink = FakeSink()
+    sink.down = 10**6
+    spool.commit([Entry(line="m x=1.0 1")])
+    writer = _writer(spool, sink)
+    writer.start()
+    writer.stop(flush_timeout_s=0.2)
+    assert spool.depth() == 1
