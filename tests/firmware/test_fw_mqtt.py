@@ -1,0 +1,133 @@
+"""The firmware on the real MicroPython VM against a real Mosquitto: readings arrive as
+payload-v1 envelopes, the board survives a broker that is not there yet, boot increments."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fw_board import Board, Collector, board_config, check_envelope, shape, wait_for
+
+pytestmark = pytest.mark.firmware
+
+SITE = "fwtest"
+CONTRACT = Path(__file__).resolve().parents[1] / "contract" / "valid"
+
+
+def _status(mosquitto: Any, device: str) -> dict[str, Any]:
+    """The retained status, as a new subscriber sees it."""
+    c = Collector(mosquitto.host, mosquitto.port)
+    try:
+        topic = f"sen/v1/{SITE}/{device}/status"
+        wait_for(lambda: bool(c.on(topic)), 5, "retained status")
+        payload, retained = c.on(topic)[0]
+        assert retained
+        return json.loads(payload)
+    finally:
+        c.close()
+
+
+def test_twenty_readings_in_64k(mosquitto: Any, micropython_bin: str, repo_root: Path,
+                                tmp_path: Path) -> None:
+    dev = "fw-run"
+    col = Collector(mosquitto.host, mosquitto.port)
+    board = Board(micropython_bin, repo_root, tmp_path, heap="64K")
+    board.write_config(board_config(mosquitto.host, mosquitto.port, dev))
+    try:
+        assert board.run(timeout=60) == 0, board.output()
+        out = board.output()
+        assert re.search(r"^Sen firmware \S+ device=fw-run boot=1 board=sim", out, re.M), out
+        assert re.search(r"^Sen done: 20 readings acked .* dropped 0", out, re.M), out
+        topic = f"sen/v1/{SITE}/{dev}/telemetry"
+        # every envelope was PUBACKed before the board exited, so the broker has sent them on
+        wait_for(lambda: len(col.seqs(SITE, dev)) >= 20, 10, "20 readings")
+        now = int(time.time() * 1000)
+        envs = [check_envelope(p, dev, "sim", now) for p, _ in col.on(topic)]
+        assert sorted(col.seqs(SITE, dev)) == list(range(1, 21))
+        assert {e["boot"] for e in envs} == {1}
+        assert all(len(e["r"]) <= 10 for e in envs)
+        assert all(set(r["m"]) == {"temp_c", "rh_pct"} for e in envs for r in e["r"])
+    finally:
+        board.kill()
+        col.close()
+    st = _status(mosquitto, dev)
+    assert st == {"state": "online", "boot": 1, "board": "sim"}
+
+
+def test_envelope_has_the_golden_shape(mosquitto: Any, micropython_bin: str, repo_root: Path,
+                                       tmp_path: Path) -> None:
+    dev = "fw-shape"
+    col = Collector(mosquitto.host, mosquitto.port)
+    board = Board(micropython_bin, repo_root, tmp_path)
+    board.write_config(board_config(mosquitto.host, mosquitto.port, dev, max_readings=3))
+    try:
+        assert board.run(timeout=60) == 0, board.output()
+        wait_for(lambda: len(col.seqs(SITE, dev)) >= 3, 10, "3 readings")
+        env = col.envelopes(SITE, dev)[0]
+    finally:
+        board.kill()
+        col.close()
+    golden = json.loads((CONTRACT / "basic_ts.json").read_text())
+    mine, gold = shape(env), shape(golden)
+    assert set(mine) == set(gold)
+    assert set(mine["r"][0]) == set(gold["r"][0])
+    assert {k: v for k, v in mine.items() if k not in ("r", "d")} == \
+        {k: v for k, v in gold.items() if k not in ("r", "d")}
+    assert set(mine["d"]) <= set(gold["d"]) and {"heap_free", "outbox", "dropped"} <= set(mine["d"])
+    assert mine["r"][0]["m"] == gold["r"][0]["m"]
+
+
+def test_boot_increments(mosquitto: Any, micropython_bin: str, repo_root: Path,
+                         tmp_path: Path) -> None:
+    dev = "fw-boot"
+    boots = []
+    for _ in range(2):
+        col = Collector(mosquitto.host, mosquitto.port)
+        board = Board(micropython_bin, repo_root, tmp_path)
+        board.write_config(board_config(mosquitto.host, mosquitto.port, dev, max_readings=2))
+        try:
+            assert board.run(timeout=60) == 0, board.output()
+            wait_for(lambda: len(col.seqs(SITE, dev)) >= 2, 10, "2 readings")
+            envs = col.envelopes(SITE, dev)
+            assert sorted(col.seqs(SITE, dev)) == [1, 2]  # seq restarts per boot
+            boots.append(envs[0]["boot"])
+        finally:
+            board.kill()
+            col.close()
+    assert boots == [1, 2]
+    assert _status(mosquitto, dev)["boot"] == 2
+
+
+def test_broker_down_at_boot(mosquitto: Any, micropython_bin: str, repo_root: Path,
+                             tmp_path: Path) -> None:
+    dev = "fw-down"
+    # A persistent session (clean_session off): the broker keeps the subscription and queues
+    # the board's messages for it whenever the board gets through, so nothing races.
+    col = Collector(mosquitto.host, mosquitto.port, client_id="fw-down-watch", clean=False)
+    col.close()
+    mosquitto.stop()
+    board = Board(micropython_bin, repo_root, tmp_path)
+    board.write_config(board_config(mosquitto.host, mosquitto.port, dev))
+    try:
+        board.start()
+        board.wait_line(r"sampled 20 readings, sampling done", 30)
+        board.wait_line(r"mqtt: .* down .* retry in", 10)
+        assert board.proc is not None and board.proc.poll() is None
+        mosquitto.start()
+        assert board.wait_exit(60) == 0, board.output()
+        assert re.search(r"^Sen done: 20 readings acked .* dropped 0", board.output(), re.M)
+        col = Collector(mosquitto.host, mosquitto.port, client_id="fw-down-watch", clean=False)
+        try:
+            wait_for(lambda: len(col.seqs(SITE, dev)) >= 20, 15, "20 readings")
+            now = int(time.time() * 1000)
+            for p, _ in col.on(f"sen/v1/{SITE}/{dev}/telemetry"):
+                check_envelope(p, dev, "sim", now)
+            assert sorted(set(col.seqs(SITE, dev))) == list(range(1, 21))
+        finally:
+            col.close()
+    finally:
+        board.kill()
