@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="readings per board, then exit (0: run until --duration or Ctrl-C)")
     sim.add_argument("--interval-ms", type=_positive_int, default=1000, metavar="MS", help="sampling interval")
     sim.add_argument("--duration", type=_positive_float, metavar="S", help="stop every board after S seconds")
+    sim.add_argument("--batch-max", type=_positive_int, default=10, metavar="N",
+                     help="readings per envelope at most (a reading waits at most 5 s for company)")
     sim.add_argument("--site", default="lab", help="site name in the topics")
     sim.add_argument("--seed", type=_non_negative_int, default=0, help="seed of the simulated sensors")
     sim.add_argument("--heapsize", type=_heapsize, metavar="SIZE",
@@ -158,7 +160,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     host, port = sim.parse_mqtt_url(args.mqtt)
     return sim.run(sim.SimOptions(
         broker_host=host, broker_port=port, boards=args.boards, readings=args.readings,
-        interval_ms=args.interval_ms, duration_s=args.duration, site=args.site, seed=args.seed,
+        interval_ms=args.interval_ms, batch_max=args.batch_max, duration_s=args.duration, site=args.site, seed=args.seed,
         heapsize=args.heapsize, state_dir=args.state_dir,
     ))
 

@@ -77,9 +77,9 @@ def _table(influx: InfluxDB) -> list[dict[str, Any]]:
     return sorted(latest, key=lambda r: str(r["device"]))
 
 
-def _render(rows: list[dict[str, Any]], out: IO[str], elapsed_s: float, tty: bool) -> None:
+def _render(rows: list[dict[str, Any]], out: IO[str], elapsed_s: float, tty: bool, header: str) -> None:
     now_ms = time.time() * 1000
-    lines = [f"Sen demo — {elapsed_s:5.0f} s — Ctrl-C to stop",
+    lines = [*header.splitlines(), f"Sen demo — {elapsed_s:5.0f} s — Ctrl-C to stop",
              f"{'device':<12} {'seq':>6} {'temp_c':>8} {'rh_pct':>8} {'age':>7} {'points':>8}"]
     for r in rows:
         age = f"{(now_ms - r['time']) / 1000:.1f}s"
@@ -118,11 +118,14 @@ def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s:
             "--spool", str(base_dir / "gateway"),
         ], base_dir / "gateway.log"))
         children.append(_spawn("boards", [
-            "sim", "--mqtt", broker.url, "--boards", str(boards), "--interval-ms", str(interval_ms),
+            # One reading per envelope, so the table moves with every reading.
+            "sim", "--mqtt", broker.url, "--boards", str(boards), "--interval-ms", str(interval_ms), "--batch-max", "1",
             "--state-dir", str(base_dir / "boards"),
         ], base_dir / "sim.log"))
-        print(f"broker {broker.url}, InfluxDB {influx.url} (database {DATABASE}); logs in {base_dir}",
-              file=sys.stderr)
+        header = (f"broker {broker.url}, InfluxDB {influx.url} (database {DATABASE}), logs in {base_dir}\n"
+                  f"query it meanwhile: influx -port {influx.port} -database {DATABASE} "
+                  "-execute 'SELECT * FROM telemetry WHERE time > now() - 1m'")
+        print(header, file=sys.stderr)
         tty = sys.stdout.isatty()
         while not stop_requested:
             elapsed = time.monotonic() - started
@@ -133,7 +136,7 @@ def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s:
                     raise DevStackError(f"{child.name} exited with code {child.process.returncode}; "
                                         f"see {child.log_path}")
             rows = _table(influx)
-            _render(rows, sys.stdout, elapsed, tty)
+            _render(rows, sys.stdout, elapsed, tty, header if tty else "")
             time.sleep(min(_REFRESH_S, max(0.05, (duration_s or 1e9) - elapsed)))
     except KeyboardInterrupt:
         pass
@@ -148,6 +151,6 @@ def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s:
     total = sum(int(r["points"]) for r in rows)
     print(f"demo stopped: {total} points from {len(rows)} board(s) in InfluxDB database {DATABASE!r} "
           f"(data kept in {base_dir})", file=sys.stderr)
-    print(f"look at them: start the demo again, or query InfluxDB with "
-          f"SELECT * FROM telemetry WHERE time > now() - 5m", file=sys.stderr)
+    print("run the demo again to add to them; README.md (Looking at the data) has InfluxQL examples",
+          file=sys.stderr)
     return 0

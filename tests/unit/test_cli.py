@@ -25,6 +25,7 @@ def test_every_command_has_help_with_an_example(words: list[str], capsys: pytest
     (["sim", "--mqtt", "mqtt://h:1", "--readings", "-1"], "must be 0 or more"),
     (["sim", "--mqtt", "mqtt://h:1", "--duration", "nan"], "positive number"),
     (["sim", "--mqtt", "mqtt://h:1", "--heapsize", "64Q"], "heap size"),
+    (["sim", "--mqtt", "mqtt://h:1", "--batch-max", "0"], "must be at least 1"),
     (["demo", "--duration", "-5"], "positive number"),
     (["gateway", "run", "--mqtt", "mqtt://h:1", "--influx", "http://h:2"], "--database"),
     (["sim"], "--mqtt"),
