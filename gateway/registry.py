@@ -12,11 +12,21 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from ingest.sqlite import open_durable
+
 from gateway.errors import RegistryError
 
 _LOGGER = logging.getLogger(__name__)
 
 REGISTRY_FILE = "registry.sqlite3"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS anchors (
+    device TEXT NOT NULL,
+    boot INTEGER NOT NULL,
+    anchor_ms INTEGER NOT NULL,
+    PRIMARY KEY (device, boot)
+) WITHOUT ROWID;
+"""
 
 
 class Registry:
@@ -24,13 +34,7 @@ class Registry:
         self.path = directory / REGISTRY_FILE
         self._lock = threading.Lock()
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS anchors (device TEXT NOT NULL, boot INTEGER NOT NULL,"
-                " anchor_ms INTEGER NOT NULL, PRIMARY KEY (device, boot)) WITHOUT ROWID")
+            self._db = open_durable(self.path, _SCHEMA)
         except (OSError, sqlite3.Error) as err:
             raise RegistryError(f"cannot open registry {self.path}: {err}") from err
 

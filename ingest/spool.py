@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import SpoolError
+from ingest.sqlite import open_durable
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,11 +101,7 @@ class Spool:
         self.path = directory / SPOOL_FILE
         self._lock = threading.Lock()
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_durable(self.path, _SCHEMA)
         except (OSError, sqlite3.Error) as err:
             raise SpoolError(f"cannot open spool {self.path}: {err}") from err
         _LOGGER.info("spool %s opened, %s lines pending", self.path, self.depth())
