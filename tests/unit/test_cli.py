@@ -48,7 +48,7 @@ def test_sim_refuses_a_bad_broker_url(url: str, capsys: pytest.CaptureFixture[st
 
 
 def test_parser_defaults_are_sane() -> None:
-    args = build_parser().parse_args(["gateway", "run", "--mqtt", "mqtt://a:1", "--influx", "http://b:2",
+    args = build_parser()[0].parse_args(["gateway", "run", "--mqtt", "mqtt://a:1", "--influx", "http://b:2",
                                       "--database", "sen"])
     assert str(args.spool) == ".sen/gateway"
     assert args.client_id == "sen-gateway"

@@ -42,7 +42,7 @@ def test_compose_has_the_whole_pipeline() -> None:
 @pytest.mark.parametrize("service", ["gateway", "sim"])
 def test_compose_commands_are_valid_sen_command_lines(service: str) -> None:
     command = _compose()["services"][service]["command"]
-    args = build_parser().parse_args(command)
+    args = build_parser()[0].parse_args(command)
     assert args.command == command[0]
     # Inside the stack the services reach each other by name, never through localhost.
     assert "mqtt://mosquitto:1883" in command

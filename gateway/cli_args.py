@@ -1,0 +1,57 @@
+"""Argument types and the help formatter shared by every `sen` command module."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the examples' line breaks and shows every default."""
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+
+
+def positive_int(text: str) -> int:
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def heapsize(text: str) -> str:
+    digits = text[:-1] if text[-1:].upper() in ("K", "M") else text
+    if not digits.isdigit() or int(digits) == 0:
+        raise argparse.ArgumentTypeError(f"heap size must look like 64K, 2M or 65536, got {text!r}")
+    return text
+
+
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, *,
+                summary: str, description: str, example: str) -> argparse.ArgumentParser:
+    """A sub-command whose --help says what it does and shows an example."""
+    return commands.add_parser(name, help=summary, description=description, epilog=f"example:\n  {example}",
+                               formatter_class=Formatter)
