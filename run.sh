@@ -2,6 +2,7 @@
 # The README's commands. Each does its own set-up first (idempotent).
 #   ./run.sh demo [--duration S]   private broker + InfluxDB + gateway + 3 virtual boards, live table
 #   ./run.sh test [pytest args]    the whole test suite
+#   ./run.sh bench [--quick]       the benchmarks (not part of the tests): table, JSON and PNG
 #   ./run.sh setup                 only the set-up
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,5 +14,6 @@ case "$cmd" in
     test)
         scripts/setup.sh
         exec .venv/bin/python -m pytest "$@" ;;
-    *) echo "usage: ./run.sh demo [--duration S] | test [pytest args] | setup" >&2; exit 2 ;;
+    bench) scripts/setup.sh && exec .venv/bin/python -m bench.run "$@" ;;
+    *) echo "usage: ./run.sh demo [--duration S] | test [pytest args] | bench [--quick] | setup" >&2; exit 2 ;;
 esac

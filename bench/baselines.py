@@ -1,0 +1,84 @@
+"""The baselines Sen's gateway is measured against, each run as its own process.
+
+- ``ceiling``: a bare paho-mqtt subscriber (QoS1, same topics) that only counts messages:
+  the most any Python MQTT consumer on this machine can take.
+- ``naive``: what tutorials show: paho's on_message writes each message to InfluxDB with one
+  HTTP request, no batching, no spool.
+
+Usage: python -m bench.baselines {ceiling|naive} --mqtt-port P [--influx URL --database DB] --count-file F
+The process writes the number of readings it handled to F every 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import cast
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+TOPIC = "sen/v1/+/+/telemetry"
+
+
+def _line(site: str, device: str, reading: dict[str, object]) -> str:
+    metrics = cast(dict[str, float], reading["m"])
+    fields = ",".join(f"{k}={v}" for k, v in metrics.items())
+    return f"telemetry,site={site},device={device},board=bench {fields},seq={reading['seq']}i {reading['ts']}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Baseline MQTT consumers for the benchmarks.")
+    parser.add_argument("kind", choices=["ceiling", "naive"])
+    parser.add_argument("--mqtt-port", type=int, required=True)
+    parser.add_argument("--influx", default="")
+    parser.add_argument("--database", default="")
+    parser.add_argument("--count-file", type=Path, required=True)
+    args = parser.parse_args()
+
+    count = 0
+    lock = threading.Lock()
+    write_url = f"{args.influx}/write?db={args.database}&precision=ms"
+
+    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal count
+        if args.kind == "ceiling":
+            n = message.payload.count(b'"seq"')  # counting only: no decode
+        else:
+            doc = json.loads(message.payload)
+            _, _, site, device, _ = message.topic.split("/")
+            body = "\n".join(_line(site, device, r) for r in doc["r"]).encode()
+            urllib.request.urlopen(urllib.request.Request(write_url, data=body, method="POST"), timeout=10).close()
+            n = len(doc["r"])
+        with lock:
+            count += n
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{args.kind}", clean_session=True,
+                         protocol=mqtt.MQTTv311)
+    subscribed = threading.Event()
+    client.on_message = on_message
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(TOPIC, qos=1)
+    client.on_subscribe = lambda c, u, mid, codes, p: subscribed.set()
+    client.connect("127.0.0.1", args.mqtt_port, keepalive=60)
+    client.loop_start()
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(0.1):
+        if not subscribed.is_set():
+            continue  # no count file until the subscription stands: the runner waits for it
+        with lock:
+            args.count_file.write_text(str(count))
+    client.disconnect()
+    client.loop_stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

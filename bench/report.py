@@ -1,0 +1,97 @@
+"""The benchmark's table (stdout), JSON and PNG, with the targets beside the figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "throughput": 20_000,      # readings/s end to end
+    "ceiling_share": 0.5,      # of the bare subscriber's rate
+    "p99_ms_at_5000": 1000.0,
+    "rss_mib": 80.0,
+    "replay": 50_000,          # readings/s
+}
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(measure, figure, target, verdict) for every row of the table."""
+    out: list[tuple[str, str, str, str]] = []
+    tp = {r["kind"]: r for r in results["throughput"]}
+    for kind, label in (("ceiling", "bare paho subscriber (ceiling)"), ("sen", "Sen gateway, end to end"),
+                        ("naive", "naive: one HTTP write per message")):
+        r = tp[kind]
+        target, verdict = "", ""
+        if kind == "sen":
+            target = f">= {TARGETS['throughput']:,}/s"
+            verdict = _verdict(r["readings_per_s"] >= TARGETS["throughput"])
+        out.append((f"throughput, {label}", f"{r['readings_per_s']:,} readings/s "
+                    f"({r['confirmed']:,}/{r['readings']:,} in {r['seconds']} s)", target, verdict))
+    share = tp["sen"]["readings_per_s"] / max(1, tp["ceiling"]["readings_per_s"])
+    out.append(("Sen / ceiling", f"{share:.0%}", f">= {TARGETS['ceiling_share']:.0%}",
+                _verdict(share >= TARGETS["ceiling_share"])))
+    for lat in results["latency"]:
+        target = verdict = ""
+        if lat["rate"] == 5000:
+            target = f"p99 < {TARGETS['p99_ms_at_5000']:.0f} ms"
+            verdict = _verdict(lat["p99_ms"] < TARGETS["p99_ms_at_5000"])
+        out.append((f"latency at {lat['rate']:,} readings/s", f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms "
+                    f"({lat['probes_seen']}/{lat['probes']} probes)", target, verdict))
+        out.append((f"gateway at {lat['rate']:,} readings/s", f"RSS {lat['rss_mib']} MiB, CPU {lat['cpu_pct']}%",
+                    f"RSS < {TARGETS['rss_mib']:.0f} MiB", _verdict(lat["rss_mib"] < TARGETS["rss_mib"])))
+    rp = results["replay"]
+    out.append((f"spool replay of {rp['readings']:,} readings", f"{rp['readings_per_s']:,} readings/s "
+                f"({rp['seconds']} s)", f">= {TARGETS['replay']:,}/s", _verdict(rp["readings_per_s"] >= TARGETS["replay"])))
+    for extra in results.get("extra_rows", []):
+        out.append(tuple(extra))  # type: ignore[arg-type]
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    body = rows(results)
+    widths = [max(len(r[i]) for r in [("measure", "figure", "target", ""), *body]) for i in range(4)]
+    lines = [f"Sen benchmarks — {results['when']} — {results['machine']['cpus']} CPUs, {results['machine']['platform']}"
+             + (" — QUICK (smoke run, not a measurement)" if results["quick"] else "")]
+    for r in [("measure", "figure", "target", ""), *body]:
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def _plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    tp = results["throughput"]
+    left.bar([r["kind"] for r in tp], [r["readings_per_s"] for r in tp], color=["#888", "#2a7", "#c55"])
+    left.axhline(TARGETS["throughput"], linestyle="--", color="k", linewidth=1, label="target")
+    left.set_ylabel("readings/s, end to end")
+    left.set_title("Throughput (QoS1, 1,000 devices)")
+    left.legend()
+    lat = results["latency"]
+    labels = [f"{r['rate']:,}/s" for r in lat]
+    right.bar([x - 0.2 for x in range(len(lat))], [r["p50_ms"] for r in lat], width=0.4, label="p50")
+    right.bar([x + 0.2 for x in range(len(lat))], [r["p99_ms"] for r in lat], width=0.4, label="p99")
+    right.set_xticks(range(len(lat)), labels)
+    right.set_ylabel("ms, publish → queryable")
+    right.set_title("Latency under load")
+    right.legend()
+    fig.suptitle(f"Sen — {results['when']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    results["table"] = [list(r) for r in rows(results)]
+    (out / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
+    _plot(results, out / "latest.png")
+    print(table(results))
+    print(f"\nwrote {out / 'latest.json'} and {out / 'latest.png'}")
