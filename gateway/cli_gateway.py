@@ -1,55 +1,86 @@
-"""`sen gateway ...`: the gateway service's commands."""
+"""`sen gateway ...`, `sen status`, `sen tail`: the gateway service's commands."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 
-from gateway.cli_args import Handler, add_command
+from gateway.cli_args import Handler, add_command, non_negative_int, positive_float, positive_int
 
 _LOGGER = logging.getLogger("sen")
 
 DEFAULT_SPOOL = Path(".sen/gateway")
 _RUN_EXAMPLE = ("sen gateway run --mqtt mqtt://127.0.0.1:1883 --influx http://127.0.0.1:8086 "
                 "--database sen --spool /var/lib/sen")
+# flag -> GatewayOptions field (flags override the config file and the environment)
+_FLAGS = {"mqtt": "mqtt_url", "influx": "influx_url", "database": "database",
+          "client_id": "client_id", "shared_group": "shared_group", "batch_size": "batch_size",
+          "flush_interval": "flush_interval_s", "spool_max_lines": "spool_max_lines",
+          "stats_interval": "stats_interval_s", "influx_api": "influx_api",
+          "reconnect_max": "reconnect_max_s", "watchdog": "watchdog_s", "bucket": "influx_bucket",
+          "org": "influx_org"}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
     gateway = add_command(commands, "gateway", summary="the gateway service",
                           description="The gateway: MQTT in, InfluxDB out.", example=_RUN_EXAMPLE)
-    gateway_commands = gateway.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
+    sub = gateway.add_subparsers(dest="gateway_command", required=True, metavar="COMMAND")
     run = add_command(
-        gateway_commands, "run", summary="receive readings over MQTT and write them to InfluxDB",
+        sub, "run", summary="receive readings over MQTT and write them to InfluxDB",
         description="Subscribe to every board's telemetry, validate it, keep it in the spool, "
                     "acknowledge it, and write it to InfluxDB in batches. Creates the database when missing. "
-                    "Stops cleanly on Ctrl-C or SIGTERM.",
+                    "Settings: gateway/sen.sample.toml (every key), --config FILE, SEN_<SECTION>_<KEY> "
+                    "variables, then these flags. Stops cleanly on Ctrl-C or SIGTERM.",
         example=_RUN_EXAMPLE,
     )
-    run.add_argument("--mqtt", required=True, metavar="URL", help="broker, as mqtt://HOST:PORT")
-    run.add_argument("--influx", required=True, metavar="URL", help="InfluxDB 1.x, as http://HOST:PORT")
-    run.add_argument("--database", required=True, metavar="NAME", help="InfluxDB database to write to")
+    run.set_defaults(_parser=run)
+    run.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration (see gateway/sen.sample.toml)")
+    run.add_argument("--mqtt", metavar="URL", help="broker, as mqtt://HOST:PORT (required without --config)")
+    run.add_argument("--influx", metavar="URL", help="InfluxDB, as http://HOST:PORT (required without --config)")
+    run.add_argument("--database", metavar="NAME", help="InfluxDB database to write to (required without --config)")
     run.add_argument("--spool", type=Path, default=DEFAULT_SPOOL, metavar="DIR",
-                     help="where the gateway keeps its state (spool, dead letters)")
+                     help="where the gateway keeps its state (spool, dead letters, device registry)")
     run.add_argument("--client-id", default="sen-gateway", help="MQTT client id (keeps the broker session)")
-    return {"gateway": _cmd_gateway}
+    run.add_argument("--shared-group", metavar="NAME", help="split telemetry with other gateways via $share/NAME/...")
+    run.add_argument("--influx-api", choices=["auto", "v1", "v2"], help="write API (auto: ask the server)")
+    run.add_argument("--bucket", help="InfluxDB 2.x bucket (default: the database name)")
+    run.add_argument("--org", help="InfluxDB 2.x organisation")
+    run.add_argument("--batch-size", type=positive_int, metavar="N", help="lines per write at most")
+    run.add_argument("--flush-interval", type=positive_float, metavar="S", help="a batch waits at most S seconds")
+    run.add_argument("--spool-max-lines", type=non_negative_int, metavar="N",
+                     help="stop acking the broker while N lines wait (0: no bound)")
+    run.add_argument("--stats-interval", type=positive_float, metavar="S", help="own counters every S seconds")
+    run.add_argument("--reconnect-max", type=positive_int, metavar="S", help="reconnect and retry backoff cap")
+    run.add_argument("--watchdog", type=positive_float, metavar="S", help="warn after S seconds without a message")
+    check = add_command(sub, "check-config", summary="check a configuration file",
+                        description="Load FILE over the sample's defaults and the SEN_* variables; print the "
+                                    "resulting settings (secrets hidden) or the key and line of the first error.",
+                        example="sen gateway check-config /etc/sen/gateway.toml")
+    check.add_argument("file", type=Path, metavar="FILE")
+    status = add_command(commands, "status", summary="the device table: state, last seen, last reading, gaps",
+                         description="Read the gateway's device registry (in its spool dir) and print one line "
+                                     "per device. Works while the gateway runs.",
+                         example="sen status --spool /var/lib/sen")
+    status.add_argument("--spool", type=Path, default=DEFAULT_SPOOL, metavar="DIR", help="the gateway's spool dir")
+    tail = add_command(commands, "tail", summary="print readings live as boards publish them",
+                       description="Subscribe to every board's telemetry (its own session; it takes nothing "
+                                   "from the gateway) and print each reading. Ctrl-C stops.",
+                       example="sen tail --mqtt mqtt://127.0.0.1:1883")
+    tail.add_argument("--mqtt", required=True, metavar="URL", help="broker, as mqtt://HOST:PORT")
+    tail.add_argument("--duration", type=positive_float, metavar="S", help="stop after S seconds")
+    return {"gateway": _cmd_gateway, "status": _cmd_status, "tail": _cmd_tail}
 
 
 def _cmd_gateway(args: argparse.Namespace) -> int:
-    handlers = {"run": _cmd_run}
+    handlers = {"run": _cmd_run, "check-config": _cmd_check}
     return handlers[args.gateway_command](args)
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from gateway import service
-    from gateway.options import GatewayOptions
-
-    options = GatewayOptions(
-        mqtt_url=args.mqtt, influx_url=args.influx, database=args.database,
-        spool_dir=args.spool, client_id=args.client_id,
-    )
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -58,4 +89,41 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    return service.run(options, stop=stop)
+    return stop
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gateway import config, service
+
+    if args.config is None:
+        missing = [f"--{n}" for n in ("mqtt", "influx", "database") if getattr(args, n) is None]
+        if missing:
+            args._parser.error(f"the following arguments are required without --config: {', '.join(missing)}")
+    flags: dict[str, object] = {field: getattr(args, flag) for flag, field in _FLAGS.items()}
+    if args.config is None or args.spool != DEFAULT_SPOOL:
+        flags["spool_dir"] = args.spool
+    if args.config is not None and args.client_id == "sen-gateway":
+        flags["client_id"] = None
+    options = config.load(args.config, flags=flags)
+    return service.run(options, stop=_stop_on_signals())
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from gateway import config
+
+    options = config.load(args.file)
+    print(f"{args.file}: OK\n{options!r}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from gateway.status import format_table, read_devices
+
+    print(format_table(read_devices(args.spool)))
+    return 0
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    from gateway import tail
+
+    return tail.run(args.mqtt, out=sys.stdout, stop=_stop_on_signals(), duration_s=args.duration)

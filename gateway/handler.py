@@ -1,26 +1,39 @@
-"""One incoming message, whatever the transport: decode, stamp, spool — or set aside.
+"""Incoming messages, whatever the transport: decode, stamp, spool — or set aside.
 
-:meth:`Handler.handle` returns only once the message is durably dealt with: its readings
-committed to the spool, or the message kept as a dead letter, or (status) noted. Only then
-may the transport acknowledge it. If it raises, the message must not be acknowledged.
+:meth:`Handler.handle_many` deals with a batch of messages in ONE spool transaction (group
+commit) and returns, per message, the end-to-end :class:`~gateway.acks.Ack` to send back
+(telemetry whose readings are now committed, duplicates included) or None (status, retained
+acks, rejects — each durably dealt with too). Only after it returned may the transport
+acknowledge the messages; if it raises, none of them may be acknowledged.
+:meth:`Handler.handle` is the same for one message (the serial input uses it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ingest.errors import LineProtocolError
-from ingest.spool import Spool
+from ingest.spool import Entry, Spool
 
-from gateway.decode import Reason, Reject, Status, Telemetry, decode_status, decode_telemetry
-from gateway.points import to_entries
+from gateway.acks import Ack, decode_ack
+from gateway.decode import Reason, Reject, Telemetry, decode_status, decode_telemetry
+from gateway.points import reading_time, to_entries
 from gateway.registry import Registry
 from gateway.rejects import RejectLog
 from gateway.topics import Topic, TopicError, parse_topic
 
 _LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    topic: str
+    payload: bytes
+    received_ms: int
+    source: str = "mqtt"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +48,14 @@ def _nothing() -> None:
     return None
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Pending:
+    index: int
+    telemetry: Telemetry
+    entries: list[Entry]
+    received_ms: int
+
+
 class Handler:
     def __init__(self, *, spool: Spool, registry: Registry, rejects: RejectLog,
                  on_commit: Callable[[], None] = _nothing) -> None:
@@ -42,71 +63,110 @@ class Handler:
         self._registry = registry
         self._rejects = rejects
         self._on_commit = on_commit
-        self._states: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
         self._received = self._readings = self._duplicates = 0
 
     @property
     def stats(self) -> HandlerStats:
-        return HandlerStats(received=self._received, readings=self._readings,
-                            duplicates=self._duplicates, rejected=self._rejects.total)
+        with self._lock:
+            return HandlerStats(received=self._received, readings=self._readings,
+                                duplicates=self._duplicates, rejected=self._rejects.total)
 
-    def handle(self, topic: str, payload: bytes, *, received_ms: int, source: str = "mqtt") -> None:
-        self._received += 1
+    def handle(self, topic: str, payload: bytes, *, received_ms: int,
+               source: str = "mqtt") -> Ack | None:
+        """One message; blocks until its readings are committed. The ack to send, or None."""
+        message = Message(topic=topic, payload=payload, received_ms=received_ms, source=source)
+        return self.handle_many([message])[0]
+
+    def handle_many(self, messages: Sequence[Message]) -> list[Ack | None]:
+        """Many messages, one spool transaction; per message the ack to send, or None."""
+        acks: list[Ack | None] = [None] * len(messages)
+        pending: list[_Pending] = []
+        for index, message in enumerate(messages):
+            telemetry = self._decode(message)
+            if telemetry is None:
+                continue
+            entries = self._entries(message, telemetry)
+            if entries is not None:
+                pending.append(_Pending(index=index, telemetry=telemetry, entries=entries,
+                                        received_ms=message.received_ms))
+        with self._lock:
+            self._received += len(messages)
+        if not pending:
+            return acks
+        results = self._spool.commit_many([p.entries for p in pending])
+        added_total = duplicates_total = 0
+        for item, result in zip(pending, results):
+            t = item.telemetry
+            times = [reading_time(r, self._registry.known_anchor(t.device, t.boot))
+                     for r in t.readings] if result.added else []
+            self._registry.note_readings(
+                site=t.site, device=t.device, boot=t.boot, seqs=[r.seq for r in t.readings],
+                added=result.added, duplicates=result.duplicates,
+                last_reading_ms=max(times) if times else None, received_ms=item.received_ms)
+            acks[item.index] = self._registry.ack_for(t.site, t.device, t.boot)
+            added_total += result.added
+            duplicates_total += result.duplicates
+        with self._lock:
+            self._readings += added_total
+            self._duplicates += duplicates_total
+        if added_total:
+            self._on_commit()
+        return acks
+
+    # -- one message -------------------------------------------------------------------------
+    def _decode(self, message: Message) -> Telemetry | None:
+        """The telemetry of ``message``, or None once any other kind was dealt with."""
         try:
-            parsed = parse_topic(topic)
+            topic = parse_topic(message.topic)
         except TopicError as err:
             reason = Reason.BAD_NAME if err.bad_name else Reason.BAD_TOPIC
-            self._reject(topic, topic, Reject(reason=reason, detail=str(err)), payload, source)
-            return
-        if parsed.kind == "telemetry":
-            self._telemetry(parsed, payload, received_ms, source)
-        elif parsed.kind == "status":
-            self._status(parsed, payload, source)
+            self._reject(message, message.topic, Reject(reason=reason, detail=str(err)))
+            return None
+        if topic.kind == "telemetry":
+            decoded = decode_telemetry(topic, message.payload)
+            if isinstance(decoded, Reject):
+                self._reject(message, topic.device, decoded)
+                return None
+            return decoded
+        if topic.kind == "status":
+            self._status(topic, message)
+        elif topic.kind == "ack":
+            ack = decode_ack(topic.site, topic.device, message.payload) if message.payload else None
+            if ack is not None:
+                self._registry.adopt_ack(ack)
         else:
-            _LOGGER.debug("ignoring message on %s", topic)
+            _LOGGER.debug("ignoring message on %s", message.topic)
+        return None
 
-    def _reject(self, topic: str, device: str, reject: Reject, payload: bytes, source: str) -> None:
-        self._rejects.record(source=f"{source}:{topic}", device=device, reject=reject, raw=payload)
-
-    def _telemetry(self, topic: Topic, payload: bytes, received_ms: int, source: str) -> None:
-        decoded = decode_telemetry(topic, payload)
-        if isinstance(decoded, Reject):
-            self._reject(str(topic), topic.device, decoded, payload, source)
-            return
+    def _entries(self, message: Message, telemetry: Telemetry) -> list[Entry] | None:
         try:
-            entries = to_entries(decoded, anchor_ms=self._anchor(decoded, received_ms),
-                                 received_ms=received_ms)
+            return to_entries(telemetry, anchor_ms=self._anchor(telemetry, message.received_ms),
+                              received_ms=message.received_ms)
         except LineProtocolError as err:  # decode should make this impossible
             reject = Reject(reason=Reason.BAD_NAME, detail=f"cannot encode: {err}")
-            self._reject(str(topic), topic.device, reject, payload, source)
-            return
-        result = self._spool.commit(entries)
-        self._readings += result.added
-        self._duplicates += result.duplicates
-        if result.added:
-            self._on_commit()
-        _LOGGER.debug("%s boot %s: spooled %s lines, %s duplicates", topic.device,
-                      decoded.boot, result.added, result.duplicates)
+            self._reject(message, telemetry.device, reject)
+            return None
+
+    def _reject(self, message: Message, device: str, reject: Reject) -> None:
+        self._rejects.record(source=f"{message.source}:{message.topic}", device=device,
+                             reject=reject, raw=message.payload)
 
     def _anchor(self, telemetry: Telemetry, received_ms: int) -> int | None:
-        if not telemetry.needs_anchor and not telemetry.diag:
-            return None
+        """The boot's anchor: stored, adopted from the retained ack, or made from ``up``."""
         if telemetry.up_ms is None:
-            return None
+            return self._registry.known_anchor(telemetry.device, telemetry.boot)
         return self._registry.anchor(telemetry.device, telemetry.boot,
                                      candidate_ms=received_ms - telemetry.up_ms)
 
-    def _status(self, topic: Topic, payload: bytes, source: str) -> None:
-        if not payload:  # a cleared retained status
+    def _status(self, topic: Topic, message: Message) -> None:
+        if not message.payload:  # a cleared retained status
             return
-        decoded = decode_status(topic, payload)
+        decoded = decode_status(topic, message.payload)
         if isinstance(decoded, Reject):
-            self._reject(str(topic), topic.device, decoded, payload, source)
+            self._reject(message, topic.device, decoded)
             return
-        self._note_state(decoded)
-
-    def _note_state(self, status: Status) -> None:
-        key = (status.site, status.device)
-        if self._states.get(key) != status.state:
-            self._states[key] = status.state
-            _LOGGER.info("device %s/%s is %s", status.site, status.device, status.state)
+        if self._registry.note_status(site=decoded.site, device=decoded.device,
+                                      state=decoded.state, until_ms=decoded.until_ms,
+                                      received_ms=message.received_ms):
+            _LOGGER.info("device %s/%s is %s", decoded.site, decoded.device, decoded.state)

@@ -1,26 +1,40 @@
-"""MQTT input (paho-mqtt 2.x): persistent QoS1 session, manual acks after the spool commit.
+"""MQTT input (paho-mqtt 2.x, MQTT v5): persistent QoS1 session, manual acks after the commit.
 
-The client connects with ``clean_session=False`` and a fixed client id, so the broker keeps
-unacknowledged messages while the gateway is away and delivers them again on reconnect.
-``manual_ack_set(True)``: a PUBACK goes out only after :meth:`Handler.handle` returned,
-i.e. after the readings are committed to the spool (or the message is set aside).
-paho's network thread reconnects with a capped exponential backoff.
+- Persistent session: fixed client id, ``clean_start=False`` and a session expiry, so the
+  broker keeps unacknowledged messages while the gateway is away. The subscriptions are
+  (re)made on every connect; when the broker lost the session (CONNACK session present
+  False after we had one) that is logged.
+- Manual acks: messages go to the :class:`~gateway.intake.Intake` (group commit); a PUBACK
+  goes out only after the message's batch is committed to the spool. Messages of a dropped
+  connection are not acked on the new one (packet ids are per connection): the broker
+  delivers them again and the spool skips them as duplicates.
+- Receive maximum: the broker sends at most ``receive_max`` unacked messages, which bounds
+  memory and makes "not acking" a real backpressure when the spool is full.
+- Shared subscription (``shared_group``): telemetry comes from ``$share/GROUP/...`` so
+  several gateways split it; status and retained acks are read by every gateway.
+- End-to-end acks are published retained, QoS1, the highest per device once per batch.
+- Watchdog: no message for ``watchdog_s`` while connected is logged and counted.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.handler import Handler
+from gateway.acks import Ack
+from gateway.handler import Message
+from gateway.intake import Intake
 from gateway.options import GatewayOptions
-from gateway.topics import SUBSCRIPTIONS
+from gateway.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -28,23 +42,39 @@ _QOS = 1
 _CONNECT_FAIL_LOG_EVERY_S = 60.0
 
 
+def subscriptions(shared_group: str | None) -> tuple[str, ...]:
+    telemetry = f"$share/{shared_group}/{TELEMETRY_FILTER}" if shared_group else TELEMETRY_FILTER
+    return (telemetry, STATUS_FILTER, ACK_FILTER)
+
+
 class MqttInput:
-    def __init__(self, options: GatewayOptions, handler: Handler) -> None:
+    def __init__(self, options: GatewayOptions, intake: Intake) -> None:
         self._endpoint = options.mqtt
         self._url = options.mqtt_url
         self._keepalive_s = options.mqtt_keepalive_s
         self._client_id = options.client_id
-        self._handler = handler
+        self._session_expiry_s = options.session_expiry_s
+        self._receive_max = options.receive_max
+        self._watchdog_s = options.watchdog_s
+        self._subscriptions = subscriptions(options.shared_group)
+        self._intake = intake
+        self._lock = threading.Lock()
         self._connected = False
+        self._generation = 0
+        self._had_session = False
         self._fail_logged: float | None = None
         self._failures = 0
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=options.client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
+        self._last_message = time.monotonic()
+        self._watchdog_tripped = False
+        self.watchdog_trips = 0
+        self.acks_published = 0
+        self._acks: dict[tuple[str, str], Ack] = {}
+        self._published: dict[tuple[str, str], Ack] = {}
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id,
+                                   protocol=mqtt.MQTTv5)
         self._client.manual_ack_set(True)
+        if options.mqtt_username:
+            self._client.username_pw_set(options.mqtt_username, options.mqtt_password or None)
         self._client.reconnect_delay_set(min_delay=1, max_delay=options.reconnect_max_s)
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
@@ -59,8 +89,11 @@ class MqttInput:
     def start(self) -> None:
         """Connect in the background; paho's thread retries until the broker answers."""
         _LOGGER.info("connecting to MQTT broker %s as %r", self._url, self._client_id)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self._session_expiry_s
+        props.ReceiveMaximum = self._receive_max
         self._client.connect_async(self._endpoint.host, self._endpoint.port,
-                                   keepalive=self._keepalive_s)
+                                   keepalive=self._keepalive_s, clean_start=False, properties=props)
         self._client.loop_start()
 
     def stop(self) -> None:
@@ -69,17 +102,56 @@ class MqttInput:
         self._client.loop_stop()
         self._connected = False
 
+    def check_watchdog(self) -> None:
+        """Log (once per silence) and count when no message came for ``watchdog_s``."""
+        silent = time.monotonic() - self._last_message
+        if self._connected and silent >= self._watchdog_s and not self._watchdog_tripped:
+            self._watchdog_tripped = True
+            self.watchdog_trips += 1
+            _LOGGER.warning("no MQTT message for %.0f s (watchdog %s s): are the boards and the "
+                            "broker alive?", silent, self._watchdog_s)
+
+    # -- acks, from the intake thread -----------------------------------------------------
+    def _done(self, generation: int, mid: int, qos: int, ack: Ack | None) -> None:
+        if qos > 0:
+            with self._lock:
+                current = generation == self._generation and self._connected
+            if current:
+                self._client.ack(mid, qos)
+        if ack is not None:
+            key = (ack.site, ack.device)
+            held = self._acks.get(key)
+            if held is None or ack.covers(held):
+                self._acks[key] = ack
+
+    def publish_acks(self) -> None:
+        """After a batch: publish each device's newest end-to-end ack (retained, QoS1)."""
+        acks, self._acks = self._acks, {}
+        for key, ack in acks.items():
+            last = self._published.get(key)
+            if last is not None and last.covers(ack) and last.anchor == ack.anchor:
+                continue
+            self._client.publish(ack.topic(), ack.encode(), qos=_QOS, retain=True)
+            self._published[key] = ack
+            self.acks_published += 1
+
     # -- paho callbacks (all on paho's network thread) ----------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
                     reason_code: ReasonCode, properties: Any) -> None:
         if reason_code.is_failure:
             _LOGGER.error("MQTT broker %s refused the connection: %s", self._url, reason_code)
             return
-        self._connected = True
+        with self._lock:
+            self._generation += 1
+            self._connected = True
         self._fail_logged = None
+        if self._had_session and not flags.session_present:
+            _LOGGER.warning("MQTT broker %s lost our session; subscribing again (messages it "
+                            "held for us are gone from the broker)", self._url)
+        self._had_session = True
         _LOGGER.info("connected to MQTT broker %s (session present: %s)", self._url,
                      flags.session_present)
-        client.subscribe([(topic, _QOS) for topic in SUBSCRIPTIONS])
+        client.subscribe([(topic, _QOS) for topic in self._subscriptions])
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._failures += 1
@@ -100,7 +172,8 @@ class MqttInput:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any,
                        flags: mqtt.DisconnectFlags, reason_code: ReasonCode,
                        properties: Any) -> None:
-        was_connected, self._connected = self._connected, False
+        with self._lock:
+            was_connected, self._connected = self._connected, False
         if was_connected and reason_code.is_failure:
             _LOGGER.warning("lost MQTT broker %s (%s); reconnecting", self._url, reason_code)
         elif was_connected:
@@ -108,18 +181,16 @@ class MqttInput:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       reason_codes: list[ReasonCode], properties: Any) -> None:
-        for topic, code in zip(SUBSCRIPTIONS, reason_codes):
+        for topic, code in zip(self._subscriptions, reason_codes):
             if code.is_failure:
                 _LOGGER.error("subscription to %s refused: %s", topic, code)
             else:
                 _LOGGER.info("subscribed to %s (QoS %s)", topic, code.value)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        received_ms = time.time_ns() // 1_000_000
-        try:
-            self._handler.handle(message.topic, bytes(message.payload), received_ms=received_ms)
-        except Exception:  # noqa: BLE001 — a store failure must not kill paho's thread
-            _LOGGER.exception("could not store message on %s; not acknowledged, the broker "
-                              "delivers it again after the next reconnect", message.topic)
-            return
-        client.ack(message.mid, message.qos)
+        self._last_message = time.monotonic()
+        self._watchdog_tripped = False
+        generation, mid, qos = self._generation, message.mid, message.qos
+        item = Message(topic=message.topic, payload=bytes(message.payload),
+                       received_ms=time.time_ns() // 1_000_000)
+        self._intake.put(item, lambda ack: self._done(generation, mid, qos, ack))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import OptionsError
 
 _DATABASE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_GROUP_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+INFLUX_APIS = ("auto", "v1", "v2")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +67,20 @@ class GatewayOptions:
     reconnect_max_s: int = 30
     influx_timeout_s: float = 10.0
     stop_flush_timeout_s: float = 10.0
+    shared_group: str = ""  # "": no shared subscription
+    session_expiry_s: int = 604800
+    receive_max: int = 1000
+    watchdog_s: float = 300.0
+    max_batch: int = 500
+    spool_max_lines: int = 1_000_000
+    stats_interval_s: float = 10.0
+    gzip: bool = True
+    influx_api: str = "auto"
+    influx_org: str = ""
+    influx_bucket: str = ""  # "": the database name
+    influx_token: str = field(default="", repr=False)
+    mqtt_username: str = ""
+    mqtt_password: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         parse_mqtt_url(self.mqtt_url)
@@ -81,6 +97,20 @@ class GatewayOptions:
         _positive("reconnect_max_s", self.reconnect_max_s, integer=True)
         _positive("influx_timeout_s", self.influx_timeout_s)
         _positive("stop_flush_timeout_s", self.stop_flush_timeout_s, allow_zero=True)
+        if self.shared_group and not _GROUP_RE.fullmatch(self.shared_group):
+            raise OptionsError(f"shared_group: {self.shared_group!r} must match {_GROUP_RE.pattern}")
+        for name in ("session_expiry_s", "receive_max", "max_batch"):
+            _positive(name, getattr(self, name), integer=True)
+        if self.receive_max > 65535:
+            raise OptionsError(f"receive_max: {self.receive_max} must be at most 65535")
+        _positive("spool_max_lines", self.spool_max_lines, integer=True, allow_zero=True)
+        _positive("watchdog_s", self.watchdog_s)
+        _positive("stats_interval_s", self.stats_interval_s)
+        if self.influx_api not in INFLUX_APIS:
+            raise OptionsError(f"influx_api: {self.influx_api!r} must be one of {', '.join(INFLUX_APIS)}")
+        for name in ("gzip",):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionsError(f"{name}: {getattr(self, name)!r} must be true or false")
 
     @property
     def mqtt(self) -> Endpoint:

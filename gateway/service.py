@@ -3,22 +3,30 @@
     run(GatewayOptions(mqtt_url=..., influx_url=..., database=..., spool_dir=...), stop=event)
 
 Start-up never fails because the broker or InfluxDB is away: both are retried in the
-background with capped backoff and a one-line error. On ``stop`` the MQTT session is closed
-(unacknowledged messages stay with the broker), pending lines are flushed while InfluxDB
-answers, and whatever is left stays in the spool for the next start.
+background with capped backoff and a one-line error. Every second the device registry is
+written to its file and the MQTT watchdog looked at; every ``stats_interval_s`` the
+gateway's own counters go to the spool as the ``gateway`` measurement.
+On ``stop`` (SIGTERM): the batch in hand is committed and acked, the MQTT session closed
+(unacknowledged messages stay with the broker), pending lines flushed while InfluxDB answers
+(at most ``stop_flush_timeout_s``); whatever is left stays in the spool for the next start.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
+from ingest.detect import AutoSink
 from ingest.influx_v1 import InfluxV1
+from ingest.influx_v2 import InfluxV2
+from ingest.lineproto import Point, encode
 from ingest.retry import Backoff
-from ingest.spool import Spool
-from ingest.writer import Writer
+from ingest.spool import Entry, Spool
+from ingest.writer import Sink, Writer
 
 from gateway.handler import Handler
+from gateway.intake import Intake
 from gateway.mqtt_input import MqttInput
 from gateway.options import GatewayOptions
 from gateway.registry import Registry
@@ -26,37 +34,98 @@ from gateway.rejects import RejectLog
 
 _LOGGER = logging.getLogger(__name__)
 
+_TICK_S = 1.0
+
+
+def make_sink(options: GatewayOptions) -> Sink:
+    def make(api: str) -> Sink:
+        if api == "v2":
+            return InfluxV2(options.influx_url, bucket=options.influx_bucket or options.database,
+                            org=options.influx_org, token=options.influx_token,
+                            timeout_s=options.influx_timeout_s, compress=options.gzip)
+        return InfluxV1(options.influx_url, database=options.database,
+                        timeout_s=options.influx_timeout_s, compress=options.gzip)
+
+    if options.influx_api == "auto":
+        return AutoSink(options.influx_url, make, timeout_s=options.influx_timeout_s)
+    return make(options.influx_api)
+
+
+class _Parts:
+    def __init__(self, options: GatewayOptions, spool: Spool, registry: Registry) -> None:
+        self.options = options
+        self.spool = spool
+        self.registry = registry
+        self.writer = Writer(spool, make_sink(options), batch_size=options.batch_size,
+                             flush_interval_s=options.flush_interval_s,
+                             backoff=Backoff(initial_s=0.5, max_s=float(options.reconnect_max_s)))
+        self.rejects = RejectLog(spool)
+        self.handler = Handler(spool=spool, registry=registry, rejects=self.rejects,
+                               on_commit=self.writer.notify)
+        self.intake = Intake(self.handler, spool, max_batch=options.max_batch,
+                             after_batch=self._after_batch)
+        self.mqtt = MqttInput(options, self.intake)
+
+    def _after_batch(self) -> None:
+        self.mqtt.publish_acks()
+
+    def counters(self) -> dict[str, float | int]:
+        handled, written = self.handler.stats, self.writer.stats
+        return {"received": handled.received, "readings": handled.readings,
+                "duplicates": handled.duplicates, "rejected": handled.rejected,
+                "written": written.written, "set_aside": written.set_aside,
+                "write_failures": written.failures, "spool_depth": self.spool.depth(),
+                "write_latency_ms": round(written.last_latency_ms, 3),
+                "watchdog_trips": self.mqtt.watchdog_trips,
+                "acks_published": self.mqtt.acks_published, "spool_full_waits": self.intake.full_waits}
+
+    def report(self) -> None:
+        point = Point(measurement="gateway", tags={"gateway": self.options.client_id},
+                      fields=self.counters(), ts_ms=time.time_ns() // 1_000_000)
+        self.spool.commit([Entry(line=encode(point))])
+        self.writer.notify()
+
+    def tick(self, stop: threading.Event) -> None:
+        next_report = time.monotonic() + self.options.stats_interval_s
+        while not stop.wait(_TICK_S):
+            try:
+                self.registry.flush()
+                self.mqtt.check_watchdog()
+                if time.monotonic() >= next_report:
+                    next_report += self.options.stats_interval_s
+                    self.report()
+            except Exception:  # noqa: BLE001 — bookkeeping must not end the service
+                _LOGGER.exception("periodic bookkeeping failed; trying again in %s s", _TICK_S)
+
 
 def run(options: GatewayOptions, *, stop: threading.Event) -> int:
     """Run the gateway until ``stop`` is set; flush, then return 0."""
-    spool = Spool(options.spool_dir)
+    spool = Spool(options.spool_dir, max_lines=options.spool_max_lines)
     registry = Registry(options.spool_dir)
     try:
-        influx = InfluxV1(options.influx_url, database=options.database,
-                          timeout_s=options.influx_timeout_s)
-        writer = Writer(spool, influx, batch_size=options.batch_size,
-                        flush_interval_s=options.flush_interval_s,
-                        backoff=Backoff(initial_s=0.5, max_s=float(options.reconnect_max_s)))
-        rejects = RejectLog(spool)
-        handler = Handler(spool=spool, registry=registry, rejects=rejects, on_commit=writer.notify)
-        mqtt_input = MqttInput(options, handler)
+        parts = _Parts(options, spool, registry)
         _LOGGER.info("gateway starting: %s -> %s database %r, spool %s", options.mqtt_url,
                      options.influx_url, options.database, options.spool_dir)
-        writer.start()
-        mqtt_input.start()
+        ticking = threading.Event()
+        ticker = threading.Thread(target=parts.tick, args=(ticking,), name="sen-tick", daemon=True)
+        parts.writer.start()
+        parts.intake.start()
+        parts.mqtt.start()
+        ticker.start()
         try:
             stop.wait()
             _LOGGER.info("gateway stopping")
         finally:
-            mqtt_input.stop()
-            writer.stop(flush_timeout_s=options.stop_flush_timeout_s)
-        received = handler.stats
-        written = writer.stats
-        _LOGGER.info("gateway stopped: %s messages received, %s readings spooled, %s duplicates, "
-                     "%s rejected %s, %s lines written in %s batches, %s set aside, "
-                     "%s left in the spool", received.received, received.readings,
-                     received.duplicates, received.rejected, rejects.counts, written.written,
-                     written.batches, written.set_aside, spool.depth())
+            parts.intake.stop()
+            parts.mqtt.publish_acks()
+            parts.mqtt.stop()
+            ticking.set()
+            ticker.join()
+            parts.report()
+            parts.writer.stop(flush_timeout_s=options.stop_flush_timeout_s)
+        _LOGGER.info("gateway stopped: %s; rejects by reason %s",
+                     ", ".join(f"{k} {v}" for k, v in parts.counters().items()),
+                     parts.rejects.counts)
     finally:
         registry.close()
         spool.close()

@@ -10,7 +10,8 @@ KINDS = frozenset({"telemetry", "status", "ack", "cmd"})
 
 TELEMETRY_FILTER = "sen/v1/+/+/telemetry"
 STATUS_FILTER = "sen/v1/+/+/status"
-SUBSCRIPTIONS = (TELEMETRY_FILTER, STATUS_FILTER)
+ACK_FILTER = "sen/v1/+/+/ack"
+SUBSCRIPTIONS = (TELEMETRY_FILTER, STATUS_FILTER, ACK_FILTER)
 
 
 class TopicError(ValueError):

@@ -27,7 +27,27 @@ class InfluxBadData(InfluxError):
 
 
 class InfluxUnavailable(InfluxError):
-    """InfluxDB could not be reached or failed (5xx, timeout, refused, auth): retry later."""
+    """InfluxDB could not be reached or failed (5xx, timeout, refused, auth): retry later.
+
+    ``retry_after_s``: what the server's ``Retry-After`` header asked for, if anything.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def parse_retry_after(value: str | None, *, cap_s: float = 300.0) -> float | None:
+    """A ``Retry-After`` header in seconds (the delta-seconds form), capped; None otherwise."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds or seconds < 0:
+        return None
+    return min(seconds, cap_s)
 
 
 class InfluxDatabaseMissing(InfluxUnavailable):

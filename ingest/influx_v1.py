@@ -12,6 +12,7 @@ Answers are sorted into the kinds the writer acts on:
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import logging
@@ -19,7 +20,7 @@ import socket
 import urllib.parse
 from dataclasses import dataclass
 
-from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable
+from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable, parse_retry_after
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ def quote_identifier(name: str) -> str:
 class InfluxV1:
     """A small client for one InfluxDB 1.x server and one database."""
 
-    def __init__(self, url: str, *, database: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, *, database: str, timeout_s: float = 10.0,
+                 compress: bool = True) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"InfluxDB URL must be http://HOST:PORT, got {url!r}")
@@ -55,13 +57,17 @@ class InfluxV1:
         self._port = parts.port or (443 if self._https else 8086)
         self._base = parts.path.rstrip("/")
         self._timeout_s = timeout_s
+        self._compress = compress
 
     def _request(self, method: str, path: str, *, query: dict[str, str],
-                 body: bytes | None = None, content_type: str | None = None) -> _Answer:
+                 body: bytes | None = None, content_type: str | None = None,
+                 encoding: str | None = None) -> _Answer:
         target = f"{self._base}{path}?{urllib.parse.urlencode(query)}" if query else self._base + path
         conn_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         conn = conn_class(self._host, self._port, timeout=self._timeout_s)
         headers = {"Content-Type": content_type} if content_type else {}
+        if encoding:
+            headers["Content-Encoding"] = encoding
         try:
             conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
@@ -104,9 +110,11 @@ class InfluxV1:
 
     def write(self, payload: bytes) -> None:
         """Write line protocol (ms precision); raises by the kinds in the module docstring."""
+        body = gzip.compress(payload, compresslevel=5) if self._compress else payload
         answer = self._request(
             "POST", "/write", query={"db": self.database, "precision": "ms"},
-            body=payload, content_type="text/plain; charset=utf-8",
+            body=body, content_type="text/plain; charset=utf-8",
+            encoding="gzip" if self._compress else None,
         )
         if answer.status // 100 == 2:
             return
@@ -115,4 +123,5 @@ class InfluxV1:
             raise InfluxDatabaseMissing(f"database {self.database!r} not found at {self.url}")
         if answer.status in _BAD_DATA_STATUSES:
             raise InfluxBadData(answer.status, text)
-        raise InfluxUnavailable(f"InfluxDB at {self.url} /write answered HTTP {answer.status}: {text}")
+        raise InfluxUnavailable(f"InfluxDB at {self.url} /write answered HTTP {answer.status}: {text}",
+                                retry_after_s=parse_retry_after(answer.headers.get("retry-after")))

@@ -7,6 +7,12 @@
   once InfluxDB answered 2xx; :meth:`Spool.set_aside` moves refused lines to the
   dead-letter table instead.
 - :meth:`Spool.add_dead_letter` keeps a rejected message (reason, detail, raw bytes).
+- Group commit: :meth:`Spool.commit_many` appends the lines of many messages in ONE
+  transaction (one fsync), and returns one result per message.
+- Bounded: ``max_lines`` (0: no bound). :attr:`Spool.full` says when the spool holds that
+  many lines; the gateway then stops taking messages (it does not ack them, so the broker
+  keeps them: backpressure, never a drop) until the writer has drained it. A real disk-full
+  (SQLITE_FULL) raises :class:`SpoolError` like any failed commit: nothing is acked.
 
 One connection serialised by a lock, shared by the input thread and the writer thread.
 """
@@ -97,14 +103,21 @@ def _now_ms() -> int:
 class Spool:
     """The durable queue of line-protocol lines in ``directory/spool.sqlite3``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, max_lines: int = 0) -> None:
         self.path = directory / SPOOL_FILE
+        self.max_lines = max_lines
         self._lock = threading.Lock()
         try:
             self._db = open_durable(self.path, _SCHEMA)
+            self._depth = int(self._db.execute("SELECT count(*) FROM lines").fetchone()[0])
         except (OSError, sqlite3.Error) as err:
             raise SpoolError(f"cannot open spool {self.path}: {err}") from err
-        _LOGGER.info("spool %s opened, %s lines pending", self.path, self.depth())
+        _LOGGER.info("spool %s opened, %s lines pending", self.path, self._depth)
+
+    @property
+    def full(self) -> bool:
+        """True when ``max_lines`` lines wait for InfluxDB (stop taking messages)."""
+        return 0 < self.max_lines <= self._depth
 
     def close(self) -> None:
         with self._lock:
@@ -132,20 +145,30 @@ class Spool:
 
     def commit(self, entries: Sequence[Entry]) -> CommitResult:
         """Append ``entries`` durably, skipping those whose key was seen before."""
+        return self.commit_many([entries])[0]
+
+    def commit_many(self, groups: Sequence[Sequence[Entry]]) -> list[CommitResult]:
+        """Append every group's entries in one transaction; one result per group."""
         now = _now_ms()
-        added = duplicates = 0
+        results: list[CommitResult] = []
+        total = 0
         with self._transaction() as db:
-            for entry in entries:
-                if entry.key is not None:
-                    cur = db.execute(
-                        "INSERT OR IGNORE INTO seen (key, added_ms) VALUES (?, ?)", (entry.key, now)
-                    )
-                    if cur.rowcount == 0:
-                        duplicates += 1
-                        continue
-                db.execute("INSERT INTO lines (line, added_ms) VALUES (?, ?)", (entry.line, now))
-                added += 1
-        return CommitResult(added=added, duplicates=duplicates)
+            for entries in groups:
+                added = duplicates = 0
+                for entry in entries:
+                    if entry.key is not None:
+                        cur = db.execute("INSERT OR IGNORE INTO seen (key, added_ms) VALUES (?, ?)",
+                                         (entry.key, now))
+                        if cur.rowcount == 0:
+                            duplicates += 1
+                            continue
+                    db.execute("INSERT INTO lines (line, added_ms) VALUES (?, ?)", (entry.line, now))
+                    added += 1
+                results.append(CommitResult(added=added, duplicates=duplicates))
+                total += added
+        with self._lock:
+            self._depth += total
+        return results
 
     def oldest(self, limit: int) -> Batch | None:
         """Up to ``limit`` of the oldest pending lines, or None when the spool is empty."""
@@ -166,7 +189,12 @@ class Spool:
 
     def delete(self, ids: Sequence[int]) -> None:
         """Drop lines InfluxDB has acknowledged."""
-        self._write(("DELETE FROM lines WHERE id = ?", (i,)) for i in ids)
+        deleted = self._write(("DELETE FROM lines WHERE id = ?", (i,)) for i in ids)
+        self._forget(sum(deleted))
+
+    def _forget(self, deleted: int) -> None:
+        with self._lock:
+            self._depth -= deleted
 
     def set_aside(self, ids: Sequence[int], *, reason: str, detail: str) -> None:
         """Move lines InfluxDB refused to the dead-letter table, in one transaction."""
@@ -179,7 +207,7 @@ class Spool:
                 (now, reason, detail, i),
             ))
             statements.append(("DELETE FROM lines WHERE id = ?", (i,)))
-        self._write(statements)
+        self._forget(sum(self._write(statements)[1::2]))
 
     def add_dead_letter(self, *, source: str, reason: str, detail: str, raw: bytes) -> None:
         """Keep a rejected message for inspection."""
@@ -203,10 +231,15 @@ class Spool:
         ]
 
     def depth(self) -> int:
-        """How many lines wait for InfluxDB."""
+        """How many lines wait for InfluxDB (a query: right even when another process writes)."""
         with self._lock:
             row = self._db.execute("SELECT count(*) FROM lines").fetchone()
         return int(row[0])
+
+    @property
+    def pending(self) -> int:
+        """This instance's running count of waiting lines (no query; used for ``full``)."""
+        return self._depth
 
     def forget_keys_before(self, cutoff_ms: int) -> int:
         """Drop idempotency keys added before ``cutoff_ms`` so the table stays bounded."""

@@ -38,6 +38,7 @@ class WriterStats:
     batches: int
     set_aside: int
     failures: int
+    last_latency_ms: float
 
 
 def _slice(batch: Batch, start: int, stop: int) -> Batch:
@@ -69,6 +70,8 @@ class Writer:
         self._outage_since: float | None = None
         self._outage_logged: float | None = None
         self._last_prune: float | None = None
+        self._last_latency_ms = 0.0
+        self._retry_after_s: float | None = None
 
     # -- control ---------------------------------------------------------------------
     def start(self) -> None:
@@ -106,7 +109,8 @@ class Writer:
     @property
     def stats(self) -> WriterStats:
         return WriterStats(written=self._written, batches=self._batches,
-                           set_aside=self._set_aside, failures=self._failures)
+                           set_aside=self._set_aside, failures=self._failures,
+                           last_latency_ms=self._last_latency_ms)
 
     # -- the loop --------------------------------------------------------------------
     def _run(self) -> None:
@@ -143,7 +147,10 @@ class Writer:
         if not self._deliver(batch):
             if stopping:
                 return False
-            self._stopping.wait(self._backoff.next_delay())
+            delay = self._backoff.next_delay()
+            if self._retry_after_s is not None:  # the server said when: honour it
+                delay, self._retry_after_s = max(delay, self._retry_after_s), None
+            self._stopping.wait(delay)
         return True
 
     def _sleep(self, seconds: float) -> None:
@@ -152,6 +159,7 @@ class Writer:
 
     def _deliver(self, batch: Batch) -> bool:
         """Write ``batch``; False when InfluxDB is unavailable (the batch stays spooled)."""
+        started = time.monotonic()
         try:
             self._sink.write(batch.payload())
         except InfluxDatabaseMissing as err:
@@ -162,12 +170,13 @@ class Writer:
         except InfluxUnavailable as err:
             self._on_outage(err)
             return False
+        self._last_latency_ms = (time.monotonic() - started) * 1000.0
         self._spool.delete(batch.ids)
         self._written += len(batch)
         self._batches += 1
         self._on_recovery()
-        _LOGGER.info("wrote batch of %s lines (%s written in total, %s pending)",
-                     len(batch), self._written, self._spool.depth())
+        _LOGGER.debug("wrote batch of %s lines (%s written in total, %s pending)",
+                     len(batch), self._written, self._spool.pending)
         return True
 
     def _narrow(self, batch: Batch, err: InfluxBadData) -> bool:
@@ -190,6 +199,7 @@ class Writer:
 
     def _on_outage(self, err: InfluxUnavailable) -> None:
         self._failures += 1
+        self._retry_after_s = err.retry_after_s
         now = time.monotonic()
         if self._outage_since is None:
             self._outage_since = now

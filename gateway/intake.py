@@ -1,0 +1,129 @@
+"""Group commit: a thread that takes queued messages in batches and commits each batch at once.
+
+Transports :meth:`Intake.put` a message with a ``done`` callback; the thread drains whatever
+waits (up to ``max_batch``), hands it to :meth:`Handler.handle_many` (one spool transaction,
+one fsync), then calls each ``done(ack)`` in arrival order — only then may the transport
+acknowledge the message — and finally ``after_batch()``.
+
+Spool full (``Spool.full``): the thread stops taking messages until the writer drained it.
+Unacknowledged, the messages stay with the broker (and the broker sends no more than the
+gateway's MQTT receive maximum): backpressure, never a drop.
+A failed commit (spool error, disk full) is retried with backoff; nothing is acknowledged
+in the meantime.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from ingest.errors import SpoolError
+from ingest.retry import Backoff
+from ingest.spool import Spool
+
+from gateway.acks import Ack
+from gateway.errors import RegistryError
+from gateway.handler import Handler, Message
+
+_LOGGER = logging.getLogger(__name__)
+
+Done = Callable[[Ack | None], None]
+_FULL_LOG_EVERY_S = 60.0
+
+
+def _nothing() -> None:
+    return None
+
+
+class Intake:
+    def __init__(self, handler: Handler, spool: Spool, *, max_batch: int = 500,
+                 after_batch: Callable[[], None] = _nothing,
+                 backoff: Backoff | None = None) -> None:
+        self._handler = handler
+        self._spool = spool
+        self._max_batch = max_batch
+        self._after_batch = after_batch
+        self._backoff = backoff or Backoff(initial_s=0.1, max_s=5.0)
+        self._queue: queue.SimpleQueue[tuple[Message, Done]] = queue.SimpleQueue()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._full_logged: float | None = None
+        self.batches = 0
+        self.committed = 0
+        self.full_waits = 0
+
+    def put(self, message: Message, done: Done) -> None:
+        self._queue.put((message, done))
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="sen-intake", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the batch in hand; queued messages stay unacknowledged (the broker keeps them)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            batch = self._take()
+            if not batch:
+                continue
+            while not self._stopping.is_set():
+                if self._commit(batch):
+                    break
+                self._stopping.wait(self._backoff.next_delay())
+
+    def _take(self) -> list[tuple[Message, Done]]:
+        if self._spool.full:
+            self._wait_for_room()
+            return []
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _wait_for_room(self) -> None:
+        self.full_waits += 1
+        now = time.monotonic()
+        if self._full_logged is None or now - self._full_logged >= _FULL_LOG_EVERY_S:
+            self._full_logged = now
+            _LOGGER.warning("spool full (%s lines, limit %s): not taking messages until InfluxDB "
+                            "drains it; the broker keeps them", self._spool.depth(),
+                            self._spool.max_lines)
+        self._stopping.wait(0.2)
+
+    def _commit(self, batch: list[tuple[Message, Done]]) -> bool:
+        try:
+            acks = self._handler.handle_many([message for message, _ in batch])
+        except (SpoolError, RegistryError) as err:
+            _LOGGER.error("could not commit %s messages (%s); not acknowledged, retrying",
+                          len(batch), err)
+            return False
+        except Exception:  # noqa: BLE001 — a bug must not end the thread and stall every ack
+            _LOGGER.exception("unexpected error committing %s messages; not acknowledged, retrying",
+                              len(batch))
+            return False
+        self._backoff.reset()
+        self.batches += 1
+        self.committed += len(batch)
+        for (_, done), ack in zip(batch, acks):
+            done(ack)
+        self._after_batch()
+        return True

@@ -1,0 +1,88 @@
+"""`sen status`: the device table, read from the gateway's registry file (works while it runs).
+
+    DEVICE              STATE     LAST SEEN  LAST READING          BOOT  SEQ   GAPS
+    lab/sim-0001        online    3 s ago    2025-11-22 08:13:20   7     20    2 missing (5-6)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import GatewayError
+from gateway.registry import REGISTRY_FILE, parse_gaps
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceRow:
+    site: str
+    device: str
+    state: str
+    until_ms: int | None
+    last_seen_ms: int
+    last_reading_ms: int | None
+    boot: int | None
+    highest_seq: int
+    gaps: list[tuple[int, int]]
+
+    @property
+    def missing(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.gaps)
+
+
+def read_devices(spool_dir: Path) -> list[DeviceRow]:
+    path = spool_dir / REGISTRY_FILE
+    if not path.exists():
+        raise GatewayError(f"no registry at {path}: has the gateway run with --spool {spool_dir}?")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            rows = db.execute(
+                "SELECT d.site, d.device, d.state, d.until_ms, d.last_seen_ms, d.last_reading_ms,"
+                " d.boot, coalesce(b.highest_seq, 0), coalesce(b.gaps, '') FROM devices d"
+                " LEFT JOIN boots b ON b.device = d.device AND b.boot = d.boot"
+                " ORDER BY d.site, d.device").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as err:
+        raise GatewayError(f"cannot read registry {path}: {err}") from err
+    return [DeviceRow(site=r[0], device=r[1], state=r[2], until_ms=r[3], last_seen_ms=r[4],
+                      last_reading_ms=r[5], boot=r[6], highest_seq=r[7], gaps=parse_gaps(r[8]))
+            for r in rows]
+
+
+def _ago(ms: int, now_ms: int) -> str:
+    seconds = max(0, (now_ms - ms) // 1000)
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def _state(row: DeviceRow, now_ms: int) -> str:
+    if row.state == "sleeping" and row.until_ms:
+        return f"sleeping ({'due' if row.until_ms <= now_ms else 'wakes in ' + _ago(now_ms, row.until_ms)[:-4]})"
+    return row.state
+
+
+def _gaps(row: DeviceRow) -> str:
+    if not row.gaps:
+        return "none"
+    shown = ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in row.gaps[:5])
+    return f"{row.missing} missing ({shown}{',...' if len(row.gaps) > 5 else ''})"
+
+
+def format_table(rows: list[DeviceRow], *, now_ms: int | None = None) -> str:
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    header = ("DEVICE", "STATE", "LAST SEEN", "LAST READING", "BOOT", "SEQ", "GAPS")
+    table = [header] + [(
+        f"{r.site}/{r.device}", _state(r, now_ms), _ago(r.last_seen_ms, now_ms),
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.last_reading_ms / 1000))
+        if r.last_reading_ms else "-",
+        str(r.boot) if r.boot is not None else "-", str(r.highest_seq), _gaps(r)) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+                     for line in table)

@@ -1,0 +1,77 @@
+"""Which write API does the server at a URL speak? From ``/ping`` and ``/health``.
+
+- ``/ping`` answers with ``X-Influxdb-Version``: ``1.x`` → ``v1`` (``/write``); ``2.x``/``3.x`` → ``v2``.
+- No version header: ``/health`` answering 2xx → ``v2`` (InfluxDB 2.x, compatible servers).
+- Otherwise ``v1``. A server that does not answer raises :class:`InfluxUnavailable`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import urllib.parse
+from collections.abc import Callable
+from typing import Protocol
+
+from ingest.errors import InfluxUnavailable
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    def write(self, payload: bytes) -> None: ...
+
+    def create_database(self) -> None: ...
+
+
+def _get(url: str, path: str, timeout_s: float) -> tuple[int, str]:
+    parts = urllib.parse.urlsplit(url)
+    https = parts.scheme == "https"
+    conn_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
+    conn = conn_class(parts.hostname or "", parts.port or (443 if https else 8086), timeout=timeout_s)
+    try:
+        conn.request("GET", parts.path.rstrip("/") + path)
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("X-Influxdb-Version") or ""
+    except (OSError, http.client.HTTPException) as err:
+        raise InfluxUnavailable(f"InfluxDB at {url} unreachable: {err}") from err
+    finally:
+        conn.close()
+
+
+def detect_api(url: str, *, timeout_s: float = 5.0) -> str:
+    """``"v1"`` or ``"v2"`` for the server at ``url``."""
+    status, version = _get(url, "/ping", timeout_s)
+    if version:
+        api = "v1" if version.lstrip("v").startswith("1.") else "v2"
+    else:
+        health, _ = _get(url, "/health", timeout_s)
+        api = "v2" if health // 100 == 2 else "v1"
+    _LOGGER.info("%s: /ping %s version %r -> %s write API", url, status, version or "none", api)
+    return api
+
+
+class AutoSink:
+    """A sink that asks the server which API it speaks on first use, then delegates.
+
+    ``make(api)`` builds the real sink for ``"v1"`` or ``"v2"``. While the server does not
+    answer, writes raise :class:`InfluxUnavailable` (retried; nothing is dropped).
+    """
+
+    def __init__(self, url: str, make: Callable[[str], Sink], *, timeout_s: float = 5.0) -> None:
+        self._url = url
+        self._make = make
+        self._timeout_s = timeout_s
+        self._sink: Sink | None = None
+
+    def _get(self) -> Sink:
+        if self._sink is None:
+            self._sink = self._make(detect_api(self._url, timeout_s=self._timeout_s))
+        return self._sink
+
+    def write(self, payload: bytes) -> None:
+        self._get().write(payload)
+
+    def create_database(self) -> None:
+        self._get().create_database()

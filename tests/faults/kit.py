@@ -1,0 +1,186 @@
+"""Fault-test kit: the gateway as a real process, a QoS1 publisher, a fault-injecting HTTP
+proxy in front of the real InfluxDB, and the exactly-once check."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import http.server
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.devstack import InfluxDB, Mosquitto
+from tests.integration.helpers import sen_process, wait_for
+
+BASE_MS = 1_763_800_000_000
+
+
+class GatewayProcess:
+    """`python -m gateway gateway run ...` in its own process; kill() is kill -9."""
+
+    def __init__(self, tmp: Path, name: str, mosquitto: Mosquitto, influx_url: str, db: str,
+                 *extra: str) -> None:
+        self.spool = tmp / f"spool-{name}"
+        self.log = tmp / f"{name}.log"
+        self.args = ("gateway", "run", "--mqtt", mosquitto.url, "--influx", influx_url,
+                     "--database", db, "--spool", str(self.spool), "--client-id", f"{name}-{db}",
+                     "--batch-size", "50", "--flush-interval", "0.2", "--reconnect-max", "2",
+                     "--stats-interval", "2", *extra)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        mark = self.log.stat().st_size if self.log.exists() else 0
+        self.proc = sen_process(*self.args, log=self.log)
+        wait_for(lambda: "subscribed to" in self.log.read_text(errors="replace")[mark:],
+                 timeout=30, what=f"the gateway's subscription (log {self.log})")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            assert self.proc.wait(timeout=60) == 0, self.log.read_text(errors="replace")[-3000:]
+            self.proc = None
+
+    def spooled_keys(self) -> int:
+        """Readings this gateway ever committed (its spool's idempotency keys)."""
+        db = sqlite3.connect(self.spool / "spool.sqlite3")
+        try:
+            return int(db.execute("SELECT count(*) FROM seen WHERE key LIKE 'r/%'").fetchone()[0])
+        finally:
+            db.close()
+
+    def depth_and_dead(self) -> tuple[int, int]:
+        db = sqlite3.connect(self.spool / "spool.sqlite3")
+        try:
+            return (int(db.execute("SELECT count(*) FROM lines").fetchone()[0]),
+                    int(db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]))
+        finally:
+            db.close()
+
+
+class Publisher:
+    """Boards as paho QoS1 publishers: readings (device, boot 1, seq) with device timestamps."""
+
+    def __init__(self, broker: Mosquitto, client_id: str) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        self.infos: list[mqtt.MQTTMessageInfo] = []
+
+    def reading(self, device: str, seq: int) -> None:
+        doc = {"v": 1, "dev": device, "boot": 1, "up": 1000 + seq,
+               "r": [{"seq": seq, "ts": BASE_MS + seq * 1000, "m": {"temp_c": seq / 10}}]}
+        self.infos.append(self.client.publish(f"sen/v1/lab/{device}/telemetry", json.dumps(doc), qos=1))
+
+    def readings(self, devices: tuple[str, ...], seqs: range, *, pace_s: float = 0.0) -> None:
+        """Publish; ``pace_s`` spaces the rounds out so a fault can land mid-stream."""
+        paced = threading.Event()
+        for seq in seqs:
+            for device in devices:
+                self.reading(device, seq)
+            if pace_s:
+                paced.wait(pace_s)
+
+    def wait_sent(self, timeout: float = 60) -> None:
+        wait_for(lambda: all(i.is_published() for i in self.infos), timeout=timeout,
+                 what="the broker's PUBACK for every published reading")
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def stored(influxdb: InfluxDB, db: str) -> Counter[tuple[str, int, int]]:
+    try:
+        rows = influxdb.rows('SELECT "seq", "boot" FROM "telemetry" GROUP BY "device"', db)
+    except Exception:  # noqa: BLE001 — InfluxDB may be restarting
+        return Counter()
+    return Counter((r["device"], int(r["boot"]), int(r["seq"])) for r in rows)
+
+
+def assert_exactly_once(influxdb: InfluxDB, db: str, devices: tuple[str, ...], seqs: range,
+                        timeout: float = 60) -> None:
+    want = {(d, 1, s) for d in devices for s in seqs}
+    wait_for(lambda: set(stored(influxdb, db)) >= want, timeout=timeout,
+             what=f"{len(want)} readings in {db}")
+    got = stored(influxdb, db)
+    assert set(got) == want and all(n == 1 for n in got.values())
+
+
+class FaultProxy:
+    """HTTP proxy to a real InfluxDB: ``fail_with`` answers every write with that status;
+    ``max_lines`` answers 413 to writes of more lines; everything else is forwarded."""
+
+    def __init__(self, target: InfluxDB) -> None:
+        self.target = target
+        self.fail_with: int | None = None
+        self.max_lines: int | None = None
+        self.counts: Counter[int] = Counter()
+        proxy = self
+
+        class _Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status = proxy.decide(self.path, self.headers.get("Content-Encoding"), body)
+                if status is not None:
+                    self._answer(status, b'{"error":"injected fault"}', {"Retry-After": "0"})
+                    return
+                conn = http.client.HTTPConnection(target.host, target.port, timeout=10)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    resp = conn.getresponse()
+                    self._answer(resp.status, resp.read(), dict(resp.getheaders()))
+                finally:
+                    conn.close()
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                proxy.counts[status] += 1
+                self.send_response(status)
+                for k, v in headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def decide(self, path: str, encoding: str | None, body: bytes) -> int | None:
+        if not path.startswith("/write"):
+            return None
+        if self.fail_with is not None:
+            return self.fail_with
+        if self.max_lines is not None:
+            text = gzip.decompress(body) if encoding == "gzip" else body
+            if text.count(b"\n") > self.max_lines:
+                return 413
+        return None
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,122 @@
+"""Acks, gaps, `sen status`, group commit, the full-spool policy and the configuration."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from gateway import config
+from gateway.acks import Ack, decode_ack
+from gateway.devices import BootState
+from gateway.errors import OptionsError
+from gateway.handler import Handler, Message
+from gateway.intake import Intake
+from gateway.registry import Registry
+from gateway.rejects import RejectLog
+from gateway.status import format_table, read_devices
+from ingest.errors import SpoolError
+from ingest.spool import Entry, Spool
+
+TOPIC = "sen/v1/lab/dev-1/telemetry"
+
+
+def _env(seqs: list[int], boot: int = 3) -> bytes:
+    return json.dumps({"v": 1, "dev": "dev-1", "boot": boot, "up": 10_000,
+                       "r": [{"seq": s, "up": 5_000 + s, "m": {"t_c": 1.0}} for s in seqs]}).encode()
+
+
+@pytest.fixture
+def parts(tmp_path: Path):  # type: ignore[no-untyped-def]
+    spool, registry = Spool(tmp_path), Registry(tmp_path)
+    yield Handler(spool=spool, registry=registry, rejects=RejectLog(spool)), spool, registry
+    spool.close()
+    registry.close()
+
+
+def test_handle_returns_the_ack_of_the_committed_readings(parts) -> None:  # type: ignore[no-untyped-def]
+    handler, spool, _ = parts
+    ack = handler.handle(TOPIC, _env([1, 2]), received_ms=100_000)
+    assert ack == Ack(site="lab", device="dev-1", boot=3, seq=2, anchor=90_000)
+    assert ack.payload() == {"boot": 3, "seq": 2, "anchor": 90_000}
+    assert spool.depth() == 2
+    assert handler.handle(TOPIC, _env([1, 2]), received_ms=200_000) == ack  # redelivery: same ack
+    assert handler.handle(TOPIC, b"nonsense", received_ms=1) is None
+
+
+def test_a_knowingly_dropped_range_is_a_gap_in_sen_status(parts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    handler, _, registry = parts
+    handler.handle(TOPIC, _env([1, 2]), received_ms=100_000)
+    handler.handle(TOPIC, _env([5, 6]), received_ms=100_500)  # 3 and 4 were dropped by the board
+    registry.flush()
+    rows = read_devices(tmp_path)
+    assert [(r.device, r.highest_seq, r.gaps) for r in rows] == [("dev-1", 6, [(3, 4)])]
+    table = format_table(rows, now_ms=101_000)
+    assert "2 missing (3-4)" in table and "lab/dev-1" in table
+
+
+def test_gaps_fill_and_acks_never_go_down(parts) -> None:  # type: ignore[no-untyped-def]
+    state = BootState(boot=1)
+    state.note([1, 4, 9])
+    state.note([2])
+    assert state.gaps == [(3, 3), (5, 8)] and state.highest == 9
+    handler, _, registry = parts
+    registry.adopt_ack(Ack(site="lab", device="dev-1", boot=3, seq=50, anchor=77))
+    ack = handler.handle(TOPIC, _env([10]), received_ms=100_000)
+    assert ack is not None and ack.seq == 50 and ack.anchor == 77  # adopted, not lowered
+    assert decode_ack("lab", "dev-1", b'{"boot":1,"seq":-1,"anchor":0}') is None
+
+
+def test_group_commit_acks_each_message_after_its_batch(parts) -> None:  # type: ignore[no-untyped-def]
+    handler, spool, _ = parts
+    intake = Intake(handler, spool, max_batch=100)
+    done: list[int] = []
+    all_done = threading.Event()
+    for seq in range(1, 51):
+        msg = Message(topic=TOPIC, payload=_env([seq]), received_ms=100_000)
+        intake.put(msg, lambda ack, s=seq: (done.append(s), len(done) == 50 and all_done.set()))
+    intake.start()
+    assert all_done.wait(10)
+    intake.stop()
+    assert done == list(range(1, 51)) and spool.depth() == 50 and intake.batches < 50
+
+
+def test_full_spool_takes_nothing_and_disk_full_raises(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_lines=2)
+    spool.commit([Entry(line="m f=1 1"), Entry(line="m f=2 2")])
+    assert spool.full
+    spool._db.execute("PRAGMA max_page_count = 1")  # what a full disk looks like to SQLite
+    with pytest.raises(SpoolError):
+        spool.commit([Entry(line="m f=3 " + "x" * 10_000)])
+    assert spool.pending == 2
+    spool.close()
+
+
+def test_config_sample_documents_every_key_and_errors_name_key_and_line(tmp_path: Path) -> None:
+    sample = config.SAMPLE.read_text()
+    for section, table in config.load_sample().items():
+        for key in table:
+            line = config._line_of(sample, section, key)
+            assert line and sample.splitlines()[line - 2].startswith("#"), f"{section}.{key} undocumented"
+    bad = tmp_path / "gw.toml"
+    bad.write_text('[mqtt]\nurl = "mqtt://h:1"\n\n[influx]\nbatch_size = "many"\n')
+    with pytest.raises(OptionsError, match=r"gw.toml:5: influx.batch_size"):
+        config.load(bad, env={})
+    bad.write_text('[mqtt]\nurl = "mqtt://h:1"\nspeed = 3\n')
+    with pytest.raises(OptionsError, match=r"gw.toml:3: unknown key mqtt.speed"):
+        config.load(bad, env={})
+    bad.write_text('[influx]\nbatch_size = 0\n')
+    with pytest.raises(OptionsError, match=r"gw.toml:2: influx.batch_size"):
+        config.load(bad, env={})
+    secret = tmp_path / "token"
+    secret.write_text("s3cret\n")
+    good = tmp_path / "ok.toml"
+    good.write_text(f'[influx]\ntoken_file = "{secret}"\n')
+    options = config.load(good, env={"SEN_MQTT_URL": "mqtt://b:2", "SEN_INFLUX_BATCH_SIZE": "7"},
+                          flags={"batch_size": 9})
+    assert options.influx_token == "s3cret" and "s3cret" not in repr(options)
+    assert options.mqtt_url == "mqtt://b:2" and options.batch_size == 9
+    with pytest.raises(OptionsError, match="SEN_INFLUX_GZIP"):
+        config.load(None, env={"SEN_INFLUX_GZIP": "maybe"})
