@@ -13,7 +13,9 @@ case "$cmd" in
     demo)  scripts/setup.sh && exec .venv/bin/sen demo "$@" ;;
     test)
         scripts/setup.sh
-        exec .venv/bin/python -m pytest "$@" ;;
+        # The hardware-in-the-loop suite runs against simulated boards unless told otherwise
+        # (SEN_HIL=off, or pytest --board-port /dev/ttyUSB0 for a real board).
+        SEN_HIL="${SEN_HIL:-sim}" exec .venv/bin/python -m pytest "$@" ;;
     bench) scripts/setup.sh && exec .venv/bin/python -m bench.run "$@" ;;
     *) echo "usage: ./run.sh demo [--duration S] | test [pytest args] | bench [--quick] | setup" >&2; exit 2 ;;
 esac

@@ -1,8 +1,11 @@
-"""`sen sim ...`: commands that deal with boards, real or virtual."""
+"""`sen sim|flash|deploy|provision|boards`: commands that deal with boards, real or virtual."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import sys
+import tempfile
 from pathlib import Path
 
 from gateway.cli_args import Handler, add_command, heapsize, non_negative_int, positive_float, positive_int
@@ -11,13 +14,27 @@ from gateway.cli_args import Handler, add_command, heapsize, non_negative_int, p
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
     sim = add_command(
         commands, "sim", summary="run virtual boards: the real firmware on the MicroPython unix port",
-        description="Start N virtual boards, each the real firmware on the MicroPython VM with a simulated "
-                    "sensor. Each sends K readings and exits once they are acknowledged (or runs until "
-                    "--duration or Ctrl-C when K is 0). Board state (config, boot counter, console log) "
-                    "lives under --state-dir.",
-        example="sen sim --mqtt mqtt://127.0.0.1:1883 --boards 3 --readings 20 --interval-ms 100",
+        description="Start N virtual boards, each the real firmware on the MicroPython VM with simulated "
+                    "sensors. Each sends K readings and exits once they are acknowledged (or runs until "
+                    "--duration or Ctrl-C when K is 0). Board state (config, boot counter, console log, "
+                    "faults.json) lives under --state-dir. With --serial each board talks SEN1 frames on "
+                    "a pseudo-terminal instead of MQTT; its path is printed and kept under "
+                    "--dev-dir/ttySIM<N>. --fault-plan runs timed faults (hardware/README.md).",
+        example="sen sim --mqtt mqtt://127.0.0.1:1883 --boards 3 --readings 20 --interval-ms 100\n"
+                "  sen sim --serial --boards 2 --readings 50   # then: sen gateway run ... --serial '.sen/dev/ttySIM*'",
     )
-    sim.add_argument("--mqtt", required=True, metavar="URL", help="broker, as mqtt://HOST:PORT")
+    sim.add_argument("--mqtt", metavar="URL", help="broker, as mqtt://HOST:PORT (required without --serial)")
+    sim.add_argument("--serial", action="store_true",
+                     help="USB serial boards: one pseudo-terminal per board instead of MQTT")
+    sim.add_argument("--dev-dir", type=Path, default=Path(".sen/dev"), metavar="DIR",
+                     help="where the stable links to the boards' serial ports live (ttySIM0, ttySIM1, ...)")
+    sim.add_argument("--ack-timeout-ms", type=positive_int, metavar="MS",
+                     help="how long a board waits for the gateway's ack before sending again (firmware default)")
+    sim.add_argument("--fault-proxy", action="store_true",
+                     help="put a TCP fault proxy between each MQTT board and the broker (for cut/stall/partition)")
+    sim.add_argument("--fault-plan", type=Path, metavar="FILE",
+                     help="JSON list of timed faults: unplug, replug, garbage, power_cut, cut, stall, "
+                          "partition, heal, sensor, wifi_down, clock_jump, clear")
     sim.add_argument("--boards", type=positive_int, default=3, metavar="N", help="number of virtual boards")
     sim.add_argument("--readings", type=non_negative_int, default=0, metavar="K",
                      help="readings per board, then exit (0: run until --duration or Ctrl-C)")
@@ -31,15 +48,175 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
                      help="cap each board's MicroPython heap, e.g. 64K (as on a small ESP32)")
     sim.add_argument("--state-dir", type=Path, default=Path(".sen/sim"), metavar="DIR",
                      help="where each board keeps its flash (config.json, boot counter, console.log)")
-    return {"sim": _cmd_sim}
+    _register_tools(commands)
+    return {"sim": _cmd_sim, "flash": _cmd_flash, "deploy": _cmd_deploy, "provision": _cmd_provision,
+            "boards": _cmd_boards}
+
+
+def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    flash = add_command(
+        commands, "flash", summary="put MicroPython on a board with esptool (erase, then write)",
+        description="Erase the board's flash and write a MicroPython image at the offset its profile "
+                    "gives (ESP32 0x1000, ESP32-S3/C3 0x0), with esptool's progress shown. The port is "
+                    "checked first: missing, permission denied and busy ports get a clear message.",
+        example="sen flash --board yolo-uno --port /dev/ttyACM0 --image ESP32_GENERIC_S3-v1.24.1.bin",
+    )
+    flash.add_argument("--board", required=True, help="board profile id (hardware/boards/<id>.json)")
+    flash.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    flash.add_argument("--image", required=True, type=Path, help="MicroPython .bin for the board's MCU")
+    flash.add_argument("--baud", type=positive_int, default=460800, help="esptool baud rate")
+    flash.add_argument("--no-erase", action="store_true", help="skip erase-flash")
+    flash.add_argument("--dry-run", action="store_true", help="print the esptool steps, run nothing")
+
+    deploy = add_command(
+        commands, "deploy", summary="copy the firmware and its config.json to a board with mpremote",
+        description="Copy firmware/lib, boot.py, main.py and a config.json (from sen provision) to a "
+                    "board running MicroPython, then reset it. --mpy compiles lib/ to .mpy first "
+                    "(mpy-cross): less RAM at import on the board.",
+        example="sen deploy --port /dev/ttyACM0 --config .sen/provision/yolo-01.json --mpy --board yolo-uno",
+    )
+    deploy.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    deploy.add_argument("--config", type=Path, help="config.json to copy (from sen provision)")
+    deploy.add_argument("--mpy", action="store_true", help="compile firmware/lib to .mpy before copying")
+    deploy.add_argument("--board", default="esp32-devkitc", help="board profile (picks the .mpy architecture)")
+    deploy.add_argument("--dry-run", action="store_true", help="print the mpremote steps, run nothing")
+
+    provision = add_command(
+        commands, "provision", summary="write a board's config.json from flags or prompts, checked first",
+        description="Build config.json for a board: site, device id, broker, WiFi, transport, and the "
+                    "board profile's pins and sensors. It is checked (also by the firmware's own checker "
+                    "on the MicroPython unix port when available) before it is written. Missing values "
+                    "are asked for when stdin is a terminal.",
+        example="sen provision --board yolo-uno --site lab --device yolo-01 --broker 192.168.1.10 "
+                "--wifi-ssid lab-wifi --out .sen/provision/yolo-01.json",
+    )
+    provision.add_argument("--board", required=True, help="board profile id")
+    provision.add_argument("--site", help="site name ([a-z0-9_-]{1,32})")
+    provision.add_argument("--device", help="device id (default: esp32-<chip id>, chosen by the board)")
+    provision.add_argument("--broker", help="MQTT broker host (the Pi)")
+    provision.add_argument("--broker-port", type=positive_int, default=1883, help="MQTT broker port")
+    provision.add_argument("--transport", choices=("mqtt", "serial"), default="mqtt", help="how readings travel")
+    provision.add_argument("--wifi-ssid", help="WiFi network (MQTT boards)")
+    provision.add_argument("--wifi-password", help="WiFi password (asked for when omitted and --wifi-ssid given)")
+    provision.add_argument("--interval-ms", type=positive_int, default=1000, help="sampling interval")
+    provision.add_argument("--out", type=Path, default=Path(".sen/provision/config.json"), help="where to write")
+
+    add_command(commands, "boards", summary="list the board profiles, each checked",
+                description="Load and check every hardware/boards/*.json; print id, MCU, flash offset, "
+                            "image, I2C pins and USB ids.", example="sen boards")
+
+
+def _fail(message: str) -> int:
+    print(f"sen: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _cmd_boards(args: argparse.Namespace) -> int:
+    from hardware.boards import BoardError, board_ids, load_board
+
+    bad = 0
+    for board_id in board_ids():
+        try:
+            b = load_board(board_id)
+        except BoardError as err:
+            bad += 1
+            print(f"{board_id}: INVALID: {err}")
+            continue
+        offset = "-" if b.flash_offset is None else hex(b.flash_offset)
+        usb = " ".join(f"{v}:{p}" for v, p in b.usb_ids) or "-"
+        print(f"{b.id:20} {b.mcu:8} {offset:7} {b.image or '-':18} i2c={b.pins['i2c']} usb={usb}")
+    return 1 if bad else 0
+
+
+def _cmd_flash(args: argparse.Namespace) -> int:
+    from hardware.boards import BoardError, load_board
+    from hardware.flash import FlashError, check_port, flash_steps, run_steps, show
+
+    try:
+        profile = load_board(args.board)
+        steps = flash_steps(profile, args.port, args.image, baud=args.baud, erase=not args.no_erase)
+        if args.dry_run:
+            print(show(steps))
+            return 0
+        if not args.image.is_file():
+            raise FlashError(f"{args.image}: no such image (download {profile.image} from micropython.org)")
+        check_port(args.port)
+        run_steps(steps)
+    except (BoardError, FlashError) as err:
+        return _fail(str(err))
+    print(f"flashed {args.image.name} to {profile.name} on {args.port}; next: sen deploy --port {args.port}")
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from hardware.boards import BoardError, load_board
+    from hardware.flash import FlashError, check_port, compile_lib, deploy_steps, mpy_arch, run_steps, show
+
+    try:
+        if args.config is not None and not args.config.is_file():
+            raise FlashError(f"{args.config}: no such config (write one with sen provision)")
+        with tempfile.TemporaryDirectory(prefix="sen-mpy-") as tmp:
+            staged = None
+            if args.mpy:
+                staged = Path(tmp) / "lib" if args.dry_run else compile_lib(
+                    Path(tmp), arch=mpy_arch(load_board(args.board)))
+            steps = deploy_steps(args.port, args.config, staged_lib=staged)
+            if args.dry_run:
+                print(show(steps))
+                return 0
+            check_port(args.port)
+            run_steps(steps)
+    except (BoardError, FlashError) as err:
+        return _fail(str(err))
+    return 0
+
+
+def _cmd_provision(args: argparse.Namespace) -> int:
+    from hardware.boards import BoardError, load_board
+    from hardware.provision import ProvisionError, build_config, firmware_check, write_config
+
+    def ask(value: str | None, prompt: str, *, secret: bool = False) -> str | None:
+        if value is not None or not sys.stdin.isatty():
+            return value
+        answer = getpass.getpass(f"{prompt}: ") if secret else input(f"{prompt}: ").strip()
+        return answer or None
+
+    try:
+        profile = load_board(args.board)
+        site = ask(args.site, "site (e.g. lab)")
+        broker = ask(args.broker, "MQTT broker host") if args.transport == "mqtt" else (args.broker or "127.0.0.1")
+        ssid = ask(args.wifi_ssid, "WiFi SSID") if args.transport == "mqtt" and profile.mcu != "sim" else args.wifi_ssid
+        password = ask(args.wifi_password, "WiFi password", secret=True) if ssid else None
+        if site is None or broker is None:
+            raise ProvisionError("give --site and --broker (no terminal to ask on)")
+        config = build_config(profile, site=site, device_id=args.device, broker_host=broker,
+                              broker_port=args.broker_port, transport=args.transport, wifi_ssid=ssid,
+                              wifi_password=password or "", interval_ms=args.interval_ms)
+        problem = firmware_check(config)
+        if problem is not None:
+            raise ProvisionError(f"the firmware would refuse this config: {problem}")
+    except (BoardError, ProvisionError) as err:
+        return _fail(str(err))
+    print(f"wrote {write_config(config, args.out)} for {profile.name}")
+    return 0
 
 
 def _cmd_sim(args: argparse.Namespace) -> int:
     from hardware import sim
+    from hardware.faults import FaultPlan, FaultPlanError
 
-    host, port = sim.parse_mqtt_url(args.mqtt)
+    if args.mqtt is None and not args.serial:
+        raise sim.SimError("give --mqtt mqtt://HOST:PORT, or --serial for USB serial boards")
+    host, port = sim.parse_mqtt_url(args.mqtt) if args.mqtt else ("127.0.0.1", 1883)
+    try:
+        plan = FaultPlan.load(args.fault_plan) if args.fault_plan else None
+    except FaultPlanError as err:
+        raise sim.SimError(str(err)) from None
+    needs_proxy = plan is not None and any(s.fault in ("cut", "stall", "heal", "partition") for s in plan.steps)
     return sim.run(sim.SimOptions(
         broker_host=host, broker_port=port, boards=args.boards, readings=args.readings,
         interval_ms=args.interval_ms, batch_max=args.batch_max, duration_s=args.duration, site=args.site,
-        seed=args.seed, heapsize=args.heapsize, state_dir=args.state_dir,
+        seed=args.seed, heapsize=args.heapsize, state_dir=args.state_dir, serial=args.serial,
+        dev_dir=args.dev_dir, fault_proxy=args.fault_proxy or needs_proxy, fault_plan=plan,
+        ack_timeout_ms=args.ack_timeout_ms,
     ))

@@ -2,17 +2,17 @@
 
 Each board gets its own "flash" directory (its `config.json`, boot counter and console log)
 under the state directory, so a board restarted later keeps its identity and boot count,
-as a real board keeps its flash. The simulator speaks to the rest of Sen only over MQTT,
-like a real board: it knows nothing of the gateway or ingest.
+as a real board keeps its flash. The simulator speaks to the rest of Sen only over MQTT or
+a serial port (a pseudo-terminal per board, ``--serial``), like a real board: it knows nothing
+of the gateway or ingest. Faults: :mod:`hardware.faults` (``--fault-plan``) and
+:class:`hardware.vboard.VirtualBoard`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hardware.faultproxy import FaultProxy
+from hardware.faults import FaultPlan
+from hardware.vboard import FIRMWARE_MAIN, VirtualBoard
+
 _LOGGER = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE_MAIN = REPO_ROOT / "firmware" / "main.py"
-
-_STOP_GRACE_S = 3.0
 _POLL_S = 0.1
 
 
@@ -48,6 +48,11 @@ class SimOptions:
     seed: int = 0
     heapsize: str | None = None
     state_dir: Path = Path(".sen/sim")
+    serial: bool = False
+    dev_dir: Path = Path(".sen/dev")
+    fault_proxy: bool = False
+    fault_plan: FaultPlan | None = None
+    ack_timeout_ms: int | None = None
 
     def device_id(self, index: int) -> str:
         return f"{self.device_prefix}-{index:04d}"
@@ -73,9 +78,14 @@ def find_micropython() -> str:
     return found
 
 
+def serial_link(options: SimOptions, index: int) -> Path:
+    """The stable path of board INDEX's serial port, e.g. `.sen/dev/ttySIM0`."""
+    return options.dev_dir / f"ttySIM{index}"
+
+
 def board_config(options: SimOptions, index: int) -> dict[str, object]:
     """The `config.json` the firmware reads from its flash directory."""
-    return {
+    config: dict[str, object] = {
         "site": options.site,
         "device_id": options.device_id(index),
         "board": "sim",
@@ -85,54 +95,33 @@ def board_config(options: SimOptions, index: int) -> dict[str, object]:
         "max_readings": options.readings,
         "sim": {"seed": options.seed * 100003 + index},
     }
+    if options.serial:  # a frame written to a port is not a delivery: wait for the gateway's ack
+        config["transport"] = "serial"
+        config["ack"] = "e2e"
+    if options.ack_timeout_ms is not None:
+        config["ack_timeout_ms"] = options.ack_timeout_ms
+    return config
 
 
-@dataclass
-class Board:
-    device: str
-    flash_dir: Path
-    process: subprocess.Popen[bytes]
-
-    @property
-    def console_log(self) -> Path:
-        return self.flash_dir / "console.log"
-
-    def console_tail(self, lines: int = 10) -> str:
-        try:
-            return "\n".join(self.console_log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no console output)"
-
-
-def start_board(options: SimOptions, index: int, micropython: str) -> Board:
+def make_board(options: SimOptions, index: int, micropython: str) -> VirtualBoard:
+    config = board_config(options, index)
+    proxy = None
+    if options.fault_proxy and not options.serial:
+        proxy = FaultProxy((options.broker_host, options.broker_port)).start()
+        config["broker"] = {"host": "127.0.0.1", "port": proxy.port, "keepalive": 30}
     device = options.device_id(index)
-    flash_dir = (options.state_dir / device).resolve()
-    flash_dir.mkdir(parents=True, exist_ok=True)
-    (flash_dir / "config.json").write_text(json.dumps(board_config(options, index), indent=1) + "\n")
-    command = [micropython]
-    if options.heapsize:
-        command += ["-X", f"heapsize={options.heapsize}"]
-    command.append(str(FIRMWARE_MAIN))
-    with open(flash_dir / "console.log", "ab") as console:
-        process = subprocess.Popen(
-            command, cwd=flash_dir, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-        )
-    _LOGGER.info("board %s started (pid %d, flash %s)", device, process.pid, flash_dir)
-    return Board(device=device, flash_dir=flash_dir, process=process)
+    return VirtualBoard(device=device, flash_dir=options.state_dir / device, config=config,
+                        micropython=micropython, heapsize=options.heapsize, proxy=proxy,
+                        serial_link=serial_link(options, index) if options.serial else None)
 
 
-def stop_boards(boards: Sequence[Board]) -> None:
-    """Ask every running board to stop (SIGINT, as Ctrl-C on its console), then kill stragglers."""
-    running = [b for b in boards if b.process.poll() is None]
-    for board in running:
-        board.process.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + _STOP_GRACE_S
-    for board in running:
-        try:
-            board.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            board.process.kill()
-            board.process.wait()
+def stop_boards(boards: Sequence[VirtualBoard]) -> None:
+    """Ctrl-C to every running board at once, then wait for each (killed after a grace period)."""
+    for board in boards:
+        if board.process is not None and board.running:
+            board.process.send_signal(signal.SIGINT)
+    for board in boards:
+        board.stop()
 
 
 def run(options: SimOptions) -> int:
@@ -158,15 +147,24 @@ def run(options: SimOptions) -> int:
         stop_requested = True
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    boards: list[Board] = []
+    boards: list[VirtualBoard] = []
     try:
         for i in range(options.boards):
-            boards.append(start_board(options, options.first_index + i, micropython))
-        deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+            board = make_board(options, options.first_index + i, micropython)
+            boards.append(board)
+            board.start()
+            if board.link is not None:
+                print(f"board {board.device}: serial port {board.link.tty} (stable link "
+                      f"{board.link.link})", flush=True)
+        started = time.monotonic()
+        deadline = None if options.duration_s is None else started + options.duration_s
+        plan = options.fault_plan.start(boards) if options.fault_plan is not None else None
         reported: set[str] = set()
         while not stop_requested:
+            if plan is not None:
+                plan.due(time.monotonic() - started)
             for board in boards:
-                code = board.process.poll()
+                code = board.poll()
                 if code is not None and board.device not in reported:
                     reported.add(board.device)
                     _report_exit(board, code)
@@ -176,12 +174,13 @@ def run(options: SimOptions) -> int:
                 _LOGGER.info("duration of %.1f s reached; stopping boards", options.duration_s)
                 break
             time.sleep(_POLL_S)
-        stopped_early = [b.device for b in boards if b.process.poll() is None]
+        stopped_early = [b.device for b in boards if b.running]
     finally:
         stop_boards(boards)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    failed = [b for b in boards if b.device not in stopped_early and b.process.returncode != 0]
+    failed = [b for b in boards if b.device not in stopped_early
+              and (b.process is None or b.process.returncode != 0)]
     _LOGGER.info(
         "%d board(s): %d finished, %d stopped, %d failed",
         len(boards), len(boards) - len(stopped_early) - len(failed), len(stopped_early), len(failed),
@@ -189,7 +188,7 @@ def run(options: SimOptions) -> int:
     return 1 if failed else 0
 
 
-def _report_exit(board: Board, code: int) -> None:
+def _report_exit(board: VirtualBoard, code: int) -> None:
     if code == 0:
         _LOGGER.info("board %s finished: every reading acknowledged", board.device)
     else:

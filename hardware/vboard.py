@@ -1,0 +1,226 @@
+"""One virtual board: the firmware process, its flash directory, its links, and its faults.
+
+    board = VirtualBoard(device="sim-0000", flash_dir=..., config={...}, micropython=...,
+                         serial_link=Path(".sen/dev/ttySIM0"))   # or broker via a FaultProxy
+    board.start(); board.unplug(); board.replug(); board.power_cut(); board.restart()
+    board.sensor_fault("sht31", "nack"); board.clock_jump(3_600_000); board.garbage(200)
+
+The flash directory (``config.json``, boot counter, outbox, ``console.log``, ``faults.json``)
+survives a power cut, as a real board's flash does. Sensor, WiFi and clock faults go through
+``faults.json``, which the firmware's sim HAL polls (hardware/simdev/board.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from hardware.faultproxy import FaultProxy
+from hardware.ptylink import PtyLink
+
+_LOGGER = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FIRMWARE_MAIN = REPO_ROOT / "firmware" / "main.py"
+FAULTS_FILE = "faults.json"
+SLEEP_FILE = "sen_sleep.json"
+EXIT_SLEEP, EXIT_REBOOT = 4, 5  # firmware/lib/hal_sim.py
+SENSOR_FAULTS = ("nack", "stuck", "range")
+_STOP_GRACE_S = 3.0
+
+
+class VirtualBoard:
+    def __init__(self, *, device: str, flash_dir: Path, config: dict[str, Any], micropython: str,
+                 heapsize: str | None = None, serial_link: Path | None = None,
+                 proxy: FaultProxy | None = None) -> None:
+        self.device = device
+        self.flash_dir = flash_dir.resolve()
+        self.config = config
+        self.micropython = micropython
+        self.heapsize = heapsize
+        self.proxy = proxy
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._console: BinaryIO | None = None
+        self._wake_at: float | None = None
+        self.link = PtyLink(serial_link, console=None) if serial_link is not None else None
+
+    # -- life cycle ---------------------------------------------------------------------
+    @property
+    def console_log(self) -> Path:
+        return self.flash_dir / "console.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        """Power on: write config.json (first start only keeps an edited one) and boot the firmware."""
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        (self.flash_dir / "config.json").write_text(json.dumps(self.config, indent=1) + "\n")
+        if self._console is None:
+            self._console = open(self.console_log, "ab")  # noqa: SIM115 — lives as long as the board
+        command = [self.micropython] + (["-X", f"heapsize={self.heapsize}"] if self.heapsize else [])
+        command.append(str(FIRMWARE_MAIN))
+        if self.link is None:
+            self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.DEVNULL,
+                                            stdout=self._console, stderr=subprocess.STDOUT)
+        else:
+            if self.link.console is None:
+                self.link.console = self._console
+                self.link.start()
+            self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if self.process.stdout is None or self.process.stdin is None:
+                raise RuntimeError("board process without pipes")
+            self.link.attach(self.process.stdout.fileno(), self.process.stdin.fileno())
+        self.starts += 1
+        self._wake_at = None
+        _LOGGER.info("board %s started (pid %d, flash %s%s)", self.device, self.process.pid,
+                     self.flash_dir, f", serial {self.link.link} -> {self.link.tty}" if self.link else "")
+
+    def stop(self) -> None:
+        """Ctrl-C on the console (SIGINT), then kill after a grace period; links closed."""
+        self._end(signal.SIGINT)
+        if self.link is not None:
+            self.link.close()
+        if self.proxy is not None:
+            self.proxy.close()
+        if self._console is not None:
+            self._console.close()
+            self._console = None
+
+    def power_cut(self) -> None:
+        """SIGKILL: the board stops mid-instruction; its flash directory stays."""
+        _LOGGER.info("board %s: power cut", self.device)
+        self._end(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Power cycle: cut, then power on with the same flash."""
+        self.power_cut()
+        self.start()
+
+    def poll(self) -> int | None:
+        """The exit code once the board is really finished; deep sleep and reboot are followed."""
+        if self.process is None:
+            return None
+        code = self.process.poll()
+        if code is None:
+            return None
+        if code in (EXIT_SLEEP, EXIT_REBOOT):
+            if self._wake_at is None:
+                self._wake_at = time.monotonic() + (self._sleep_s() if code == EXIT_SLEEP else 0.0)
+                self._release()
+            if time.monotonic() >= self._wake_at:
+                self.start()
+            return None
+        return code
+
+    def _sleep_s(self) -> float:
+        try:
+            return float(json.loads((self.flash_dir / SLEEP_FILE).read_text())["ms"]) / 1000
+        except (OSError, ValueError, KeyError, TypeError):
+            return 1.0
+
+    def _end(self, sig: signal.Signals) -> None:
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(sig)
+            try:
+                process.wait(timeout=_STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._release()
+
+    def _release(self) -> None:
+        if self.link is not None:
+            self.link.detach()
+        if self.process is not None:
+            for pipe in (self.process.stdin, self.process.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
+
+    def console_tail(self, lines: int = 10) -> str:
+        try:
+            return "\n".join(self.console_log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no console output)"
+
+    # -- serial faults ----------------------------------------------------------------------
+    def unplug(self) -> None:
+        self._need_link().unplug()
+
+    def replug(self) -> str:
+        return self._need_link().plug()
+
+    def garbage(self, count: int = 256, *, seed: int | None = None) -> bytes:
+        """Random bytes (newlines included) on the line towards the host."""
+        data = random.Random(seed).randbytes(count)
+        self._need_link().inject(b"\n" + data + b"\n")
+        return data
+
+    def _need_link(self) -> PtyLink:
+        if self.link is None:
+            raise RuntimeError(f"board {self.device} has no serial link (start the sim with --serial)")
+        return self.link
+
+    # -- network faults (through the board's fault proxy) ---------------------------------
+    def link_cut(self) -> None:
+        self._need_proxy().cut()
+
+    def link_stall(self) -> None:
+        self._need_proxy().stall()
+
+    def link_heal(self) -> None:
+        self._need_proxy().heal()
+
+    def _need_proxy(self) -> FaultProxy:
+        if self.proxy is None:
+            raise RuntimeError(f"board {self.device} has no fault proxy (MQTT boards with --fault-proxy)")
+        return self.proxy
+
+    # -- faults the firmware polls (faults.json) ----------------------------------------
+    def faults(self) -> dict[str, Any]:
+        try:
+            current = json.loads((self.flash_dir / FAULTS_FILE).read_text())
+        except (OSError, ValueError):
+            return {}
+        return current if isinstance(current, dict) else {}
+
+    def set_faults(self, **changes: Any) -> None:
+        """Merge into faults.json; a value of None removes the key. Written atomically."""
+        current = self.faults()
+        for key, value in changes.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        tmp = self.flash_dir / (FAULTS_FILE + ".tmp")
+        tmp.write_text(json.dumps(current))
+        os.replace(tmp, self.flash_dir / FAULTS_FILE)
+
+    def sensor_fault(self, sensor: str, fault: str | None) -> None:
+        if fault is not None and fault not in SENSOR_FAULTS:
+            raise ValueError(f"sensor fault must be one of {', '.join(SENSOR_FAULTS)} (got {fault!r})")
+        self.set_faults(**{sensor: fault})
+
+    def wifi_down(self, down: bool = True) -> None:
+        self.set_faults(wifi="down" if down else None)
+
+    def clock_jump(self, offset_ms: int) -> None:
+        """Shift the board's wall clock by offset_ms (``clock_offset_ms`` in faults.json)."""
+        self.set_faults(clock_offset_ms=offset_ms or None)
+
+    def clear_faults(self) -> None:
+        (self.flash_dir / FAULTS_FILE).unlink(missing_ok=True)

@@ -1,0 +1,68 @@
+"""Board profiles: every shipped profile loads; bad ones are refused naming the file and the key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hardware.boards import BoardError, board_ids, load_all, load_board
+
+
+def test_every_shipped_profile_loads() -> None:
+    ids = board_ids()
+    assert {"esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1", "yolo-uno", "sim"} <= set(ids)
+    assert len(load_all()) == len(ids)
+
+
+def test_facts() -> None:
+    assert load_board("esp32-devkitc").flash_offset == 0x1000
+    assert load_board("esp32-s3-devkitc-1").flash_offset == 0
+    assert load_board("esp32-c3-devkitm-1").image == "ESP32_GENERIC_C3"
+    yolo = load_board("yolo-uno")
+    assert yolo.pins["i2c"] == {"bus": "soft", "sda": 11, "scl": 12, "freq": 100000}
+    assert yolo.sensors == [{"type": "dht20", "addr": 0x38}] and yolo.chip == "esp32s3"
+    assert ("303a", "1001") in yolo.usb_ids and ("10c4", "ea60") in load_board("esp32-devkitc").usb_ids
+
+
+def _profile(tmp_path: Path, **changes: Any) -> Path:
+    doc = json.loads(load_board("yolo-uno").path.read_text())
+    for dotted, value in changes.items():
+        target = doc
+        *parents, last = dotted.split("__")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    path = tmp_path / "yolo-uno.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"pins__buzzer": 5}, "pins.buzzer"),
+    ({"pins__onewire": 99}, "pins.onewire"),
+    ({"pins__onewire": 23}, "pins.onewire"),            # no GPIO 23 on the S3
+    ({"pins__onewire": 11}, "pins.onewire"),            # already SDA
+    ({"pins__adc_vbat": {"pin": 20}}, "pins.adc_vbat.pin"),  # not on ADC1
+    ({"pins__i2c__bus": 2}, "pins.i2c.bus"),
+    ({"flash_offset": "0x1000"}, "flash_offset"),
+    ({"image": "ESP32_GENERIC"}, "image"),
+    ({"mcu": "esp8266"}, "mcu"),
+    ({"sensors": [{"type": "bme280"}]}, "sensors[0].addr"),
+    ({"sensors": [{"type": "tmp117", "addr": 72}]}, "sensors[0].type"),
+    ({"usb": [{"vid": "303A", "pid": "1001"}]}, "usb[0].vid"),
+    ({"colour": "blue"}, "colour"),
+    ({"id": "other"}, "id"),
+])
+def test_bad_profiles_are_refused_naming_file_and_key(tmp_path: Path, change: dict[str, Any], key: str) -> None:
+    path = _profile(tmp_path, **change)
+    with pytest.raises(BoardError) as err:
+        load_board(path)
+    assert str(path) in str(err.value) and f"key '{key}'" in str(err.value)
+
+
+def test_unknown_board_lists_the_known_ones() -> None:
+    with pytest.raises(BoardError, match="known boards: .*yolo-uno"):
+        load_board("nope")
