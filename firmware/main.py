@@ -9,6 +9,18 @@ if sys.platform != "esp32":
     _lib = _here + "/lib"
     if _lib not in sys.path:
         sys.path.insert(2 if ".frozen" in sys.path else 1, _lib)
+    # precompiled .mpy (SEN_MPY=<dir>, built by mpy-cross from lib/) go before lib/
+    import os
+    _mpy = os.getenv("SEN_MPY")
+    if _mpy and _mpy not in sys.path:
+        sys.path.insert(sys.path.index(_lib), _mpy)
+    # the register-level simulated sensors, when this checkout has them
+    _sim = _here.rsplit("/", 1)[0] + "/hardware/simdev" if "/" in _here else "../hardware/simdev"
+    try:
+        os.stat(_sim)
+        sys.path.append(_sim)
+    except OSError:
+        pass
 
 import gc
 
@@ -20,9 +32,9 @@ for _m in ("asyncio", "mqtt"):
     __import__(_m)
     gc.collect()
 
-import app
+import runner
 
 gc.collect()
-_code = app.main()
+_code = runner.main()
 if _code or sys.platform != "esp32":
     sys.exit(_code)

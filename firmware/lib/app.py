@@ -1,59 +1,72 @@
-# Sen firmware application: sample at interval_ms, batch readings into payload v1 envelopes,
-# publish them QoS1 to sen/v1/{site}/{device}/telemetry; a reading leaves RAM only when the
-# envelope holding it was PUBACKed. Status (retained) at connect, "offline" as last will.
+# Sen firmware application: sensors sample into the outbox (flash or RAM), the publisher
+# sends the outbox's readings as payload v1 envelopes (MQTT QoS1 or serial frames), and a
+# reading leaves the outbox only when the gateway's end-to-end ack covers it (ack "e2e" and
+# "auto"; "puback": the broker's PUBACK is enough). "auto" differs from "e2e" only until an
+# ack is first seen: no resend on ack timeout, and max_readings counts PUBACKs.
 import gc
+import json
 import sys
 import time
 
 import asyncio
-import bootcount
 import bufs
-import config
 import payload
+import sensors
 from log import log
 from micropython import const
-from mqtt import MQTTClient
-from pending import Pending
+from outbox import Outbox
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 _LINGER_MS = const(5000)  # a reading waits at most this long for batch_max companions
-
-
-def _hal_module():
-    if sys.platform == "esp32":
-        import hal_esp32
-        return hal_esp32
-    import hal_sim
-    return hal_sim
+_STABLE_MS = const(60000)  # running this long clears the crash-boot counter
+_LARGEST_EVERY_MS = const(30000)
+STATE = "sen_state.json"  # settings changed by cmd, persisted
+OUTBOX = "sen_outbox.bin"
 
 
 class App:
-    def __init__(self, cfg, hal, boot, board):
+    def __init__(self, cfg, hal, boot, board, crash):
         self.cfg = cfg
         self.hal = hal
         self.boot = boot
         self.board = board
+        self.crash = crash  # callable: clears the crash-boot counter
         self.dev = hal.device_id()
         base = "sen/v1/%s/%s/" % (cfg["site"], self.dev)
         self.t_tel = base + "telemetry"
         self.t_status = base + "status"
-        self.q = Pending(bufs.queue, bufs.QUEUE_SLOTS)
-        self._env = bufs.env  # one envelope in flight at a time
+        self.serial = cfg["transport"] == "serial"
+        self.ob = Outbox(None if cfg["outbox_ram"] else OUTBOX, cfg["outbox_max"])
+        self.ob.open()
+        if self.ob.torn:
+            log("outbox: cut %d B of a torn record" % self.ob.torn)
+        self.env = payload.Builder(bufs.env, self.dev, board, cfg["site"] if self.serial else None)
         self.seq = 0
-        self.acked = 0
+        self.limit = cfg["max_readings"]
+        self.sleepy = cfg["mode"] == "deep_sleep"
+        self.e2e = cfg["ack"] == "e2e"  # end-to-end acks rule the outbox
+        self.acked_e2e = 0
         self.sent = 0
         self.peak = 0
+        self.bad_cmd = 0
+        self.anchor = None  # gateway's clock anchor for this boot (ts = anchor + uptime)
+        self._last_ts = 0
         self._up = 0
         self._up_t = hal.ticks_ms()
-        self._sampled = asyncio.Event()
-        self._first_t = 0  # ticks when the oldest unsent reading was queued
-        self._sampling = True
+        self._ev = asyncio.Event()  # a reading, an ack, a connect
+        self._first_t = 0
+        self._ack_t = 0
+        self._flush = False
+        self._reboot = False
+        self._largest = (0, -_LARGEST_EVERY_MS)
         self._done = asyncio.Event()
+        self._sampled_all = False
         self.error = None
-        self.mq = MQTTClient(self.dev, cfg["host"], cfg["port"], cfg["keepalive"],
-                             self.t_status, b'{"state":"offline"}', log)
-        self.mq.net_connect = hal.net_connect
+        self.samplers = sensors.build(cfg["sensors"], hal, log)
+        self._load_state()
+        self.mq = _serial() if self.serial else _mqtt(cfg, self.dev, base, hal)
         self.mq.on_connect = self._online
+        self.mq.on_message = self._on_message
 
     # Uptime in ms, summed from ticks deltas so it survives the ticks wrap (~12 days on ESP32).
     def uptime(self):
@@ -62,91 +75,212 @@ class App:
         self._up_t = t
         return self._up
 
+    def epoch_ms(self):
+        t = self.hal.epoch_ms()
+        if t is None and self.anchor is not None:
+            t = self.anchor + self.uptime()
+        return t
+
+    # ---- settings changed by cmd (sen_state.json) ----
+    def _load_state(self):
+        try:
+            with open(STATE) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            return
+        for s in self.samplers:
+            v = st.get("i_" + s.name, st.get("interval_ms"))
+            if isinstance(v, int) and 10 <= v <= 86400000:
+                s.every = v
+
+    def _save_state(self, key, ms):
+        try:
+            with open(STATE) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            st = {}
+        if key == "interval_ms":  # all sensors: drop the per-sensor overrides
+            st = {}
+        st[key] = ms
+        with open(STATE + ".tmp", "w") as f:
+            json.dump(st, f)
+        import os
+        os.rename(STATE + ".tmp", STATE)
+
+    # ---- sampling ----
+    def record(self, m):
+        if self.limit and self.seq >= self.limit:
+            return False
+        ts = self.epoch_ms()
+        if ts is not None:  # strictly increasing: two readings never share a point in InfluxDB
+            ts = max(ts, self._last_ts + 1)
+            self._last_ts = ts
+        up = self.uptime()
+        enc = payload.reading(self.seq + 1, ts, up, m)
+        if enc is None:
+            return True
+        self.seq += 1
+        if not self.ob.unsent:
+            self._first_t = self.hal.ticks_ms()
+        if not self.ob.push(self.boot, self.seq, up, enc):
+            log("reading seq %d too big (%d B), skipped" % (self.seq, len(enc)))
+        self._ev.set()
+        return not self.sleepy and not (self.limit and self.seq >= self.limit)
+
+    def _sampling(self):
+        return not self._sampled_all
+
+    # ---- messages from the gateway ----
+    def _on_message(self, topic, msg, retained):
+        kind = topic.rsplit("/", 1)[-1]
+        try:
+            j = json.loads(bytes(msg))
+            if not isinstance(j, dict):
+                raise ValueError("not an object")
+            if kind == "ack":
+                self._on_ack(j["boot"], j["seq"], j.get("anchor"))
+            elif kind == "cmd":
+                import cmd
+                cmd.handle(self, j)
+        except (ValueError, KeyError, TypeError) as e:
+            self.bad_cmd += 1
+            log("%s: bad message %r (%r)" % (kind, bytes(msg[:80]), e))
+
+    def _on_ack(self, boot, seq, anchor):
+        if not (isinstance(boot, int) and isinstance(seq, int)):
+            raise ValueError("ack needs integer boot and seq")
+        if self.cfg["ack"] == "auto" and not self.e2e:
+            log("ack: end-to-end acks seen, the outbox follows them from now")
+            self.e2e = True
+        if boot == self.boot and isinstance(anchor, int) and self.hal.epoch_ms() is None:
+            self.anchor = anchor
+        before = self.ob.count
+        gone = self.ob.ack(boot, seq)
+        if gone:
+            self._ack_t = self.hal.ticks_ms()
+            if boot == self.boot:
+                self.acked_e2e += gone
+            log("ack boot %d seq %d: %d readings done, %d in outbox" % (boot, seq, gone, self.ob.count))
+        elif before:
+            self._ack_t = self.hal.ticks_ms()
+        self._ev.set()
+
+    # ---- sending ----
+    def _status(self, state, extra=""):
+        if self.serial:
+            return ('{"v":1,"kind":"status","site":"%s","dev":"%s","state":"%s","boot":%d,'
+                    '"board":"%s"%s}' % (self.cfg["site"], self.dev, state, self.boot,
+                                         self.board, extra)).encode()
+        return ('{"state":"%s"%s,"boot":%d,"board":"%s"}' % (
+            state, extra, self.boot, self.board)).encode()
+
+    async def _online(self):
+        if self.e2e:
+            self.ob.rewind()  # the broker may have lost what it PUBACKed: send it again
+            self._ack_t = self.hal.ticks_ms()
+        await self.mq.publish(self.t_status, self._status("online"), 1, True)
+        self._ev.set()
+
+    def diag(self):
+        d = {}  # type: dict
+        self.hal.diag(d)
+        now = self.hal.ticks_ms()
+        if time.ticks_diff(now, self._largest[1]) >= _LARGEST_EVERY_MS:
+            self._largest = (_largest_block(), now)
+        d["heap_largest"] = self._largest[0]
+        d["outbox"] = self.ob.count
+        d["dropped"] = self.ob.dropped
+        d["reconnects"] = max(0, self.mq.connects - 1)
+        d["uptime_ms"] = self.uptime()
+        if self.bad_cmd:
+            d["bad_cmd"] = self.bad_cmd
+        for s in self.samplers:
+            if s.err:
+                d["e_" + s.name] = s.err
+            if self._flush and s.errors:
+                d["n_err_" + s.name] = s.errors
+        return d
+
+    def _due(self):
+        ob = self.ob
+        if not ob.unsent:
+            return -1
+        if self._flush or ob.unsent >= self.cfg["batch_max"] or not self._sampling():
+            return 0
+        return max(0, _LINGER_MS - time.ticks_diff(self.hal.ticks_ms(), self._first_t))
+
+    def finished(self):
+        if self._sampling():
+            return False
+        if self.e2e:
+            return self.ob.count == 0
+        return self.ob.unsent == 0
+
+    async def _publisher(self):
+        ob = self.ob
+        while True:
+            if self.limit and self.finished():
+                self._done.set()
+                return
+            due = self._due()
+            if due:
+                self._ev.clear()
+                try:
+                    await asyncio.wait_for_ms(self._ev.wait(), 1000 if due < 0 else due)
+                except asyncio.TimeoutError:
+                    pass
+                if due > 0 and self._due() > 0:
+                    self._first_t = time.ticks_add(self.hal.ticks_ms(), -_LINGER_MS)
+                continue
+            await self.mq.wait_connected()
+            d = self.diag()
+            self._flush = False
+            start = ob.cursor
+            a, b, n, nxt = self.env.build(ob, self.cfg["batch_max"], self.boot, self.uptime(), d)
+            if not n:
+                ob.rewind()
+                continue
+            env = memoryview(bufs.env)[a:b]  # stays untouched until its PUBACK
+            boot, last = self.env.boot, self.env.last
+            gc.collect()
+            self._heap()
+            pid = await self.mq.publish(self.t_tel, env, 1, False)
+            await self.mq.wait_ack(pid)
+            if ob.cursor == ob.head:
+                self._ack_t = self.hal.ticks_ms()
+            ob.advance(start, nxt, n)
+            if self.cfg["ack"] == "puback":
+                ob.ack(boot, last)  # PUBACK is the end of the line here
+            self.sent += 1
+            log("tx boot %d seq ..%d (%d readings, %d B) %s" % (
+                boot, last, n, b - a, "handed over" if self.e2e else "acked"))
+
     def _heap(self):
         a = gc.mem_alloc()
         if a > self.peak:
             self.peak = a
 
-    async def _online(self):
-        msg = '{"state":"online","boot":%d,"board":"%s"}' % (self.boot, self.board)
-        await self.mq.publish(self.t_status, msg.encode(), 1, True)
-
-    async def _sampler(self):
-        hal = self.hal
-        every = self.cfg["interval_ms"]
-        limit = self.cfg["max_readings"]
-        nxt = hal.ticks_ms()
-        while limit == 0 or self.seq < limit:
-            try:
-                m = hal.read_sensors()
-            except OSError as e:  # a bus error is logged and the board samples on
-                log("sensor: %r" % (e,))
-                m = None
-            if m:
-                enc = payload.reading(self.seq + 1, hal.epoch_ms(), self.uptime(), m)
-                if enc is not None:
-                    self.seq += 1
-                    if not self.q.count:
-                        self._first_t = hal.ticks_ms()
-                    if self.q.push(self.seq, enc):
-                        self._sampled.set()
-                    else:
-                        log("reading seq %d too big for a slot (%d B), skipped" % (self.seq, len(enc)))
-            nxt = time.ticks_add(nxt, every)
-            wait = time.ticks_diff(nxt, hal.ticks_ms())
-            if wait < 0:  # fell behind (long GC, slow sensor): do not burst to catch up
-                nxt = hal.ticks_ms()
-                wait = 0
-            await asyncio.sleep_ms(wait)
-        self._sampling = False
-        self._sampled.set()
-        log("sampled %d readings, sampling done" % self.seq)
-
-    # ms until the pending readings should go: 0 = now (a full batch, a reading that waited
-    # _LINGER_MS, or sampling is over), -1 = nothing pending.
-    def _due_in(self, bmax):
-        if not self.q.count:
-            return -1
-        if self.q.count >= bmax or not self._sampling:
-            return 0
-        return max(0, _LINGER_MS - time.ticks_diff(self.hal.ticks_ms(), self._first_t))
-
-    async def _publisher(self):
-        limit = self.cfg["max_readings"]
-        bmax = self.cfg["batch_max"]
+    # Watchdog, the ack timeout, the crash counter, a pending reboot.
+    async def _ticker(self):
+        t0 = self.hal.ticks_ms()
+        stable = False
         while True:
-            if limit and self.acked + self.q.dropped >= limit:
-                self._done.set()
-                return
-            due = self._due_in(bmax)
-            if due:
-                self._sampled.clear()
-                try:
-                    if due < 0:
-                        await self._sampled.wait()
-                    else:
-                        await asyncio.wait_for_ms(self._sampled.wait(), due)
-                except asyncio.TimeoutError:
-                    self._first_t = time.ticks_add(self.hal.ticks_ms(), -_LINGER_MS)
-                continue
-            await self.mq.wait_connected()
-            d = self.hal.diag()
-            d["outbox"] = self.q.count
-            d["dropped"] = self.q.dropped
-            size, n, last = payload.envelope(self._env, self.dev, self.boot, self.uptime(),
-                                             self.board, self.q, bmax, d)
-            env = memoryview(self._env)[:size]  # stays untouched until its PUBACK
-            gc.collect()
-            self._heap()  # live heap with an envelope built and the queue as it stands
-            pid = await self.mq.publish(self.t_tel, env, 1, False)
-            first = self.q.peek(0)[0]
-            await self.mq.wait_ack(pid)
-            self.q.ack_upto(last)
-            self.acked += n
-            self.sent += 1
-            if self.q.count:
-                self._first_t = self.hal.ticks_ms()  # close enough: the rest waited less
-            log("tx seq %d-%d (%d readings, %d B) acked" % (first, last, n, len(env)))
+            self.hal.feed()
+            now = self.hal.ticks_ms()
+            ob = self.ob
+            if self.e2e and ob.cursor != ob.head and ob.count and \
+                    time.ticks_diff(now, self._ack_t) > self.cfg["ack_timeout_ms"]:
+                log("ack: none for %d ms, sending the outbox again" % self.cfg["ack_timeout_ms"])
+                ob.rewind()
+                self._ack_t = now
+                self._ev.set()
+            if not stable and time.ticks_diff(now, t0) > _STABLE_MS:
+                stable = True
+                self.crash()
+            if self._reboot:
+                self.crash()
+                self.hal.reboot()
+            await asyncio.sleep_ms(250)
 
     async def _guard(self, coro):
         try:
@@ -156,43 +290,82 @@ class App:
             self.error = e
             self._done.set()
 
+    async def _sample_all(self, ss):
+        await asyncio.gather(*[s.run(self.record) for s in ss])
+        self._sampled_all = True
+        self._ev.set()
+        log("sampled %d readings, sampling done" % self.seq)
+
     async def run(self):
+        self._sampled_all = not self.samplers
         tasks = [asyncio.create_task(self._guard(self.mq.run())),
-                 asyncio.create_task(self._guard(self._sampler())),
-                 asyncio.create_task(self._guard(self._publisher()))]
+                 asyncio.create_task(self._guard(self._publisher())),
+                 asyncio.create_task(self._guard(self._ticker()))]
+        if self.samplers:
+            tasks.append(asyncio.create_task(self._guard(self._sample_all(self.samplers))))
+        else:
+            log("no sensors: sending the outbox only")
+        if self.sleepy:
+            tasks.append(asyncio.create_task(self._guard(self._sleeper())))
         await self._done.wait()
         if self.error is None:
-            await self.mq.wait_idle()  # the status message too
+            await self.mq.wait_idle()
         for t in tasks:
             t.cancel()
         await self.mq.disconnect()
 
+    # Deep sleep: once sampled, wait (bounded) for the outbox to be sent and acked, then
+    # say "sleeping" (retained, with until) and sleep; unsent readings stay on flash.
+    async def _sleeper(self):
+        wait = self.cfg["ack_wait_ms"]
+        t0 = self.hal.ticks_ms()
+        while time.ticks_diff(self.hal.ticks_ms(), t0) < wait + 10000:
+            if self.finished():
+                break
+            if self.ob.unsent == 0 and not self._sampling() and \
+                    time.ticks_diff(self.hal.ticks_ms(), self._ack_t) > wait:
+                break
+            await asyncio.sleep_ms(50)
+        ms = self.cfg["sleep_ms"]
+        until = (self.hal.epoch_ms() or 0) + ms
+        if self.mq.connected:
+            try:
+                await asyncio.wait_for_ms(self.mq.publish(
+                    self.t_status, self._status("sleeping", ',"until":%d' % until), 1, True), 2000)
+                await asyncio.wait_for_ms(self.mq.wait_idle(), 2000)
+            except asyncio.TimeoutError:
+                pass
+            await self.mq.disconnect()
+        self.crash()
+        self.hal.deepsleep(ms, until)
 
-# Entry point used by main.py; returns the process exit code.
-def main():
-    halmod = _hal_module()
-    try:
-        cfg = config.load("config.json", halmod.BOARD)
-        boot = bootcount.next_boot()
-    except (config.ConfigError, bootcount.BootCountError) as e:
-        print("Sen config error: %s" % e)
-        return 2
-    hal = halmod.Hal(cfg)
-    gc.collect()
-    app = App(cfg, hal, boot, cfg["board"])
-    print("Sen firmware %s device=%s boot=%d board=%s site=%s port=%s" % (
-        VERSION, app.dev, boot, app.board, cfg["site"], sys.platform))
-    log("broker %s:%d interval %d ms batch %d max_readings %d" % (
-        cfg["host"], cfg["port"], cfg["interval_ms"], cfg["batch_max"], cfg["max_readings"]))
-    try:
-        asyncio.run(app.run())
-    except KeyboardInterrupt:  # Ctrl-C / SIGINT: no DISCONNECT, so the broker sends the will
-        print("Sen interrupted: %d readings acked, %d pending" % (app.acked, app.q.count))
-        return 130
-    if app.error is not None:
-        print("Sen stopped: %r" % (app.error,))
-        return 1
-    code = 0 if app.q.dropped == 0 else 1
-    print("Sen done: %d readings acked in %d envelopes, dropped %d, boot %d, peak heap %d B"
-          % (app.acked, app.sent, app.q.dropped, boot, app.peak))
-    return code
+
+def _serial():
+    from seriallink import SerialLink
+    return SerialLink(log)
+
+
+def _mqtt(cfg, dev, base, hal):
+    from mqtt import MQTTClient
+    m = MQTTClient(dev, cfg["host"], cfg["port"], cfg["keepalive"], base + "status",
+                   b'{"state":"offline"}', log)
+    m.net_connect = hal.net_connect
+    m.subs = [base + "ack", base + "cmd"]
+    m.user = cfg["user"]
+    m.password = cfg["bpass"]
+    m.tls = cfg["tls"]
+    return m
+
+
+def _largest_block():
+    # MicroPython has no call for the largest free block: find it by trying (bisection).
+    lo, hi = 0, gc.mem_free()
+    while hi - lo > 256:
+        mid = (lo + hi) // 2
+        try:
+            b = bytearray(mid)
+            del b
+            lo = mid
+        except MemoryError:
+            hi = mid
+    return lo

@@ -3,8 +3,5 @@
 from micropython import const
 
 ENV_MAX = const(2048)  # one envelope (DESIGN allows 4 KiB; ~28 two-metric readings fit)
-QUEUE_SLOTS = const(60)  # readings held in RAM while the broker is away
-SLOT = const(96)  # bytes per encoded reading (about 62 for two metrics with ts)
 
 env = bytearray(ENV_MAX)
-queue = bytearray(QUEUE_SLOTS * SLOT)

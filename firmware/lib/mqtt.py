@@ -45,6 +45,10 @@ class MQTTClient:
         self.net_connect = None  # optional async callable -> bool (bring the link up)
         self.on_connect = None  # optional async callable, after each CONNACK
         self.on_message = None  # optional callable(topic, msg, retained)
+        self.subs = []  # topics subscribed (QoS1) after each CONNACK, before on_connect
+        self.user = None
+        self.password = ""
+        self.tls = False
         self.connected = False
         self.connects = 0
         self._r = None
@@ -96,7 +100,7 @@ class MQTTClient:
             await self._ev.wait()
 
     async def subscribe(self, topic, qos=1):
-        # Hook for the ack/cmd topics (later issue): SUBACK is read but not tracked.
+        # SUBACK is read but not tracked: a retained message follows it or nothing does.
         t = topic.encode()
         self._pid = self._pid % 65535 + 1
         i = self._fixed(_SUBSCRIBE, 5 + len(t))
@@ -204,18 +208,32 @@ class MQTTClient:
         wt = self._will[0].encode()
         wm = self._will[1]
         ka = self.keepalive
-        # flags: clean session 0x02, will 0x04, will QoS1 0x08, will retain 0x20
-        var = b"\x00\x04MQTT\x04\x2e" + bytes((ka >> 8, ka & 255))
+        # flags: clean session 0x02, will 0x04, will QoS1 0x08, will retain 0x20,
+        # password 0x40, user name 0x80
+        fl = 0x2E
+        parts = [cid, wt, wm]
+        if self.user is not None:
+            fl |= 0xC0
+            parts.append(self.user.encode())
+            parts.append(self.password.encode())
+        var = b"\x00\x04MQTT\x04" + bytes((fl, ka >> 8, ka & 255))
         pay = bytearray()
-        for s in (cid, wt, wm):
+        for s in parts:
             pay += bytes((len(s) >> 8, len(s) & 255))
             pay += s
         i = self._fixed(_CONNECT, len(var) + len(pay))
         return bytes(self._hdr[:i]) + var + pay
 
     async def _connect(self):
+        if self.tls:
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]  # no CA store on the board: encrypted, not verified
+            conn = asyncio.open_connection(self.host, self.port, ssl=ctx)
+        else:
+            conn = asyncio.open_connection(self.host, self.port)
         r, w = await asyncio.wait_for_ms(
-            asyncio.open_connection(self.host, self.port), _IO_TIMEOUT_MS
+            conn, _IO_TIMEOUT_MS
         )  # type: asyncio.StreamReader, asyncio.StreamWriter
         self._r = r
         self._w = w
@@ -237,6 +255,8 @@ class MQTTClient:
         self.connects += 1
         self._tasks = [asyncio.create_task(self._reader(r)), asyncio.create_task(self._pinger())]
         self._log("mqtt: connected to %s:%d" % (self.host, self.port))
+        for t in self.subs:
+            await self.subscribe(t, 1)
         if self.on_connect is not None:
             await self.on_connect()
         # Anything still unacknowledged goes again, same packet id, DUP set if sent before.

@@ -2,6 +2,8 @@
 # when sampled, and an envelope is their concatenation: no per-reading dicts wait in RAM.
 import json
 
+from micropython import const
+
 _SEP = (",", ":")
 try:
     json.dumps(0, separators=_SEP)
@@ -36,29 +38,63 @@ def reading(seq, ts, up, m):
     return ('{"seq":%d,"up":%d,"m":%s}' % (seq, up, dumps(mm))).encode()
 
 
+_RES = const(176)  # room kept at the front of the buffer for the envelope header
+
+
 def _put(buf, i, data):
     buf[i:i + len(data)] = data
     return i + len(data)
 
 
-# Writes one envelope into buf (bufs.env, at most 4 KiB) from up to batch_max readings
-# of pending, oldest first. Returns (bytes used, number of readings, last seq).
-def envelope(buf, dev, boot, up, board, pending, batch_max, diag):
-    tail = ('],"d":%s}' % dumps(diag)).encode()
-    i = _put(buf, 0, ('{"v":1,"dev":"%s","boot":%d,"up":%d,"board":"%s","r":[' % (
-        dev, boot, up, board)).encode())
-    room = len(buf) - len(tail)
-    n = 0
-    last = 0
-    for k in range(min(batch_max, pending.count)):
-        seq, enc = pending.peek(k)
-        if i + len(enc) + 1 > room:
-            break
-        if n:
-            buf[i] = 44  # ","
-            i += 1
-        i = _put(buf, i, enc)
-        n += 1
-        last = seq
-    i = _put(buf, i, tail)
-    return i, n, last
+# Builds one envelope in buf from the outbox's unsent readings: one boot per envelope (a
+# replay keeps each reading's original boot and seq). Readings are copied in first, after
+# _RES bytes, and the header is put just before them. Returns (start, end, n, next offset).
+class Builder:
+    def __init__(self, buf, dev, board, site):
+        self.buf = buf
+        self.dev = dev
+        self.board = board
+        self.site = site  # None over MQTT; the serial frame carries it
+        self.boot = 0
+        self.up = 0
+        self.n = 0
+        self.i = 0
+        self.room = 0
+        self.bmax = 0
+        self.last = 0
+        self.vals = 0
+
+    def _take(self, boot, seq, up, enc):
+        if self.n and (boot != self.boot or self.n >= self.bmax
+                       or self.i + len(enc) + 1 > self.room):
+            return False
+        if not self.n:
+            self.boot = boot
+        else:
+            self.buf[self.i] = 44  # ","
+            self.i += 1
+        self.i = _put(self.buf, self.i, enc)
+        self.n += 1
+        self.last = seq
+        if up > self.up:
+            self.up = up
+        return True
+
+    def build(self, outbox, bmax, boot, up, diag):
+        tail = ('],"d":%s}' % dumps(diag)).encode()
+        self.n = 0
+        self.up = 0
+        self.i = _RES
+        self.bmax = bmax
+        self.room = len(self.buf) - len(tail)
+        nxt = outbox.scan(outbox.cursor, self._take)
+        if not self.n:
+            return 0, 0, 0, nxt
+        env_up = up if self.boot == boot else self.up
+        site = '"site":"%s",' % self.site if self.site else ""
+        h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"board":"%s","r":[' % (
+            site, self.dev, self.boot, env_up, self.board)).encode()
+        start = _RES - len(h)
+        _put(self.buf, start, h)
+        end = _put(self.buf, self.i, tail)
+        return start, end, self.n, nxt

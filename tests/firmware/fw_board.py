@@ -4,10 +4,13 @@ follows DESIGN.md (not the gateway's code: the two sides are pinned to the contr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import re
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -41,8 +44,37 @@ def board_config(host: str, port: int, device: str, **over: Any) -> dict[str, An
     return cfg
 
 
+def build_mpy(micropython: str, repo_root: Path) -> Path:
+    """Precompiles firmware/lib and hardware/simdev to .mpy bytecode (mpy-cross, no -march:
+    the unix port imports it) into a cache dir keyed by the sources' hash; main.py puts the
+    dir named by SEN_MPY first on sys.path. A board then needs no RAM to compile source."""
+    srcs = sorted((repo_root / "firmware" / "lib").glob("*.py")) + \
+        sorted((repo_root / "hardware" / "simdev").glob("*.py"))
+    h = hashlib.sha256()
+    for p in srcs:
+        h.update(p.name.encode() + p.read_bytes())
+    out = Path(tempfile.gettempdir()) / f"sen-mpy-{h.hexdigest()[:16]}"
+    if (out / "done").exists():
+        return out
+    tmp = Path(tempfile.mkdtemp(prefix="sen-mpy-"))
+    cross = str(Path(micropython).with_name("mpy-cross"))
+    for p in srcs:
+        subprocess.run([cross, "-o", str(tmp / (p.stem + ".mpy")), str(p)], check=True,
+                       capture_output=True, timeout=60)
+    (tmp / "done").write_text("ok")
+    try:
+        tmp.rename(out)
+    except OSError:  # another worker made it first
+        pass
+    return out
+
+
 class Board:
-    def __init__(self, micropython: str, repo_root: Path, flash: Path, heap: str | None = "64K"):
+    def __init__(self, micropython: str, repo_root: Path, flash: Path, heap: str | None = "128K",
+                 mpy: bool = True):
+        self.env = dict(os.environ)
+        if mpy:
+            self.env["SEN_MPY"] = str(build_mpy(micropython, repo_root))
         self.cmd = [micropython] + (["-X", f"heapsize={heap}"] if heap else [])
         self.cmd.append(str(repo_root / "firmware" / "main.py"))
         self.flash = flash
@@ -57,7 +89,7 @@ class Board:
     def start(self) -> None:
         with open(self.console, "wb") as out:
             self.proc = subprocess.Popen(self.cmd, cwd=self.flash, stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT)
+                                         stdout=out, stderr=subprocess.STDOUT, env=self.env)
 
     def output(self) -> str:
         return self.console.read_text(errors="replace") if self.console.exists() else ""

@@ -1,0 +1,117 @@
+"""Test helpers: an ack responder standing in for the gateway's end-to-end ack (paho: on
+telemetry, record (dev, boot, seq) and publish the retained ack), and a TCP proxy between
+board and broker that a test can cut."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections import Counter
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+class AckResponder:
+    def __init__(self, host: str, port: int, site: str):
+        self.got: Counter[tuple[str, int, int]] = Counter()
+        self._lock = threading.Lock()
+        self.site = site
+        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"ackr-{site}", clean_session=False)
+        self.c.on_connect = lambda c, *a: c.subscribe(f"sen/v1/{site}/+/telemetry", qos=1)
+        self.c.on_message = self._on_message
+        self.c.reconnect_delay_set(0.1, 0.5)
+        self.c.connect(host, port, keepalive=10)
+        self.c.loop_start()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        env = json.loads(msg.payload)
+        dev, boot = env["dev"], env["boot"]
+        with self._lock:
+            for r in env["r"]:
+                self.got[(dev, boot, r["seq"])] += 1
+            newest = max(b for d, b, _ in self.got if d == dev)
+            if boot != newest:
+                return
+            # the highest seq spooled: a board sends in seq order, one envelope in flight, so
+            # anything below it was sent first (or knowingly dropped by the board)
+            s = max(q for d, b, q in self.got if d == dev and b == boot)
+        if s:
+            ack = {"boot": boot, "seq": s, "anchor": 0}
+            client.publish(f"sen/v1/{self.site}/{dev}/ack", json.dumps(ack), qos=1, retain=True)
+
+    def seqs(self, dev: str, boot: int) -> list[int]:
+        with self._lock:
+            return sorted(s for d, b, s in self.got if d == dev and b == boot)
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+class Proxy:
+    """Forwards 127.0.0.1:<port> to the broker; cut() drops every open connection, and
+    while `down` new connections are closed at once."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.down = False
+        self.cuts = 0
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(8)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                a, _ = self.ls.accept()
+            except OSError:
+                return
+            if self.down:
+                a.close()
+                continue
+            try:
+                b = socket.create_connection(self.target)
+            except OSError:
+                a.close()
+                continue
+            with self._lock:
+                self._socks += [a, b]
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pipe(x: socket.socket, y: socket.socket) -> None:
+        try:
+            while data := x.recv(4096):
+                y.sendall(data)
+        except OSError:
+            pass
+        for s in (x, y):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        self.cuts += 1
+
+    def close(self) -> None:
+        self.down = True
+        self.ls.close()
+        self.cut()
