@@ -74,6 +74,7 @@ class Telemetry:
     up_ms: int | None
     readings: tuple[Reading, ...]
     diag: Mapping[str, DiagValue] = field(default_factory=dict)
+    lo: int | None = None  # seqs of this boot below it are settled on the device (tests/contract/ack.md)
 
     @property
     def needs_anchor(self) -> bool:
@@ -192,6 +193,7 @@ def _telemetry(topic: Topic, payload: bytes) -> Telemetry:
         raise _Refused(Reason.TOPIC_MISMATCH, f"dev {device!r} published on {str(topic)!r}")
     boot = _int(_require(doc, "boot", "envelope"), "boot")
     up_ms = _int(doc["up"], "up") if "up" in doc else None
+    lo = _int(doc["lo"], "lo") if "lo" in doc else None
     board = _name(doc.get("board", DEFAULT_BOARD), "board")
     raw_readings = _require(doc, "r", "envelope")
     if not isinstance(raw_readings, list):
@@ -199,7 +201,7 @@ def _telemetry(topic: Topic, payload: bytes) -> Telemetry:
     readings = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings))
     diag = _diag(doc["d"]) if "d" in doc else {}
     return Telemetry(site=topic.site, device=device, board=board, boot=boot, up_ms=up_ms,
-                     readings=readings, diag=diag)
+                     readings=readings, diag=diag, lo=lo)
 
 
 def decode_telemetry(topic: Topic, payload: bytes) -> Telemetry | Reject:

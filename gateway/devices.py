@@ -1,9 +1,14 @@
 """Per-device bookkeeping in memory: state, last seen, boot, highest seq, gaps, duplicates.
 
-Pure logic (no I/O): :class:`gateway.registry.Registry` keeps it durable. A device sends
-its readings in increasing seq order, one envelope in flight, seqs from 1 in each boot, so
-a hole below the highest seq of a boot is a gap: readings the device dropped, or lost.
+Pure logic (no I/O): :class:`gateway.registry.Registry` keeps it durable. Seqs run from 1
+in each boot, so a hole below the highest seq of a boot is a gap: readings the device
+dropped, or lost on the way (a serial frame, a message sent before anyone subscribed).
 A late reading that falls into a gap fills it.
+
+What a gateway may ack is the contiguous mark (tests/contract/ack.md): every seq up to it is
+spooled here, covered by another gateway's retained ack, or below the ``lo`` the device
+declared (knowingly dropped). A gap above ``floor`` blocks the ack until the device sends
+those readings again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,19 @@ class BootState:
     boot: int
     highest: int = 0  # 0: nothing of this boot seen yet
     gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive ranges, ascending
+    floor: int = 0  # every seq <= floor is settled, gaps or not (retained ack, device's lo)
+
+    @property
+    def contiguous(self) -> int:
+        """The highest seq with nothing unsettled below it: what an ack may cover."""
+        for lo, hi in self.gaps:
+            if hi > self.floor:
+                return max(self.floor, lo - 1)
+        return max(self.floor, self.highest)
+
+    def settle_below(self, lo: int) -> None:
+        """The device holds nothing of this boot below ``lo``: holes there will never fill."""
+        self.floor = max(self.floor, lo - 1)
 
     @property
     def missing(self) -> int:
@@ -42,7 +60,8 @@ class BootState:
         return changed
 
     def raise_to(self, seq: int) -> None:
-        """Another gateway acked up to ``seq``: holes below it are not ours to report."""
+        """A gateway (this one earlier, or another) acked up to ``seq``: all of it is spooled."""
+        self.floor = max(self.floor, seq)
         if seq > self.highest:
             self.highest = seq
 

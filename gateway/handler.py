@@ -103,7 +103,8 @@ class Handler:
             self._registry.note_readings(
                 site=t.site, device=t.device, boot=t.boot, seqs=[r.seq for r in t.readings],
                 added=result.added, duplicates=result.duplicates,
-                last_reading_ms=max(times) if times else None, received_ms=item.received_ms)
+                last_reading_ms=max(times) if times else None, received_ms=item.received_ms,
+                lo=t.lo)
             acks[item.index] = self._registry.ack_for(t.site, t.device, t.boot)
             added_total += result.added
             duplicates_total += result.duplicates

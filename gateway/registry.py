@@ -84,8 +84,10 @@ class Registry:
             state = DeviceState(site=row[0], device=row[1], state=row[2], until_ms=row[3],
                                 last_seen_ms=row[4], last_reading_ms=row[5], readings=row[6],
                                 duplicates=row[7])
-            for boot, highest, _acked, gaps in sorted(boots.get(row[1], []))[-3:]:
-                state.boots[boot] = BootState(boot=boot, highest=highest, gaps=parse_gaps(gaps))
+            for boot, highest, acked, gaps in sorted(boots.get(row[1], []))[-3:]:
+                # What was acked was settled then: the floor survives a restart with it.
+                state.boots[boot] = BootState(boot=boot, highest=highest, gaps=parse_gaps(gaps),
+                                              floor=acked)
             self._devices[(row[0], row[1])] = state
 
     def close(self) -> None:
@@ -148,7 +150,7 @@ class Registry:
             state = self._devices.get((site, device))
             boot_state = state.boots.get(boot) if state else None
             key = (device, boot)
-            seq = max(boot_state.highest if boot_state else 0, self._acked.get(key, 0))
+            seq = max(boot_state.contiguous if boot_state else 0, self._acked.get(key, 0))
             if seq == 0:
                 return None
             self._acked[key] = seq
@@ -163,11 +165,15 @@ class Registry:
         return state
 
     def note_readings(self, *, site: str, device: str, boot: int, seqs: list[int], added: int,
-                      duplicates: int, last_reading_ms: int | None, received_ms: int) -> None:
+                      duplicates: int, last_reading_ms: int | None, received_ms: int,
+                      lo: int | None = None) -> None:
         with self._lock:
             state = self._device(site, device)
             before = state.missing
-            state.boot_state(boot).note(seqs)
+            boot_state = state.boot_state(boot)
+            boot_state.note(seqs)
+            if lo is not None:
+                boot_state.settle_below(lo)
             state.last_seen_ms = received_ms
             if state.state != "online" and added:
                 state.state, state.until_ms = "online", None

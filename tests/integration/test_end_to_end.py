@@ -32,6 +32,11 @@ def test_three_boards_twenty_readings_make_exactly_sixty_points(
                           "--database", influx_db, "--spool", str(tmp_path / "spool"),
                           "--client-id", f"e2e-{influx_db}", log=tmp_path / "gateway.log")
     try:
+        # A board's first readings would reach nobody before the gateway's subscription stands
+        # (they would come again only after the board's ack timeout): start the boards after it.
+        log = tmp_path / "gateway.log"
+        wait_for(lambda: "subscribed to sen/v1/+/+/telemetry" in log.read_text(), timeout=30,
+                 what="the gateway's subscription")
         sim = sen_process("sim", "--mqtt", mosquitto.url, "--boards", str(BOARDS), "--readings", str(READINGS),
                           "--interval-ms", "50", "--site", "e2e", "--state-dir", str(tmp_path / "boards"),
                           log=tmp_path / "sim.log")

@@ -78,11 +78,6 @@ def test_two_serial_boards_land_every_reading_exactly_once(
 
 @pytest.mark.integration
 @pytest.mark.firmware
-@pytest.mark.xfail(strict=False, reason=(
-    "gateway acks a boot's HIGHEST seq even across a gap (gateway/devices.py BootState.highest): "
-    "frames lost while a port is unplugged (or broken by line noise) are then acked and forgotten "
-    "by the board; DESIGN says an ack covers only what is spooled, so it must be the highest "
-    "contiguous seq. Passes once the gateway acks contiguously."))
 def test_two_serial_boards_exactly_once_across_unplug_and_garbage(
     influxdb: InfluxDB, influx_db: str, tmp_path: Path,
 ) -> None:

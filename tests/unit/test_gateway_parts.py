@@ -23,9 +23,12 @@ from ingest.spool import Entry, Spool
 TOPIC = "sen/v1/lab/dev-1/telemetry"
 
 
-def _env(seqs: list[int], boot: int = 3) -> bytes:
-    return json.dumps({"v": 1, "dev": "dev-1", "boot": boot, "up": 10_000,
-                       "r": [{"seq": s, "up": 5_000 + s, "m": {"t_c": 1.0}} for s in seqs]}).encode()
+def _env(seqs: list[int], boot: int = 3, lo: int | None = None) -> bytes:
+    doc = {"v": 1, "dev": "dev-1", "boot": boot, "up": 10_000,
+           "r": [{"seq": s, "up": 5_000 + s, "m": {"t_c": 1.0}} for s in seqs]}
+    if lo is not None:
+        doc["lo"] = lo
+    return json.dumps(doc).encode()
 
 
 @pytest.fixture
@@ -57,11 +60,45 @@ def test_a_knowingly_dropped_range_is_a_gap_in_sen_status(parts, tmp_path: Path)
     assert "2 missing (3-4)" in table and "lab/dev-1" in table
 
 
+def test_the_ack_stops_below_a_gap_until_the_readings_come_again(parts) -> None:  # type: ignore[no-untyped-def]
+    handler, _, _ = parts
+    assert handler.handle(TOPIC, _env([1, 2]), received_ms=100_000).seq == 2
+    # 3 and 4 were lost on the way (a frame, a message before the subscription): not acked.
+    assert handler.handle(TOPIC, _env([5, 6]), received_ms=100_100).seq == 2
+    assert handler.handle(TOPIC, _env([3, 4]), received_ms=100_200).seq == 6
+
+
+def test_lo_settles_a_knowingly_dropped_range(parts, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    handler, _, registry = parts
+    handler.handle(TOPIC, _env([1, 2], lo=1), received_ms=100_000)
+    ack = handler.handle(TOPIC, _env([5, 6], lo=5), received_ms=100_100)  # the board dropped 3-4
+    assert ack is not None and ack.seq == 6
+    registry.flush()
+    assert [r.gaps for r in read_devices(tmp_path)] == [[(3, 4)]], "sen status still shows the drop"
+
+
+def test_the_ack_floor_survives_a_restart(tmp_path: Path) -> None:
+    spool, registry = Spool(tmp_path), Registry(tmp_path)
+    handler = Handler(spool=spool, registry=registry, rejects=RejectLog(spool))
+    handler.handle(TOPIC, _env([1, 2]), received_ms=100_000)
+    handler.handle(TOPIC, _env([5]), received_ms=100_000)
+    registry.close()
+    spool.close()
+    spool, registry = Spool(tmp_path), Registry(tmp_path)
+    handler = Handler(spool=spool, registry=registry, rejects=RejectLog(spool))
+    assert handler.handle(TOPIC, _env([3, 4]), received_ms=100_000).seq == 5
+    registry.close()
+    spool.close()
+
+
 def test_gaps_fill_and_acks_never_go_down(parts) -> None:  # type: ignore[no-untyped-def]
     state = BootState(boot=1)
     state.note([1, 4, 9])
     state.note([2])
     assert state.gaps == [(3, 3), (5, 8)] and state.highest == 9
+    assert state.contiguous == 2
+    state.settle_below(6)
+    assert state.contiguous == 5 and state.gaps == [(3, 3), (5, 8)]
     handler, _, registry = parts
     registry.adopt_ack(Ack(site="lab", device="dev-1", boot=3, seq=50, anchor=77))
     ack = handler.handle(TOPIC, _env([10]), received_ms=100_000)
