@@ -22,7 +22,7 @@ _FLAGS = {"mqtt": "mqtt_url", "influx": "influx_url", "database": "database",
           "flush_interval": "flush_interval_s", "spool_max_lines": "spool_max_lines",
           "stats_interval": "stats_interval_s", "influx_api": "influx_api",
           "reconnect_max": "reconnect_max_s", "watchdog": "watchdog_s", "bucket": "influx_bucket",
-          "org": "influx_org"}
+          "org": "influx_org", "baudrate": "serial_baudrate"}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -56,6 +56,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     run.add_argument("--stats-interval", type=positive_float, metavar="S", help="own counters every S seconds")
     run.add_argument("--reconnect-max", type=positive_int, metavar="S", help="reconnect and retry backoff cap")
     run.add_argument("--watchdog", type=positive_float, metavar="S", help="warn after S seconds without a message")
+    run.add_argument("--serial", action="append", metavar="PATH_OR_GLOB",
+                     help="also read boards on USB serial (SEN1 frames), e.g. '/dev/serial/by-id/*'; repeatable")
+    run.add_argument("--baudrate", type=positive_int, metavar="BAUD", help="serial line speed")
     check = add_command(sub, "check-config", summary="check a configuration file",
                         description="Load FILE over the sample's defaults and the SEN_* variables; print the "
                                     "resulting settings (secrets hidden) or the key and line of the first error.",
@@ -100,6 +103,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if missing:
             args._parser.error(f"the following arguments are required without --config: {', '.join(missing)}")
     flags: dict[str, object] = {field: getattr(args, flag) for flag, field in _FLAGS.items()}
+    if args.serial:
+        flags["serial_ports"] = tuple(args.serial)
     if args.config is None or args.spool != DEFAULT_SPOOL:
         flags["spool_dir"] = args.spool
     if args.config is not None and args.client_id == "sen-gateway":

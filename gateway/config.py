@@ -35,6 +35,7 @@ FIELDS = {
     ("spool", "dir"): "spool_dir", ("spool", "max_lines"): "spool_max_lines",
     ("spool", "max_batch"): "max_batch", ("spool", "stop_flush_timeout_s"): "stop_flush_timeout_s",
     ("stats", "interval_s"): "stats_interval_s",
+    ("serial", "ports"): "serial_ports", ("serial", "baudrate"): "serial_baudrate",
 }
 SECRET_FILES = {("mqtt", "password_file"): "mqtt_password", ("influx", "token_file"): "influx_token"}
 SECRET_ENV = {"SEN_MQTT_PASSWORD": "mqtt_password", "SEN_INFLUX_TOKEN": "influx_token"}
@@ -115,6 +116,7 @@ def load(path: Path | None, *, env: Mapping[str, str] | None = None,
                 table[key] = _coerce(load_sample()[section][key], env[name], name)
     kwargs: dict[str, Any] = {field: values[s][k] for (s, k), field in FIELDS.items()}
     kwargs["spool_dir"] = Path(kwargs["spool_dir"])
+    kwargs["serial_ports"] = tuple(p.strip() for p in kwargs["serial_ports"].split(",") if p.strip())
     for (s, k), field in SECRET_FILES.items():
         if values[s][k]:
             kwargs[field] = _read_secret(values[s][k], f"{s}.{k}")

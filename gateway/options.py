@@ -81,6 +81,8 @@ class GatewayOptions:
     influx_token: str = field(default="", repr=False)
     mqtt_username: str = ""
     mqtt_password: str = field(default="", repr=False)
+    serial_ports: tuple[str, ...] = ()  # paths or globs of USB serial boards
+    serial_baudrate: int = 115200
 
     def __post_init__(self) -> None:
         parse_mqtt_url(self.mqtt_url)
@@ -92,6 +94,10 @@ class GatewayOptions:
         if not _CLIENT_ID_RE.fullmatch(self.client_id):
             raise OptionsError(f"client_id: {self.client_id!r} must match {_CLIENT_ID_RE.pattern}")
         _positive("batch_size", self.batch_size, integer=True)
+        _positive("serial_baudrate", self.serial_baudrate, integer=True)
+        if not isinstance(self.serial_ports, tuple) or not all(
+                isinstance(p, str) and p and "\n" not in p for p in self.serial_ports):
+            raise OptionsError(f"serial_ports: {self.serial_ports!r} must be a tuple of port paths or globs")
         _positive("flush_interval_s", self.flush_interval_s, allow_zero=True)
         _positive("mqtt_keepalive_s", self.mqtt_keepalive_s, integer=True)
         _positive("reconnect_max_s", self.reconnect_max_s, integer=True)

@@ -30,6 +30,7 @@ from gateway.intake import Intake
 from gateway.mqtt_input import MqttInput
 from gateway.options import GatewayOptions
 from gateway.registry import Registry
+from gateway.serial_input import SerialInput
 from gateway.rejects import RejectLog
 
 _LOGGER = logging.getLogger(__name__)
@@ -65,6 +66,11 @@ class _Parts:
         self.intake = Intake(self.handler, spool, max_batch=options.max_batch,
                              after_batch=self._after_batch)
         self.mqtt = MqttInput(options, self.intake)
+        # Serial boards: each frame is committed on its own (one board, one line at a time)
+        # and acked on its line once the commit returned.
+        self.serial = (SerialInput(self.handler.handle, list(options.serial_ports),
+                                   baudrate=options.serial_baudrate)
+                       if options.serial_ports else None)
 
     def _after_batch(self) -> None:
         self.mqtt.publish_acks()
@@ -111,11 +117,15 @@ def run(options: GatewayOptions, *, stop: threading.Event) -> int:
         parts.writer.start()
         parts.intake.start()
         parts.mqtt.start()
+        if parts.serial is not None:
+            parts.serial.start()
         ticker.start()
         try:
             stop.wait()
             _LOGGER.info("gateway stopping")
         finally:
+            if parts.serial is not None:
+                parts.serial.stop()
             parts.intake.stop()
             parts.mqtt.publish_acks()
             parts.mqtt.stop()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import serial
 
-from gateway.devstack import InfluxDB
+from gateway.devstack import InfluxDB, Mosquitto
 from gateway.serial_frame import encode
 from gateway.serial_input import SerialInput
 from tests.integration.helpers import sen_process, wait_for
@@ -139,3 +139,40 @@ def test_random_bytes_on_one_port_and_a_busy_port_leave_the_other_port_reading(t
         holder.close()
         for fd in (noisy, good, busy):
             os.close(fd)
+
+
+@pytest.mark.integration
+@pytest.mark.firmware
+def test_sen_gateway_run_serial_lands_every_reading_once_across_a_replug(
+    mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
+) -> None:
+    """The two commands a user types: `sen gateway run --serial GLOB` and `sen sim --serial`."""
+    dev = tmp_path / "dev"
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"at_s": 0.8, "fault": "unplug", "board": 1},
+                                {"at_s": 1.8, "fault": "replug", "board": 1}]))
+    log = tmp_path / "gateway.log"
+    gateway = sen_process("gateway", "run", "--mqtt", mosquitto.url, "--influx", influxdb.url,
+                          "--database", influx_db, "--spool", str(tmp_path / "spool"),
+                          "--client-id", f"serial-{influx_db}", "--serial", str(dev / "ttySIM*"), log=log)
+    try:
+        sim = sen_process("sim", "--serial", "--boards", str(BOARDS), "--readings", "20", "--interval-ms", "100",
+                          "--batch-max", "5", "--ack-timeout-ms", "1000", "--site", "usb",
+                          "--state-dir", str(tmp_path / "boards"), "--dev-dir", str(dev),
+                          "--fault-plan", str(plan), log=tmp_path / "sim.log")
+        try:
+            assert sim.wait(timeout=90) == 0, (tmp_path / "sim.log").read_text() + log.read_text()
+        finally:
+            _stop(sim)
+        wait_for(lambda: _count(influxdb, influx_db) >= BOARDS * 20, timeout=20, what="40 points in InfluxDB")
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        try:
+            assert gateway.wait(timeout=30) == 0, log.read_text()
+        finally:
+            _stop(gateway)
+    rows = influxdb.rows('SELECT * FROM "telemetry" GROUP BY *', influx_db)
+    for i in range(BOARDS):
+        assert sorted(r["seq"] for r in rows if r["device"] == f"sim-{i:04d}") == list(range(1, 21)), f"board {i}"
+    assert len(rows) == BOARDS * 20
+    assert "Traceback" not in log.read_text()

@@ -157,3 +157,16 @@ def test_config_sample_documents_every_key_and_errors_name_key_and_line(tmp_path
     assert options.mqtt_url == "mqtt://b:2" and options.batch_size == 9
     with pytest.raises(OptionsError, match="SEN_INFLUX_GZIP"):
         config.load(None, env={"SEN_INFLUX_GZIP": "maybe"})
+
+
+def test_serial_ports_come_from_the_config_file_or_the_flags(tmp_path: Path) -> None:
+    conf = tmp_path / "sen.toml"
+    conf.write_text('[serial]\nports = "/dev/ttyUSB0, /dev/serial/by-id/*"\nbaudrate = 921600\n')
+    options = config.load(conf, env={})
+    assert options.serial_ports == ("/dev/ttyUSB0", "/dev/serial/by-id/*")
+    assert options.serial_baudrate == 921600
+    assert config.load(conf, env={}, flags={"serial_ports": ("/dev/ttyACM0",)}).serial_ports == ("/dev/ttyACM0",)
+    assert config.load(None, env={}).serial_ports == ()
+    conf.write_text('[serial]\nbaudrate = "fast"\n')
+    with pytest.raises(OptionsError, match=r"sen.toml:2: serial.baudrate"):
+        config.load(conf, env={})
