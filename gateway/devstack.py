@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -154,6 +155,14 @@ class Mosquitto(_Service):
 
     name = "mosquitto"
 
+    def __init__(self, data_dir: Path, *, port: int | None = None, anonymous: bool = True,
+                 extra_conf: Sequence[str] = ()) -> None:
+        """``anonymous=False`` refuses clients without an account; ``extra_conf`` lines are
+        appended to the config (password_file, acl_file, a TLS listener...)."""
+        super().__init__(data_dir, port=port)
+        self.anonymous = anonymous
+        self.extra_conf = list(extra_conf)
+
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
@@ -162,7 +171,7 @@ class Mosquitto(_Service):
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if self.anonymous else 'false'}\n"
             "persistence true\n"
             f"persistence_location {self.data_dir}/\n"
             "autosave_interval 1\n"
@@ -172,6 +181,7 @@ class Mosquitto(_Service):
             "log_timestamp_format %Y-%m-%dT%H:%M:%S\n"
             # As root Mosquitto would switch to the 'mosquitto' user and lose its data dir.
             "user root\n"
+            + "".join(f"{line}\n" for line in self.extra_conf)
         )
         return [find_program("mosquitto"), "-c", str(conf)]
 
@@ -244,3 +254,50 @@ class InfluxDB(_Service):
                 row.update(tags)
                 out.append(row)
         return out
+
+
+class VictoriaMetrics(_Service):
+    """A private VictoriaMetrics (Debian's `victoria-metrics` package): a server that takes
+    InfluxDB line protocol on ``/write`` and ``/api/v2/write``, read back with ``/api/v1/export``.
+
+    It stores ``measurement field=v`` as the metric ``measurement_field`` with the tags as
+    labels, every value as a float, and keeps a second write of the same point as a second
+    sample (no overwrite): an export shows every write, so it also catches a double write.
+    """
+
+    name = "victoria-metrics"
+
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+        super().__init__(data_dir, port=port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _command(self) -> list[str]:
+        return [find_program("victoria-metrics"), f"-httpListenAddr={self.host}:{self.port}",
+                f"-storageDataPath={self.data_dir / 'data'}",
+                "-retentionPeriod=100y",  # test readings carry fixed, possibly old, timestamps
+                "-loggerLevel=WARN", "-search.disableCache"]
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=0.5) as response:
+                return 200 <= int(response.status) < 300
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """Every series matching the selector ``match`` (e.g. ``{__name__="telemetry_seq"}``),
+        as decoded ``/api/v1/export`` lines: ``{"metric": {...}, "values": [...], "timestamps": [...]}``.
+        Flushes the server's in-memory buffers first so just-written samples are seen."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10):
+                pass
+            data = urllib.parse.urlencode({"match[]": match, "start": "0"}).encode()
+            with urllib.request.urlopen(f"{self.url}/api/v1/export", data=data, timeout=10) as response:
+                text = response.read().decode()
+        except urllib.error.HTTPError as exc:
+            raise DevStackError(f"VictoriaMetrics refused export {match!r}: {exc.code} "
+                                f"{exc.read()[:200]!r}") from exc
+        return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -1,8 +1,13 @@
 """Which write API does the server at a URL speak? From ``/ping`` and ``/health``.
 
 - ``/ping`` answers with ``X-Influxdb-Version``: ``1.x`` → ``v1`` (``/write``); ``2.x``/``3.x`` → ``v2``.
-- No version header: ``/health`` answering 2xx → ``v2`` (InfluxDB 2.x, compatible servers).
-- Otherwise ``v1``. A server that does not answer raises :class:`InfluxUnavailable`.
+- No version header: ``/health`` answering 2xx → ``v2`` (InfluxDB 2.x, compatible servers such
+  as VictoriaMetrics, whose ``/ping`` is a bare 204).
+- No version header and ``/ping`` or ``/health`` answering 5xx: no guess is made (a 2.x still
+  starting, a proxy in front of a dead server): :class:`InfluxUnavailable`, so the caller asks
+  again later instead of keeping a wrong answer.
+- Otherwise (``/health`` 404 and the like) ``v1``. A server that does not answer raises
+  :class:`InfluxUnavailable`.
 """
 
 from __future__ import annotations
@@ -46,7 +51,10 @@ def detect_api(url: str, *, timeout_s: float = 5.0) -> str:
     if version:
         api = "v1" if version.lstrip("v").startswith("1.") else "v2"
     else:
-        health, _ = _get(url, "/health", timeout_s)
+        health = _get(url, "/health", timeout_s)[0] if status // 100 != 5 else status
+        if health // 100 == 5:
+            raise InfluxUnavailable(f"InfluxDB at {url}: /ping {status} without a version, /health "
+                                    f"{health}; cannot tell its write API yet")
         api = "v2" if health // 100 == 2 else "v1"
     _LOGGER.info("%s: /ping %s version %r -> %s write API", url, status, version or "none", api)
     return api

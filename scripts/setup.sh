@@ -18,7 +18,10 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || need_pkgs+=(influxdb)
+command -v victoria-metrics >/dev/null 2>&1 || need_pkgs+=(victoria-metrics)
 command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the web page's screenshot test
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)  # sen broker tls and its tests
 "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -124,28 +125,39 @@ def assert_exactly_once(influxdb: InfluxDB, db: str, devices: tuple[str, ...], s
 
 
 class FaultProxy:
-    """HTTP proxy to a real InfluxDB: ``fail_with`` answers every write with that status;
-    ``max_lines`` answers 413 to writes of more lines; everything else is forwarded."""
+    """HTTP proxy to a real InfluxDB (or any server with ``host`` and ``port``, such as
+    VictoriaMetrics): ``fail_with`` answers every write (``/write`` or ``/api/v2/write``) with
+    that status and ``Retry-After: retry_after``; ``max_lines`` answers 413 to writes of more
+    lines; everything else is forwarded. ``writes`` records each write: (monotonic time, path,
+    Content-Encoding, status answered)."""
 
-    def __init__(self, target: InfluxDB) -> None:
+    def __init__(self, target: InfluxDB | Any) -> None:
         self.target = target
         self.fail_with: int | None = None
         self.max_lines: int | None = None
+        self.retry_after = "0"
         self.counts: Counter[int] = Counter()
+        self.writes: list[tuple[float, str, str | None, int]] = []
+        self._lock = threading.Lock()
         proxy = self
 
         class _Handler(http.server.BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status = proxy.decide(self.path, self.headers.get("Content-Encoding"), body)
+                encoding = self.headers.get("Content-Encoding")
+                status = proxy.decide(self.path, encoding, body)
                 if status is not None:
-                    self._answer(status, b'{"error":"injected fault"}', {"Retry-After": "0"})
+                    proxy.note_write(self.path, encoding, status)
+                    self._answer(status, b'{"error":"injected fault"}',
+                                 {"Retry-After": proxy.retry_after})
                     return
                 conn = http.client.HTTPConnection(target.host, target.port, timeout=10)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                     conn.request(self.command, self.path, body=body or None, headers=headers)
                     resp = conn.getresponse()
+                    if proxy.is_write(self.path):
+                        proxy.note_write(self.path, encoding, resp.status)
                     self._answer(resp.status, resp.read(), dict(resp.getheaders()))
                 finally:
                     conn.close()
@@ -170,8 +182,16 @@ class FaultProxy:
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    @staticmethod
+    def is_write(path: str) -> bool:
+        return path.startswith(("/write", "/api/v2/write"))
+
+    def note_write(self, path: str, encoding: str | None, status: int) -> None:
+        with self._lock:
+            self.writes.append((time.monotonic(), path, encoding, status))
+
     def decide(self, path: str, encoding: str | None, body: bytes) -> int | None:
-        if not path.startswith("/write"):
+        if not self.is_write(path):
             return None
         if self.fail_with is not None:
             return self.fail_with
