@@ -1,6 +1,9 @@
-# The gateway and the board simulator in one small image (python:3.11-slim).
-# Built by docker-compose.yml; the same image runs `sen gateway run` and `sen sim`.
+# The gateway, the web page and the board simulator in one small image (python:3.11-slim).
+# Built by docker-compose.yml; the same image runs `sen gateway run`, `sen web`, `sen sim`
+# and the stack's one-shot set-up (`sen broker`, which needs the openssl command).
 FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends openssl \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway

@@ -12,7 +12,7 @@ from pathlib import Path
 from hardware.sim import SimError
 from ingest.errors import IngestError
 
-from gateway import cli_boards, cli_gateway
+from gateway import cli_boards, cli_deploy, cli_gateway
 from gateway.cli_args import Formatter, Handler, add_command, positive_float, positive_int
 from gateway.devstack import DevStackError
 from gateway.errors import GatewayError
@@ -31,7 +31,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="how much to log")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    handlers = {**cli_gateway.register(commands), **cli_boards.register(commands)}
+    handlers = {**cli_gateway.register(commands), **cli_boards.register(commands), **cli_deploy.register(commands)}
 
     demo = add_command(
         commands, "demo", summary="everything at once: private broker and InfluxDB, the gateway and 3 virtual boards",

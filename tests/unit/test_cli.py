@@ -28,7 +28,6 @@ def test_every_command_has_help_with_an_example(words: list[str], capsys: pytest
     (["sim", "--mqtt", "mqtt://h:1", "--batch-max", "0"], "must be at least 1"),
     (["demo", "--duration", "-5"], "positive number"),
     (["gateway", "run", "--mqtt", "mqtt://h:1", "--influx", "http://h:2"], "--database"),
-    (["sim"], "--mqtt"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(argv: list[str], complaint: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -45,6 +44,11 @@ def test_sim_refuses_a_bad_broker_url(url: str, capsys: pytest.CaptureFixture[st
     assert err.startswith("sen sim: error: ")
     assert "mqtt://HOST:PORT" in err or "bad port" in err
     assert "Traceback" not in err
+
+
+def test_sim_needs_a_broker_or_serial(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim"]) == 2
+    assert "give --mqtt mqtt://HOST:PORT, or --serial" in capsys.readouterr().err
 
 
 def test_parser_defaults_are_sane() -> None:

@@ -1,0 +1,35 @@
+"""`sen broker ...`, `sen web`, `sen install-service`: help with an example, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+COMMANDS = [["broker"], ["broker", "add-device"], ["broker", "add-gateway"], ["broker", "tls"],
+            ["broker", "conf"], ["web"], ["install-service"]]
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=" ".join)
+def test_every_deploy_command_has_help_with_an_example(words: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*words, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "example:\n  sen " in out or "example:\n  sudo sen " in out
+
+
+def test_bad_names_are_refused_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["broker", "add-device", "--dir", str(tmp_path), "--site", "Farm!", "--device", "d"]) == 2
+    err = capsys.readouterr().err
+    assert "must match" in err and "Traceback" not in err
+
+
+def test_broker_conf_writes_the_mosquitto_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = tmp_path
+    assert main(["broker", "conf", "--dir", str(base), "--tls-dir", str(base / "tls")]) == 0
+    text = (base / "sen.conf").read_text()
+    assert "allow_anonymous false" in text and f"acl_file {base.resolve() / 'acl'}" in text
+    assert "listener 8883" in text and f"certfile {base.resolve() / 'tls' / 'server.crt'}" in text
