@@ -22,7 +22,7 @@ _FLAGS = {"mqtt": "mqtt_url", "influx": "influx_url", "database": "database",
           "flush_interval": "flush_interval_s", "spool_max_lines": "spool_max_lines",
           "stats_interval": "stats_interval_s", "influx_api": "influx_api",
           "reconnect_max": "reconnect_max_s", "watchdog": "watchdog_s", "bucket": "influx_bucket",
-          "org": "influx_org", "baudrate": "serial_baudrate"}
+          "org": "influx_org", "baudrate": "serial_baudrate", "web": "web_port", "web_host": "web_host"}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -59,6 +59,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     run.add_argument("--serial", action="append", metavar="PATH_OR_GLOB",
                      help="also read boards on USB serial (SEN1 frames), e.g. '/dev/serial/by-id/*'; repeatable")
     run.add_argument("--baudrate", type=positive_int, metavar="BAUD", help="serial line speed")
+    run.add_argument("--web", type=positive_int, metavar="PORT",
+                     help="serve the web page (device table, a live chart per device) on PORT")
+    run.add_argument("--web-host", metavar="ADDR", help="address the web page binds (default 127.0.0.1)")
     check = add_command(sub, "check-config", summary="check a configuration file",
                         description="Load FILE over the sample's defaults and the SEN_* variables; print the "
                                     "resulting settings (secrets hidden) or the key and line of the first error.",

@@ -36,6 +36,7 @@ FIELDS = {
     ("spool", "max_batch"): "max_batch", ("spool", "stop_flush_timeout_s"): "stop_flush_timeout_s",
     ("stats", "interval_s"): "stats_interval_s",
     ("serial", "ports"): "serial_ports", ("serial", "baudrate"): "serial_baudrate",
+    ("web", "port"): "web_port", ("web", "host"): "web_host",
 }
 SECRET_FILES = {("mqtt", "password_file"): "mqtt_password", ("influx", "token_file"): "influx_token"}
 SECRET_ENV = {"SEN_MQTT_PASSWORD": "mqtt_password", "SEN_INFLUX_TOKEN": "influx_token"}

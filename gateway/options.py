@@ -83,6 +83,8 @@ class GatewayOptions:
     mqtt_password: str = field(default="", repr=False)
     serial_ports: tuple[str, ...] = ()  # paths or globs of USB serial boards
     serial_baudrate: int = 115200
+    web_port: int = 0  # 0: no web page
+    web_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         parse_mqtt_url(self.mqtt_url)
@@ -95,6 +97,8 @@ class GatewayOptions:
             raise OptionsError(f"client_id: {self.client_id!r} must match {_CLIENT_ID_RE.pattern}")
         _positive("batch_size", self.batch_size, integer=True)
         _positive("serial_baudrate", self.serial_baudrate, integer=True)
+        if isinstance(self.web_port, bool) or not isinstance(self.web_port, int) or not 0 <= self.web_port <= 65535:
+            raise OptionsError(f"web_port: {self.web_port!r} must be a TCP port, or 0 for no web page")
         if not isinstance(self.serial_ports, tuple) or not all(
                 isinstance(p, str) and p and "\n" not in p for p in self.serial_ports):
             raise OptionsError(f"serial_ports: {self.serial_ports!r} must be a tuple of port paths or globs")

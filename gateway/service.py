@@ -28,9 +28,11 @@ from ingest.writer import Sink, Writer
 from gateway.handler import Handler
 from gateway.intake import Intake
 from gateway.mqtt_input import MqttInput
+from gateway.errors import OptionsError
 from gateway.options import GatewayOptions
 from gateway.registry import Registry
 from gateway.serial_input import SerialInput
+from gateway.web import WebServer, influx_query, registry_devices
 from gateway.rejects import RejectLog
 
 _LOGGER = logging.getLogger(__name__)
@@ -104,12 +106,26 @@ class _Parts:
                 _LOGGER.exception("periodic bookkeeping failed; trying again in %s s", _TICK_S)
 
 
+def _start_web(options: GatewayOptions) -> WebServer | None:
+    """The opt-in web page; it reads the registry file and InfluxQL, like `sen web`."""
+    if not options.web_port:
+        return None
+    try:
+        server = WebServer(options.web_host, options.web_port, registry_devices(options.spool_dir),
+                           influx_query(options.influx_url, options.database, token=options.influx_token or None))
+    except OSError as err:  # port taken, address not ours
+        raise OptionsError(f"web_port: cannot serve on {options.web_host}:{options.web_port}: "
+                           f"{err.strerror or err}") from None
+    return server.start()
+
+
 def run(options: GatewayOptions, *, stop: threading.Event) -> int:
     """Run the gateway until ``stop`` is set; flush, then return 0."""
     spool = Spool(options.spool_dir, max_lines=options.spool_max_lines)
     registry = Registry(options.spool_dir)
     try:
         parts = _Parts(options, spool, registry)
+        web_server = _start_web(options)  # first: a port already taken stops us before anything runs
         _LOGGER.info("gateway starting: %s -> %s database %r, spool %s", options.mqtt_url,
                      options.influx_url, options.database, options.spool_dir)
         ticking = threading.Event()
@@ -124,6 +140,8 @@ def run(options: GatewayOptions, *, stop: threading.Event) -> int:
             stop.wait()
             _LOGGER.info("gateway stopping")
         finally:
+            if web_server is not None:
+                web_server.stop()
             if parts.serial is not None:
                 parts.serial.stop()
             parts.intake.stop()

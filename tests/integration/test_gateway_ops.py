@@ -3,14 +3,18 @@ measurement (the gateway's own counters, written to InfluxDB 1.x every stats int
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.devstack import InfluxDB, Mosquitto
+from gateway.devstack import InfluxDB, Mosquitto, free_port
 from tests.faults.kit import GatewayProcess, Publisher
 from tests.integration.helpers import sen_process, wait_for
 
@@ -130,3 +134,38 @@ def test_gateway_measurement_counts_agree_with_what_was_sent(
             # Received: the n telemetry messages and the gateway's own retained acks, which
             # it reads back (its ack subscription); nothing else was on this broker.
             assert int(point["received"]) == n + int(point["acks_published"]), point
+
+
+@pytest.mark.integration
+def test_gateway_run_serves_the_web_page_and_refuses_a_taken_port(
+    mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
+) -> None:
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    gateway = sen_process("gateway", "run", "--mqtt", mosquitto.url, "--influx", influxdb.url, "--database",
+                          influx_db, "--spool", str(tmp_path / "spool"), "--client-id", f"web-{influx_db}",
+                          "--web", str(port), log=log)
+    try:
+        page = wait_for(lambda: _get(f"http://127.0.0.1:{port}/"), timeout=20, what="the web page")
+        assert b"<html" in page.lower()
+        # A second gateway asking for the same port says so in one line and stops.
+        second = sen_process("gateway", "run", "--mqtt", mosquitto.url, "--influx", influxdb.url, "--database",
+                             influx_db, "--spool", str(tmp_path / "spool2"), "--web", str(port),
+                             log=tmp_path / "second.log")
+        assert second.wait(timeout=30) == 2
+        err = (tmp_path / "second.log").read_text()
+        assert f"web_port: cannot serve on 127.0.0.1:{port}" in err and "Traceback" not in err
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(timeout=30) == 0, log.read_text()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the page's closed connections linger
+        sock.bind(("127.0.0.1", port))  # nobody listens any more: released on stop
+
+
+def _get(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bytes(response.read())
+    except (urllib.error.URLError, OSError):
+        return None
