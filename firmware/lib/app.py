@@ -119,11 +119,14 @@ class App:
         enc = payload.reading(self.seq + 1, ts, up, m)
         if enc is None:
             return True
-        self.seq += 1
         if not self.ob.unsent:
             self._first_t = self.hal.ticks_ms()
-        if not self.ob.push(self.boot, self.seq, up, enc):
-            log("reading seq %d too big (%d B), skipped" % (self.seq, len(enc)))
+        # a reading too big for a record keeps no seq: a hole in a boot's seqs would hold the
+        # gateway's contiguous ack below it for good
+        if not self.ob.push(self.boot, self.seq + 1, up, enc):
+            log("reading too big (%d B), skipped" % len(enc))
+            return True
+        self.seq += 1
         self._ev.set()
         return not self.sleepy and not (self.limit and self.seq >= self.limit)
 
@@ -154,15 +157,15 @@ class App:
             self.e2e = True
         if boot == self.boot and isinstance(anchor, int) and self.hal.epoch_ms() is None:
             self.anchor = anchor
-        before = self.ob.count
+        # Only an ack that moves counts as progress: the gateway's seq is its contiguous mark,
+        # so an ack that stays put while readings wait means a hole there (lost on the way);
+        # the ack timeout then sends again from seq + 1 (_ticker).
         gone = self.ob.ack(boot, seq)
         if gone:
             self._ack_t = self.hal.ticks_ms()
             if boot == self.boot:
                 self.acked_e2e += gone
             log("ack boot %d seq %d: %d readings done, %d in outbox" % (boot, seq, gone, self.ob.count))
-        elif before:
-            self._ack_t = self.hal.ticks_ms()
         self._ev.set()
 
     # ---- sending ----
@@ -270,7 +273,8 @@ class App:
             ob = self.ob
             if self.e2e and ob.cursor != ob.head and ob.count and \
                     time.ticks_diff(now, self._ack_t) > self.cfg["ack_timeout_ms"]:
-                log("ack: none for %d ms, sending the outbox again" % self.cfg["ack_timeout_ms"])
+                log("ack: stuck below seq %d for %d ms, sending again from the oldest unacked"
+                    % (ob.last[1], self.cfg["ack_timeout_ms"]))
                 ob.rewind()
                 self._ack_t = now
                 self._ev.set()

@@ -259,6 +259,25 @@ class Outbox:
             self.cursor = off
             self.unsent = max(0, self.unsent - n)
 
+    # The envelope's "lo" (tests/contract/ack.md): the seq of the oldest live reading of `boot`
+    # (every seq of that boot below it is acked or knowingly dropped); `dflt` when none is live.
+    def lo(self, boot, dflt):
+        f = self._open("rb")
+        off = self.head
+        try:
+            while off < self.end:
+                k = self._read(f, off)
+                if k is None:
+                    break
+                if k[0] == _R:
+                    b, s = struct.unpack_from("<II", _rec, 0)
+                    if b >= boot:
+                        return s if b == boot else dflt
+                off += _HDR + k[1]
+        finally:
+            self._close(f)
+        return dflt
+
     # Iterates live readings from offset `off`: calls fn(boot, seq, up, json memoryview)
     # until it returns False; returns the offset of the first reading not taken.
     def scan(self, off, fn):

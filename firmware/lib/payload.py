@@ -38,7 +38,7 @@ def reading(seq, ts, up, m):
     return ('{"seq":%d,"up":%d,"m":%s}' % (seq, up, dumps(mm))).encode()
 
 
-_RES = const(176)  # room kept at the front of the buffer for the envelope header
+_RES = const(208)  # room kept at the front of the buffer for the envelope header
 
 
 def _put(buf, i, data):
@@ -61,8 +61,8 @@ class Builder:
         self.i = 0
         self.room = 0
         self.bmax = 0
+        self.first = 0
         self.last = 0
-        self.vals = 0
 
     def _take(self, boot, seq, up, enc):
         if self.n and (boot != self.boot or self.n >= self.bmax
@@ -70,6 +70,7 @@ class Builder:
             return False
         if not self.n:
             self.boot = boot
+            self.first = seq
         else:
             self.buf[self.i] = 44  # ","
             self.i += 1
@@ -92,8 +93,9 @@ class Builder:
             return 0, 0, 0, nxt
         env_up = up if self.boot == boot else self.up
         site = '"site":"%s",' % self.site if self.site else ""
-        h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"board":"%s","r":[' % (
-            site, self.dev, self.boot, env_up, self.board)).encode()
+        lo = outbox.lo(self.boot, self.first)
+        h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"lo":%d,"board":"%s","r":[' % (
+            site, self.dev, self.boot, env_up, lo, self.board)).encode()
         start = _RES - len(h)
         _put(self.buf, start, h)
         end = _put(self.buf, self.i, tail)

@@ -32,18 +32,29 @@ def hal_module():
     return hal_sim
 
 
-# Returns the process exit code.
-def main():
+# (config, boot number), or None after printing the error. config and bootcount are only
+# referenced from here, so once this returns and they leave sys.modules their code is garbage.
+def _load():
     import bootcount
     import config
     try:
-        cfg = config.load("config.json", "esp32" if sys.platform == "esp32" else "sim")
-        boot = bootcount.next_boot()
+        return config.load("config.json", "esp32" if sys.platform == "esp32" else "sim"), \
+            bootcount.next_boot()
     except (config.ConfigError, bootcount.BootCountError) as e:
         print("Sen config error: %s" % e)
+        return None
+    finally:
+        for m in ("config", "bootcount"):
+            sys.modules.pop(m, None)
+
+
+# Returns the process exit code.
+def main():
+    got = _load()
+    if got is None:
         return 2
-    for m in ("config", "bootcount"):  # done with them: give their code's RAM back
-        sys.modules.pop(m, None)
+    cfg, boot = got
+    got = None
     gc.collect()
     crashes = _crash_count()
     if crashes >= cfg["safe_after"]:

@@ -3,24 +3,22 @@
 import json
 import os
 
-from bme280 import BME280
 from bus import SimBus
-from dht20 import DHT20
 from physics import Physics
-from sht31 import SHT31
 
 FAULTS = "faults.json"
-_KINDS = {"bme280": BME280, "sht31": SHT31, "dht20": DHT20}
+_KINDS = ("bme280", "sht31", "dht20")  # module name = type; class name = its upper case
 
 
-# sensors: the config's sensor list ({"type", "addr"}); I2C ones get a simulated device
+# sensors: the config's sensor list ({"type", "addr"}); I2C ones get a simulated device.
+# Only the simulated devices the board has are imported (each costs RAM for its code).
 def make_bus(seed, sensors):
     phys = Physics(seed)
     bus = SimBus()
     for s in sensors:
-        k = _KINDS.get(s["type"])
-        if k is not None:
-            bus.add(k(bus, phys, s["addr"]))
+        t = s["type"]
+        if t in _KINDS:
+            bus.add(getattr(__import__(t), t.upper())(bus, phys, s["addr"]))
     return bus, phys
 
 

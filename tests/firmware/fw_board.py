@@ -4,7 +4,6 @@ follows DESIGN.md (not the gateway's code: the two sides are pinned to the contr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -19,6 +18,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+
+from hardware import vboard
 
 NAME_RE = re.compile(r"[a-z0-9_-]{1,32}")
 METRIC_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -45,27 +46,11 @@ def board_config(host: str, port: int, device: str, **over: Any) -> dict[str, An
 
 
 def build_mpy(micropython: str, repo_root: Path) -> Path:
-    """Precompiles firmware/lib and hardware/simdev to .mpy bytecode (mpy-cross, no -march:
-    the unix port imports it) into a cache dir keyed by the sources' hash; main.py puts the
-    dir named by SEN_MPY first on sys.path. A board then needs no RAM to compile source."""
-    srcs = sorted((repo_root / "firmware" / "lib").glob("*.py")) + \
-        sorted((repo_root / "hardware" / "simdev").glob("*.py"))
-    h = hashlib.sha256()
-    for p in srcs:
-        h.update(p.name.encode() + p.read_bytes())
-    out = Path(tempfile.gettempdir()) / f"sen-mpy-{h.hexdigest()[:16]}"
-    if (out / "done").exists():
-        return out
-    tmp = Path(tempfile.mkdtemp(prefix="sen-mpy-"))
-    cross = str(Path(micropython).with_name("mpy-cross"))
-    for p in srcs:
-        subprocess.run([cross, "-o", str(tmp / (p.stem + ".mpy")), str(p)], check=True,
-                       capture_output=True, timeout=60)
-    (tmp / "done").write_text("ok")
-    try:
-        tmp.rename(out)
-    except OSError:  # another worker made it first
-        pass
+    """The simulator's .mpy cache (hardware.vboard.build_mpy: mpy-cross for firmware/lib and
+    hardware/simdev, rebuilt when a source changes), under the temp dir, shared by workers."""
+    out = vboard.build_mpy(Path(tempfile.gettempdir()) / "sen-mpy", micropython)
+    if out is None:
+        raise AssertionError("mpy-cross not found beside micropython")
     return out
 
 

@@ -1,6 +1,6 @@
 """Test helpers: an ack responder standing in for the gateway's end-to-end ack (paho: on
-telemetry, record (dev, boot, seq) and publish the retained ack), and a TCP proxy between
-board and broker that a test can cut."""
+telemetry, record (dev, boot, seq) and publish the retained ack with the contiguous rule of
+tests/contract/ack.md), and a TCP proxy between board and broker that a test can cut."""
 
 from __future__ import annotations
 
@@ -15,16 +15,30 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 class AckResponder:
-    def __init__(self, host: str, port: int, site: str):
+    """The gateway's ack rule (tests/contract/ack.md): per (device, boot) the ack's seq is the
+    contiguous high-water mark, the largest S with every seq 1..S received or below a `lo` the
+    board sent; never lower than one already published; no ack while S is 0."""
+
+    def __init__(self, host: str, port: int, site: str, client_id: str | None = None):
         self.got: Counter[tuple[str, int, int]] = Counter()
+        self.lo: dict[tuple[str, int], int] = {}
+        self.acked: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
         self.site = site
-        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"ackr-{site}", clean_session=False)
+        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ackr-{site}",
+                             clean_session=False)
         self.c.on_connect = lambda c, *a: c.subscribe(f"sen/v1/{site}/+/telemetry", qos=1)
         self.c.on_message = self._on_message
         self.c.reconnect_delay_set(0.1, 0.5)
         self.c.connect(host, port, keepalive=10)
         self.c.loop_start()
+
+    def _contiguous(self, dev: str, boot: int) -> int:
+        key = (dev, boot)
+        s = max(self.acked.get(key, 0), self.lo.get(key, 1) - 1)
+        while (dev, boot, s + 1) in self.got:
+            s += 1
+        return s
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         env = json.loads(msg.payload)
@@ -32,12 +46,13 @@ class AckResponder:
         with self._lock:
             for r in env["r"]:
                 self.got[(dev, boot, r["seq"])] += 1
-            newest = max(b for d, b, _ in self.got if d == dev)
-            if boot != newest:
-                return
-            # the highest seq spooled: a board sends in seq order, one envelope in flight, so
-            # anything below it was sent first (or knowingly dropped by the board)
-            s = max(q for d, b, q in self.got if d == dev and b == boot)
+            if isinstance(env.get("lo"), int):
+                self.lo[(dev, boot)] = max(self.lo.get((dev, boot), 1), env["lo"])
+            if boot != max(b for d, b, _ in self.got if d == dev):
+                return  # the retained ack stays on the newest boot (it covers older boots)
+            s = self._contiguous(dev, boot)
+            if s:
+                self.acked[(dev, boot)] = s
         if s:
             ack = {"boot": boot, "seq": s, "anchor": 0}
             client.publish(f"sen/v1/{self.site}/{dev}/ack", json.dumps(ack), qos=1, retain=True)
@@ -45,6 +60,11 @@ class AckResponder:
     def seqs(self, dev: str, boot: int) -> list[int]:
         with self._lock:
             return sorted(s for d, b, s in self.got if d == dev and b == boot)
+
+    def twice(self, dev: str) -> list[tuple[int, int]]:
+        """(boot, seq) received more than once: harmless, but should stay rare."""
+        with self._lock:
+            return sorted((b, s) for (d, b, s), n in self.got.items() if d == dev and n > 1)
 
     def close(self) -> None:
         self.c.loop_stop()

@@ -115,3 +115,27 @@ def test_full_outbox_drops_oldest_counted(mosquitto: Any, micropython_bin: str, 
         b.kill()
         px.close()
         ack.close()
+
+
+def test_first_readings_lost_before_subscribe_arrive_once(
+        mosquitto: Any, micropython_bin: str, repo_root: Path, tmp_path: Path) -> None:
+    # Nobody subscribed yet: the broker PUBACKs the first envelopes and drops them. The
+    # contiguous ack then stays below them (here: no ack at all), so after ack_timeout_ms the
+    # board sends again from the ack's seq + 1 and everything arrives.
+    dev = "res-early"
+    b = _board(micropython_bin, repo_root, tmp_path, mosquitto.host, mosquitto.port, dev,
+               max_readings=30, batch_max=5)
+    ack = None
+    try:
+        b.start()
+        b.wait_line(r"tx boot 1 seq \.\.10 ", 20)  # two envelopes gone before anyone listens
+        # a new session: nothing was queued for it
+        ack = AckResponder(mosquitto.host, mosquitto.port, SITE, client_id="ackr-early")
+        assert b.wait_exit(60) == 0, b.output()
+        assert ack.seqs(dev, 1) == list(range(1, 31))
+        assert "ack: stuck below" in b.output()
+        assert ack.lo.get((dev, 1), 0) >= 1  # every envelope says what the board still holds
+    finally:
+        b.kill()
+        if ack is not None:
+            ack.close()

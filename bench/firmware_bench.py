@@ -1,0 +1,162 @@
+"""Firmware benchmarks on the MicroPython unix port, each beside a baseline in the same run.
+
+    python -m bench.firmware_bench [--json]
+
+- heap: one simulated board (BME280 + SHT31 + DHT20, precompiled .mpy as `sen sim` builds
+  them), serial transport with `ack: puback` (no broker needed: a written frame counts as
+  delivered), run with `-X heapsize=64K` and, beside it, with the heap it needs today; the
+  peak is gc.mem_alloc() right after a collection, before each envelope (the firmware's own
+  figure, "Sen done: ... peak heap N B").
+- wire: MQTT payload bytes per reading (envelope size / readings) for batch 1 and batch 10,
+  from the frames the board wrote (the serial frame's "site" left out: MQTT carries it in
+  the topic), beside plain json.dumps of the same envelope as a dict (default separators).
+- encode: µs per reading inside MicroPython (time.ticks_us over many envelopes): Sen's path
+  (each reading encoded once when sampled, appended to the RAM outbox, the envelope built by
+  copying them into the preallocated buffer) beside json.dumps of the same envelope dict.
+
+Prints a table; `--json` prints one JSON object instead (bench/run.py reads it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hardware.sim import find_micropython
+from hardware.vboard import FIRMWARE_MAIN, REPO_ROOT, build_mpy
+
+HEAPS = ("64K", "96K")
+READINGS = 60
+ENCODE_ENVELOPES = 300
+
+# Runs inside MicroPython: argv = lib dir, batch size, envelopes; prints "sen base" in µs.
+_ENCODE = """
+import sys, json, time, gc
+sys.path.insert(1, sys.argv[1])
+import bufs, payload
+from outbox import Outbox
+B = int(sys.argv[2]); N = int(sys.argv[3])
+M = {"temp_c": 21.53, "rh_pct": 55.2, "p_hpa": 1006.53}
+D = {"heap_free": 41232, "outbox": B, "dropped": 0, "reset": "power", "rssi_dbm": -50}
+ob = Outbox(None, 4 * B)
+bld = payload.Builder(bufs.env, "sim-0000", "sim", None)
+gc.collect()
+t0 = time.ticks_us()
+for e in range(N):
+    for i in range(B):
+        s = e * B + i + 1
+        ob.push(1, s, s * 1000, payload.reading(s, 1763800000000 + s, s * 1000, M))
+    a, b, n, nxt = bld.build(ob, B, 1, N * B * 1000, D)
+    ob.advance(ob.cursor, nxt, n)
+    ob.ack(1, s)
+t_sen = time.ticks_diff(time.ticks_us(), t0)
+gc.collect()
+t0 = time.ticks_us()
+for e in range(N):
+    r = []
+    for i in range(B):
+        s = e * B + i + 1
+        r.append({"seq": s, "ts": 1763800000000 + s, "m": M})
+    env = {"v": 1, "dev": "sim-0000", "boot": 1, "up": N * B * 1000, "lo": e * B + 1,
+           "board": "sim", "r": r, "d": D}
+    out = json.dumps(env)
+t_base = time.ticks_diff(time.ticks_us(), t0)
+print("RESULT", t_sen / (N * B), t_base / (N * B), len(bytes(bufs.env[a:b])), len(out))
+"""
+
+
+def _config(batch: int) -> dict[str, Any]:
+    return {"site": "bench", "device_id": "sim-0000", "board": "sim", "transport": "serial",
+            "ack": "puback", "broker": {"host": "127.0.0.1", "port": 1},
+            "interval_ms": 20, "batch_max": batch, "max_readings": READINGS, "sim": {"seed": 1}}
+
+
+def run_board(micropython: str, mpy: Path | None, heap: str, batch: int) -> dict[str, Any]:
+    """One board run; its peak heap and the telemetry frames it wrote."""
+    with tempfile.TemporaryDirectory(prefix="sen-fwbench-") as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(_config(batch)))
+        env = {"SEN_MPY": str(mpy)} if mpy is not None else {}
+        done = subprocess.run([micropython, "-X", f"heapsize={heap}", str(FIRMWARE_MAIN)], cwd=tmp,
+                              env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    out = done.stdout.decode(errors="replace")
+    peak = re.search(r"^Sen done: .* peak heap (\d+) B", out, re.M)
+    frames = [ln[5:ln.rfind(" ")] for ln in out.splitlines() if ln.startswith("SEN1 ")]
+    envs = [f for f in frames if '"kind"' not in f]
+    return {"heap": heap, "exit": done.returncode, "peak_heap_bytes": int(peak.group(1)) if peak else None,
+            "memory_error": "MemoryError" in out, "envelopes": envs}
+
+
+def wire(envs: list[str]) -> dict[str, float]:
+    """MQTT payload bytes per reading (site left out), and the json.dumps baseline."""
+    sen = base = readings = 0
+    for text in envs:
+        doc = json.loads(text)
+        sen += len(text.replace('"site":"%s",' % doc["site"], "", 1).encode())
+        doc.pop("site")
+        base += len(json.dumps(doc).encode())
+        readings += len(doc["r"])
+    return {"sen": round(sen / readings, 1), "json_dumps": round(base / readings, 1),
+            "envelopes": len(envs), "readings": readings}
+
+
+def encode(micropython: str, batch: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(_ENCODE)
+    try:
+        done = subprocess.run([micropython, f.name, str(REPO_ROOT / "firmware" / "lib"), str(batch),
+                               str(ENCODE_ENVELOPES)], capture_output=True, text=True, timeout=300)
+    finally:
+        Path(f.name).unlink()
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
+    if line is None:
+        raise RuntimeError(f"encode bench failed: {done.stdout}{done.stderr}")
+    _, sen, base, sen_len, base_len = line.split()
+    return {"sen_us": round(float(sen), 1), "json_dumps_us": round(float(base), 1),
+            "sen_bytes": int(sen_len), "json_dumps_bytes": int(base_len)}
+
+
+def measure() -> dict[str, Any]:
+    micropython = find_micropython()
+    mpy = build_mpy(Path(tempfile.gettempdir()) / "sen-mpy", micropython)
+    heap = {}
+    for h in HEAPS:
+        r = run_board(micropython, mpy, h, 10)
+        heap[h] = {k: r[k] for k in ("exit", "peak_heap_bytes", "memory_error")}
+    result: dict[str, Any] = {"heap": heap, "heap_target": {"heapsize": "64K", "peak_below": 48 * 1024},
+                              "bytes_per_reading": {}, "encode_us_per_reading": {}}
+    for batch in (1, 10):
+        r = run_board(micropython, mpy, "1M", batch)
+        result["bytes_per_reading"][f"batch{batch}"] = wire(r["envelopes"])
+        result["encode_us_per_reading"][f"batch{batch}"] = encode(micropython, batch)
+    return result
+
+
+def _table(r: dict[str, Any]) -> str:
+    lines = ["Firmware (MicroPython unix port)", "", "heap        exit  peak in use (B)  MemoryError"]
+    for h, v in r["heap"].items():
+        lines.append(f"{h:<10} {v['exit']:>5}  {v['peak_heap_bytes'] or '-':>15}  {v['memory_error']}")
+    lines += ["", "            bytes/reading (Sen | json.dumps)   encode µs/reading (Sen | json.dumps)"]
+    for b in ("batch1", "batch10"):
+        w, e = r["bytes_per_reading"][b], r["encode_us_per_reading"][b]
+        lines.append(f"{b:<10} {w['sen']:>10} | {w['json_dumps']:<10}            "
+                     f"{e['sen_us']:>10} | {e['json_dumps_us']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="python -m bench.firmware_bench", description=__doc__.split("\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    r = measure()
+    print(json.dumps(r, indent=1) if args.json else _table(r))
+    return r
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
