@@ -75,6 +75,7 @@ class Telemetry:
     readings: tuple[Reading, ...]
     diag: Mapping[str, DiagValue] = field(default_factory=dict)
     lo: int | None = None  # seqs of this boot below it are settled on the device (tests/contract/ack.md)
+    ob: int | None = None  # the oldest boot the device still holds records of, when older than boot
 
     @property
     def needs_anchor(self) -> bool:
@@ -194,6 +195,9 @@ def _telemetry(topic: Topic, payload: bytes) -> Telemetry:
     boot = _int(_require(doc, "boot", "envelope"), "boot")
     up_ms = _int(doc["up"], "up") if "up" in doc else None
     lo = _int(doc["lo"], "lo") if "lo" in doc else None
+    ob = _int(doc["ob"], "ob") if "ob" in doc else None
+    if ob is not None and ob >= boot:
+        ob = None  # says nothing: only an older boot changes which boot is acked
     board = _name(doc.get("board", DEFAULT_BOARD), "board")
     raw_readings = _require(doc, "r", "envelope")
     if not isinstance(raw_readings, list):
@@ -201,7 +205,7 @@ def _telemetry(topic: Topic, payload: bytes) -> Telemetry:
     readings = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings))
     diag = _diag(doc["d"]) if "d" in doc else {}
     return Telemetry(site=topic.site, device=device, board=board, boot=boot, up_ms=up_ms,
-                     readings=readings, diag=diag, lo=lo)
+                     readings=readings, diag=diag, lo=lo, ob=ob)
 
 
 def decode_telemetry(topic: Topic, payload: bytes) -> Telemetry | Reject:

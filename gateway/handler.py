@@ -105,7 +105,9 @@ class Handler:
                 added=result.added, duplicates=result.duplicates,
                 last_reading_ms=max(times) if times else None, received_ms=item.received_ms,
                 lo=t.lo)
-            acks[item.index] = self._registry.ack_for(t.site, t.device, t.boot)
+            # While the device still holds an older boot's records, ack that boot: an ack
+            # for this one would free them unseen (tests/contract/ack.md, "Older boots").
+            acks[item.index] = self._registry.ack_for(t.site, t.device, t.boot if t.ob is None else t.ob)
             added_total += result.added
             duplicates_total += result.duplicates
         with self._lock:

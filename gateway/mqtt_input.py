@@ -119,10 +119,9 @@ class MqttInput:
             if current:
                 self._client.ack(mid, qos)
         if ack is not None:
-            key = (ack.site, ack.device)
-            held = self._acks.get(key)
-            if held is None or ack.covers(held):
-                self._acks[key] = ack
+            # The device's latest word wins: it may move back to an older boot it still holds
+            # (its envelope's ``ob``); within one boot acks only grow.
+            self._acks[(ack.site, ack.device)] = ack
 
     def publish_acks(self) -> None:
         """After a batch: publish each device's newest end-to-end ack (retained, QoS1)."""
