@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -29,3 +30,15 @@ def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {value!r})")
         time.sleep(interval)
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, *, timeout: float = 20) -> int:
+    """Ask PROCESS to stop with SIG, kill it after TIMEOUT seconds; its exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode

@@ -3,15 +3,13 @@ MicroPython VM) → Mosquitto → `sen gateway run` → InfluxDB 1.x, read back 
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from gateway.devstack import InfluxDB, Mosquitto, free_port
-from tests.integration.helpers import sen_process, wait_for
+from tests.integration.helpers import sen_process, stop, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.firmware]
 
@@ -43,12 +41,9 @@ def test_three_boards_twenty_readings_make_exactly_sixty_points(
         assert sim.wait(timeout=120) == 0, (tmp_path / "sim.log").read_text()
         wait_for(lambda: _count(influxdb, influx_db) >= BOARDS * READINGS, timeout=30,
                  what="60 points in InfluxDB")
-        gateway.send_signal(signal.SIGTERM)
-        assert gateway.wait(timeout=30) == 0, (tmp_path / "gateway.log").read_text()
     finally:
-        if gateway.poll() is None:
-            gateway.kill()
-            gateway.wait()
+        code = stop(gateway, timeout=30)
+    assert code == 0, (tmp_path / "gateway.log").read_text()
     finished_ms = time.time() * 1000
 
     rows = influxdb.rows('SELECT * FROM "telemetry" GROUP BY *', influx_db)
@@ -88,11 +83,6 @@ def test_gateway_reports_an_unreachable_peer_and_keeps_running(
                  what=f"a log line naming the unreachable {down} ({dead})")
         assert gateway.poll() is None, log.read_text()
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            gateway.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
-            gateway.wait()
-    assert gateway.returncode == 0, log.read_text()
+        code = stop(gateway)
+    assert code == 0, log.read_text()
     assert "Traceback" not in log.read_text()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import serial
 from gateway.devstack import InfluxDB, Mosquitto
 from gateway.serial_frame import encode
 from gateway.serial_input import SerialInput
-from tests.integration.helpers import sen_process, wait_for
+from tests.integration.helpers import sen_process, stop, wait_for
 from tests.integration.serial_gateway import serial_gateway
 
 BOARDS = 2
@@ -27,16 +26,6 @@ READINGS = 40
 def _count(influxdb: InfluxDB, db: str) -> int:
     rows = influxdb.rows('SELECT count("seq") FROM "telemetry"', db)
     return int(rows[0]["count"]) if rows else 0
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _run_boards(influxdb: InfluxDB, influx_db: str, tmp_path: Path, plan: list[dict[str, object]]) -> dict[str, int]:
@@ -53,7 +42,7 @@ def _run_boards(influxdb: InfluxDB, influx_db: str, tmp_path: Path, plan: list[d
         try:
             assert sim.wait(timeout=90) == 0, (tmp_path / "sim.log").read_text()
         finally:
-            _stop(sim)
+            stop(sim, signal.SIGINT, timeout=10)
         wait_for(lambda: _count(influxdb, influx_db) >= BOARDS * READINGS, timeout=15,
                  what=f"{BOARDS * READINGS} points in InfluxDB")
         counts = gw.serial.counts()
@@ -163,14 +152,11 @@ def test_sen_gateway_run_serial_lands_every_reading_once_across_a_replug(
         try:
             assert sim.wait(timeout=90) == 0, (tmp_path / "sim.log").read_text() + log.read_text()
         finally:
-            _stop(sim)
+            stop(sim, signal.SIGINT, timeout=10)
         wait_for(lambda: _count(influxdb, influx_db) >= BOARDS * 20, timeout=20, what="40 points in InfluxDB")
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            assert gateway.wait(timeout=30) == 0, log.read_text()
-        finally:
-            _stop(gateway)
+        code = stop(gateway, timeout=30)
+    assert code == 0, log.read_text()
     rows = influxdb.rows('SELECT * FROM "telemetry" GROUP BY *', influx_db)
     for i in range(BOARDS):
         assert sorted(r["seq"] for r in rows if r["device"] == f"sim-{i:04d}") == list(range(1, 21)), f"board {i}"
