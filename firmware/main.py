@@ -26,11 +26,12 @@ import gc
 
 import bufs  # noqa: F401  (first: its buffers need the heap still in one piece)
 
-# Load the biggest modules first, with a collection after each: compiling .py source on the
-# board needs large blocks, and a fragmented 64 KiB heap has none (.mpy files need less).
-for _m in ("asyncio", "mqtt"):
-    __import__(_m)
-    gc.collect()
+# asyncio first, with a collection after: compiling .py source on the board needs large
+# blocks, and a fragmented heap has none (.mpy files need less). The transport (mqtt or
+# seriallink) is imported by the app for the one the config names.
+import asyncio  # noqa: F401
+
+gc.collect()
 
 import runner
 

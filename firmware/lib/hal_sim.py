@@ -1,7 +1,7 @@
 # Sen firmware HAL for the unix port: a simulated board. The I2C sensors are register-level
-# simulated devices from <repo>/hardware/simdev (main.py puts it on sys.path) on a simulated
-# bus; faults come from faults.json in the flash dir (polled, see firmware/README.md):
-#   {"sht31": "nack"|"stuck"|"range"|"crc"|"", ..., "wifi": "down"}
+# simulated devices from <repo>/hardware/simdev/simdev.py (main.py puts it on sys.path) on a
+# simulated bus; faults come from faults.json in the flash dir (polled, see firmware/README.md):
+#   {"sht31": "nack"|"stuck"|"range"|"crc"|"", ..., "wifi": "down", "clock_offset_ms": N}
 # The clock is the host's Unix epoch (always synced). Deep sleep ends the process with
 # exit code 4 after writing sen_sleep.json; the simulator restarts it when the time is up.
 import gc
@@ -19,18 +19,9 @@ DEFAULT_SENSORS = ({"type": "bme280", "addr": 0x76}, {"type": "sht31", "addr": 0
                    {"type": "dht20", "addr": 0x38})
 
 try:
-    import board as simboard  # type: ignore[import-not-found]  # hardware/simdev/board.py
+    import simdev  # type: ignore[import-not-found]  # hardware/simdev/simdev.py
 except ImportError:
-    simboard = None
-
-
-class _Adc:  # the battery behind the divider, as the ADC pin sees it
-    def __init__(self, phys, divider):
-        self.phys = phys
-        self.divider = divider
-
-    def read_uv(self):
-        return int(self.phys.vbat_v() / self.divider * 1000000)
+    simdev = None
 
 
 class Hal:
@@ -51,23 +42,19 @@ class Hal:
         except (OSError, ValueError):
             pass
         self.bus = None
-        self.phys = None
-        self._faults = None
         self._poll_t = time.ticks_ms()
-        if simboard is not None:
-            self.bus, self.phys = simboard.make_bus(cfg["seed"], [s for s in specs if "addr" in s])
-            self._faults = simboard.FaultFile()
+        if simdev is not None:
+            self.bus = simdev.setup(cfg["seed"], specs)
             self._poll(True)
 
     def _poll(self, force=False):
-        if self._faults is None:
+        if self.bus is None:
             return
         t = time.ticks_ms()
         if force or time.ticks_diff(t, self._poll_t) >= _POLL_MS:
             self._poll_t = t
-            if self._faults.poll() and self.bus is not None:
-                self.bus.set_faults(self._faults.faults)
-                print("sim: faults %s" % (self._faults.faults,))
+            if simdev.poll():
+                print("sim: faults %s" % (simdev.F,))
 
     def device_id(self):
         return self._dev
@@ -84,15 +71,15 @@ class Hal:
         import drv_misc
         if kind == "vbat":
             a = self._cfg["pins"].get("adc_vbat") or {}
-            return drv_misc.VBat(_Adc(self.phys, a.get("divider", 2.0)), a.get("divider", 2.0))
+            self.bus.div = a.get("divider", 2.0)
+            return drv_misc.VBat(self.bus, self.bus.div)
         if kind == "chip_temp":
-            p = self.phys
-            return drv_misc.ChipTemp(lambda: p.temp_c() + 12.0, False) if p is not None else None
+            return drv_misc.ChipTemp(lambda: simdev.temp_c() + 12.0, False)
         return None  # dht22: ESP32 only
 
     def net_up(self):
         self._poll()
-        return self.bus is None or self.bus.fault("wifi") != "down"
+        return simdev is None or simdev.F.get("wifi") != "down"
 
     async def net_connect(self):
         return self.net_up()
@@ -100,9 +87,16 @@ class Hal:
     def ticks_ms(self):
         return time.ticks_ms()
 
-    # Unix ms, or None while the clock is not synced (never, on the host)
+    # Unix ms, or None while the clock is not synced (never, on the host); a clock jump
+    # (faults.json "clock_offset_ms") shifts it
     def epoch_ms(self):
-        return time.time_ns() // 1000000
+        self._poll()
+        t = time.time_ns() // 1000000
+        if simdev is not None:
+            o = simdev.F.get("clock_offset_ms")
+            if isinstance(o, int) and not isinstance(o, bool):
+                t += o
+        return t
 
     def feed(self):  # watchdog: nothing to feed on the host
         self._poll()

@@ -259,11 +259,12 @@ class Outbox:
             self.cursor = off
             self.unsent = max(0, self.unsent - n)
 
-    # The envelope's "lo" (tests/contract/ack.md): the seq of the oldest live reading of `boot`
-    # (every seq of that boot below it is acked or knowingly dropped); `dflt` when none is live.
+    # The envelope's "lo" and "ob" (tests/contract/ack.md): (seq of the oldest live reading of
+    # `boot`, or `dflt` when none is live; boot of the oldest live reading, or `boot`).
     def lo(self, boot, dflt):
         f = self._open("rb")
         off = self.head
+        ob = 0
         try:
             while off < self.end:
                 k = self._read(f, off)
@@ -271,12 +272,14 @@ class Outbox:
                     break
                 if k[0] == _R:
                     b, s = struct.unpack_from("<II", _rec, 0)
+                    if not ob:
+                        ob = b
                     if b >= boot:
-                        return s if b == boot else dflt
+                        return (s if b == boot else dflt), min(ob, boot)
                 off += _HDR + k[1]
         finally:
             self._close(f)
-        return dflt
+        return dflt, ob or boot
 
     # Iterates live readings from offset `off`: calls fn(boot, seq, up, json memoryview)
     # until it returns False; returns the offset of the first reading not taken.

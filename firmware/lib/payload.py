@@ -38,7 +38,7 @@ def reading(seq, ts, up, m):
     return ('{"seq":%d,"up":%d,"m":%s}' % (seq, up, dumps(mm))).encode()
 
 
-_RES = const(208)  # room kept at the front of the buffer for the envelope header
+_RES = const(224)  # room kept at the front of the buffer for the envelope header
 
 
 def _put(buf, i, data):
@@ -93,9 +93,10 @@ class Builder:
             return 0, 0, 0, nxt
         env_up = up if self.boot == boot else self.up
         site = '"site":"%s",' % self.site if self.site else ""
-        lo = outbox.lo(self.boot, self.first)
-        h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"lo":%d,"board":"%s","r":[' % (
-            site, self.dev, self.boot, env_up, lo, self.board)).encode()
+        lo, ob = outbox.lo(self.boot, self.first)
+        ob = ',"ob":%d' % ob if ob < self.boot else ""  # older boots still in the outbox
+        h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
+            site, self.dev, self.boot, env_up, lo, ob, self.board)).encode()
         start = _RES - len(h)
         _put(self.buf, start, h)
         end = _put(self.buf, self.i, tail)

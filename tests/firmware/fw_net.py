@@ -17,12 +17,20 @@ from paho.mqtt.enums import CallbackAPIVersion
 class AckResponder:
     """The gateway's ack rule (tests/contract/ack.md): per (device, boot) the ack's seq is the
     contiguous high-water mark, the largest S with every seq 1..S received or below a `lo` the
-    board sent; never lower than one already published; no ack while S is 0."""
+    board sent; never lower than one already published; no ack of the newest boot while S is
+    0. An envelope with `ob` = O (older boot O still in the board's outbox) is answered with
+    the ack of boot O instead (seq possibly 0), as is an old-boot envelope while the newest
+    boot's last envelope named it. `drop(dev, boot, n)`: the next n telemetry messages of that
+    boot are lost on the way (not recorded, not acked)."""
 
     def __init__(self, host: str, port: int, site: str, client_id: str | None = None):
         self.got: Counter[tuple[str, int, int]] = Counter()
         self.lo: dict[tuple[str, int], int] = {}
         self.acked: dict[tuple[str, int], int] = {}
+        self.ob: dict[str, int] = {}  # device -> `ob` of its newest boot's last envelope
+        self.dropped: Counter[tuple[str, int]] = Counter()
+        self.obs: list[tuple[str, int, int]] = []  # (dev, boot, ob) of every envelope with ob
+        self._drop: Counter[tuple[str, int]] = Counter()
         self._lock = threading.Lock()
         self.site = site
         self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ackr-{site}",
@@ -32,6 +40,10 @@ class AckResponder:
         self.c.reconnect_delay_set(0.1, 0.5)
         self.c.connect(host, port, keepalive=10)
         self.c.loop_start()
+
+    def drop(self, dev: str, boot: int, n: int) -> None:
+        with self._lock:
+            self._drop[(dev, boot)] += n
 
     def _contiguous(self, dev: str, boot: int) -> int:
         key = (dev, boot)
@@ -43,19 +55,31 @@ class AckResponder:
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         env = json.loads(msg.payload)
         dev, boot = env["dev"], env["boot"]
+        ob = env.get("ob")
         with self._lock:
+            if self._drop[(dev, boot)] > 0:
+                self._drop[(dev, boot)] -= 1
+                self.dropped[(dev, boot)] += 1
+                return
             for r in env["r"]:
                 self.got[(dev, boot, r["seq"])] += 1
             if isinstance(env.get("lo"), int):
                 self.lo[(dev, boot)] = max(self.lo.get((dev, boot), 1), env["lo"])
-            if boot != max(b for d, b, _ in self.got if d == dev):
+            newest = max(b for d, b, _ in self.got if d == dev)
+            if boot == newest:
+                self.ob[dev] = ob if isinstance(ob, int) and ob < boot else boot
+                if ob is not None:
+                    self.obs.append((dev, boot, ob))
+            elif self.ob.get(dev) != boot:
                 return  # the retained ack stays on the newest boot (it covers older boots)
-            s = self._contiguous(dev, boot)
+            target = self.ob[dev] if boot == newest else boot
+            s = self._contiguous(dev, target)
             if s:
-                self.acked[(dev, boot)] = s
-        if s:
-            ack = {"boot": boot, "seq": s, "anchor": 0}
-            client.publish(f"sen/v1/{self.site}/{dev}/ack", json.dumps(ack), qos=1, retain=True)
+                self.acked[(dev, target)] = s
+            elif target == newest:
+                return
+        ack = {"boot": target, "seq": s, "anchor": 0}
+        client.publish(f"sen/v1/{self.site}/{dev}/ack", json.dumps(ack), qos=1, retain=True)
 
     def seqs(self, dev: str, boot: int) -> list[int]:
         with self._lock:

@@ -1,5 +1,5 @@
 """Sensor drivers on the real MicroPython VM against the register-level simulated devices
-(hardware/simdev), with known answers from the datasheets, and fault injection."""
+(hardware/simdev/simdev.py), with known answers from the datasheets, and fault injection."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ pytestmark = pytest.mark.firmware
 PRELUDE = """
 import sys, asyncio
 sys.path.insert(1, %r); sys.path.insert(1, %r)
-from bus import SimBus
-from physics import Physics
-import bme280, sht31, dht20, drv_bme280, drv_sht
-bus = SimBus(); ph = Physics(3)
+import simdev, drv_bme280, drv_sht
+bus = simdev.setup(3, [{'type': 'bme280', 'addr': 0x76}, {'type': 'sht31', 'addr': 0x44},
+                       {'type': 'dht20', 'addr': 0x38}])
+def faults(f): simdev.F.clear(); simdev.F.update(f)
 def run(c): return asyncio.run(c)
 """
 
@@ -32,11 +32,11 @@ def test_bme280_datasheet_worked_example(micropython_bin: str, repo_root: Path) 
     # BMP280/BME280 datasheet worked example: adc_T 519888, adc_P 415148 with its
     # calibration -> T = 25.08 degC, p = 100653 Pa (64-bit integer formula: 100653.27)
     out = _mp(micropython_bin, repo_root, """
-d = bme280.BME280(bus, ph, 0x76); bus.add(d); d.force_raw(519888, 415148, 0x6000)
+simdev.force(0x76, 519888, 415148, 0x6000)
 drv = drv_bme280.BME280(bus, 0x76)
 m = run(drv.read())
 print(m['temp_c'], m['p_hpa'], drv.cal[:3])
-d.forced = None
+simdev.force(0x76)
 m = run(drv.read()); print('live', 15 < m['temp_c'] < 30, 990 < m['p_hpa'] < 1030, 20 < m['rh_pct'] < 80)
 """)
     first, live = out.splitlines()
@@ -47,12 +47,12 @@ m = run(drv.read()); print('live', 15 < m['temp_c'] < 30, 990 < m['p_hpa'] < 103
 def test_sht31_crc_and_conversion(micropython_bin: str, repo_root: Path) -> None:
     out = _mp(micropython_bin, repo_root, """
 print(hex(drv_sht.crc8(b'\\xbe\\xef', 2)))
-d = sht31.SHT31(bus, ph, 0x44); bus.add(d); d.force_raw(0x6666, 0x8000)
+simdev.force(0x44, 0x6666, 0x8000)
 s = drv_sht.SHT31(bus, 0x44); print(run(s.read()))
-bus.set_faults({'sht31': 'crc'})
+faults({'sht31': 'crc'})
 try: run(s.read())
 except ValueError as e: print('err', e)
-bus.set_faults({'sht31': 'nack'})
+faults({'sht31': 'nack'})
 try: run(s.read())
 except OSError as e: print('oserr', e.args[0])
 """)
@@ -65,15 +65,15 @@ except OSError as e: print('oserr', e.args[0])
 
 def test_dht20_init_trigger_and_faults(micropython_bin: str, repo_root: Path) -> None:
     out = _mp(micropython_bin, repo_root, """
-d = dht20.DHT20(bus, ph, 0x38); bus.add(d)
-print(hex(d.status))
-d.force_raw(1 << 19, 3 << 18)  # RH 50 %, T = 0.75 * 200 - 50 = 100 -> use 0x4CCCD below
-s = drv_sht.DHT20(bus, 0x38); print(run(s.read()), hex(d.status))
-d.force_raw(1 << 19, 0x4CCCD); print(run(s.read()))
-bus.set_faults({'dht20': 'crc'})
+d = simdev.D[0x38]
+print(hex(d[4]))
+simdev.force(0x38, 1 << 19, 3 << 18)  # RH 50 %, T = 0.75 * 200 - 50 = 100 -> use 0x4CCCD below
+s = drv_sht.DHT20(bus, 0x38); print(run(s.read()), hex(d[4]))
+simdev.force(0x38, 1 << 19, 0x4CCCD); print(run(s.read()))
+faults({'dht20': 'crc'})
 try: run(s.read())
 except ValueError as e: print('err', e)
-bus.set_faults({'dht20': 'stuck'})
+faults({'dht20': 'stuck'})
 """)
     lines = out.splitlines()
     assert lines[0] == "0x10"  # powered, not calibrated: the driver must send 0xBE 08 00

@@ -139,3 +139,38 @@ def test_first_readings_lost_before_subscribe_arrive_once(
         b.kill()
         if ack is not None:
             ack.close()
+
+
+def test_old_boot_replay_lost_then_acked_by_ob(mosquitto: Any, micropython_bin: str,
+                                               repo_root: Path, tmp_path: Path) -> None:
+    # Boot 1 samples 30 readings with the broker out of reach and loses power: they wait on
+    # flash. Boot 2 re-sends them first, but the first three envelopes of boot 1 are lost on
+    # the way while boot 2's readings arrive. Boot 2's envelopes carry "ob": 1, so the ack is
+    # boot 1's contiguous mark (tests/contract/ack.md, "Older boots") and never a boot-2 ack
+    # that would free boot 1's lost readings unseen; the board re-sends them after its ack
+    # timeout and every reading of both boots arrives.
+    dev = "res-ob"
+    ack = AckResponder(mosquitto.host, mosquitto.port, SITE)
+    px = Proxy(mosquitto.host, mosquitto.port)
+    px.down = True
+    b = _board(micropython_bin, repo_root, tmp_path, "127.0.0.1", px.port, dev,
+               max_readings=30, batch_max=5, interval_ms=20)
+    try:
+        b.start()
+        b.wait_line(r"sampling done", 30)
+        b.kill()  # power cut: 30 readings of boot 1 stay in the outbox
+        ack.drop(dev, 1, 3)
+        px.down = False
+        b.write_config(board_config("127.0.0.1", px.port, dev, site=SITE, ack="e2e",
+                                    ack_timeout_ms=2000, max_readings=20, batch_max=5))
+        b.start()
+        assert b.wait_exit(60) == 0, b.output()
+        assert ack.dropped[(dev, 1)] == 3
+        assert ack.seqs(dev, 1) == list(range(1, 31)), b.output()
+        assert ack.seqs(dev, 2) == list(range(1, 21)), b.output()
+        assert ack.obs and all(o == 1 for _, bt, o in ack.obs if bt == 2), ack.obs
+        assert "ack: stuck below" in b.output()
+    finally:
+        b.kill()
+        px.close()
+        ack.close()
