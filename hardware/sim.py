@@ -180,7 +180,8 @@ def run(options: SimOptions) -> int:
                 _LOGGER.info("duration of %.1f s reached; stopping boards", options.duration_s)
                 break
             time.sleep(_POLL_S)
-        stopped_early = [b.device for b in boards if b.running]
+        # still running, or off after a power cut the plan did not undo: stopped, not failed
+        stopped_early = [b.device for b in boards if b.running or not b.powered]
     finally:
         stop_boards(boards)
         for sig, handler in previous.items():

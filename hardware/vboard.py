@@ -7,7 +7,7 @@
 
 The flash directory (``config.json``, boot counter, outbox, ``console.log``, ``faults.json``)
 survives a power cut, as a real board's flash does. Sensor, WiFi and clock faults go through
-``faults.json``, which the firmware's sim HAL polls (hardware/simdev/board.py).
+``faults.json``, which the firmware's sim HAL polls (hardware/simdev/simdev.py).
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ class VirtualBoard:
         self.proxy = proxy
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.powered = False  # False after a power cut until the next start: off, not failed
         self._console: BinaryIO | None = None
         self._wake_at: float | None = None
         self.link = PtyLink(serial_link, console=None) if serial_link is not None else None
@@ -131,6 +132,7 @@ class VirtualBoard:
                 raise RuntimeError("board process without pipes")
             self.link.attach(self.process.stdout.fileno(), self.process.stdin.fileno())
         self.starts += 1
+        self.powered = True
         self._wake_at = None
         _LOGGER.info("board %s started (pid %d, flash %s%s)", self.device, self.process.pid,
                      self.flash_dir, f", serial {self.link.link} -> {self.link.tty}" if self.link else "")
@@ -149,6 +151,7 @@ class VirtualBoard:
     def power_cut(self) -> None:
         """SIGKILL: the board stops mid-instruction; its flash directory stays."""
         _LOGGER.info("board %s: power cut", self.device)
+        self.powered = False
         self._end(signal.SIGKILL)
 
     def restart(self) -> None:
@@ -157,8 +160,9 @@ class VirtualBoard:
         self.start()
 
     def poll(self) -> int | None:
-        """The exit code once the board is really finished; deep sleep and reboot are followed."""
-        if self.process is None:
+        """The exit code once the board is really finished; deep sleep and reboot are followed.
+        A board whose power was cut is off, not finished: None until it is started again."""
+        if self.process is None or not self.powered:
             return None
         code = self.process.poll()
         if code is None:

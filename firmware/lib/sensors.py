@@ -39,7 +39,7 @@ def _reason(e):
         n = e.args[0] if e.args else 0
         return "nack" if n in (_ENODEV, _ETIMEDOUT, _ETIMEDOUT_POSIX) else "io%d" % n
     s = str(e)
-    for r in ("crc", "range", "busy", "calibrated"):
+    for r in ("crc", "range", "stuck", "busy", "calibrated"):
         if r in s:
             return r
     return "bad"
