@@ -47,9 +47,37 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rp = results["replay"]
     out.append((f"spool replay of {rp['readings']:,} readings", f"{rp['readings_per_s']:,} readings/s "
                 f"({rp['seconds']} s)", f">= {TARGETS['replay']:,}/s", _verdict(rp["readings_per_s"] >= TARGETS["replay"])))
-    for extra in results.get("extra_rows", []):
-        out.append(tuple(extra))  # type: ignore[arg-type]
+    out.extend(_serial_rows(results["serial"]))
+    out.extend(_firmware_rows(results["firmware"]))
     return out
+
+
+def _serial_rows(serial: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    paced, unpaced, limit = serial["paced"], serial["unpaced"], serial["line_limit_readings_per_s"]
+    share = paced["readings_per_s"] / limit if limit == limit and limit else 0.0
+    return [
+        ("serial board at 115200 baud", f"{paced['readings_per_s']} readings/s ({paced['bytes_per_reading']} B each, "
+         f"{paced['bytes_per_s']:,} B/s)", f"line limit {limit} readings/s", f"{share:.0%} of the line"),
+        ("serial board, unpaced pty", f"{unpaced['readings_per_s']} readings/s ({unpaced['bytes_per_s']:,} B/s)",
+         "", "firmware + gateway capacity"),
+    ]
+
+
+def _firmware_rows(fw: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    heap = fw["heap"]
+    at64 = heap["64K"]
+    figure = "MemoryError" if at64["memory_error"] else f"peak {at64['peak_heap_bytes']:,} B"
+    others = ", ".join(f"{k}: peak {v['peak_heap_bytes']:,} B" for k, v in heap.items()
+                       if k != "64K" and v.get("peak_heap_bytes"))
+    target = fw["heap_target"]["peak_below"]
+    met = not at64["memory_error"] and (at64["peak_heap_bytes"] or target) < target
+    rows = [(f"firmware heap at -X heapsize=64K", f"{figure}" + (f" ({others})" if others else ""),
+             f"peak < {target // 1024} KiB", _verdict(met))]
+    for batch, b in fw["bytes_per_reading"].items():
+        e = fw["encode_us_per_reading"][batch]
+        rows.append((f"firmware, {batch}", f"{b['sen']} B/reading on the wire (json.dumps {b['json_dumps']}); "
+                     f"{e['sen_us']} µs/reading (json.dumps {e['json_dumps_us']})", "", ""))
+    return rows
 
 
 def table(results: dict[str, Any]) -> str:

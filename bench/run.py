@@ -1,6 +1,10 @@
 """Sen's benchmarks, side by side with the baselines, in one run.
 
-    python -m bench.run [--quick] [--out bench/results]
+    python -m bench.run [--quick] [--out bench/results] [--profile]
+
+``--profile``: py-spy (the ``dev`` extra) samples the Sen gateway during the throughput run
+and writes ``sen-profile.svg`` (flame graph, threads apart) and ``sen-profile-gil.txt``
+(collapsed stacks of the thread holding the GIL: where the CPU goes) next to the results.
 
 Starts its own Mosquitto and InfluxDB (gateway/devstack.py) for every contender, so no run
 inherits another's queued messages, and prints a table, writes JSON and a PNG plot.
@@ -26,6 +30,7 @@ from typing import Any
 
 from gateway.devstack import InfluxDB, Mosquitto
 
+from bench import serial_bench
 from bench.loadgen import Load, Publisher, envelopes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +45,13 @@ class Scale:
     latency_s: float
     loads: tuple[int, ...]
     replay_readings: int
+    serial_s: float
 
 
 FULL = Scale(throughput_readings=300_000, naive_readings=30_000, latency_s=20.0, loads=(1000, 5000),
-             replay_readings=1_000_000)
+             replay_readings=1_000_000, serial_s=10.0)
 QUICK = Scale(throughput_readings=5_000, naive_readings=1_000, latency_s=3.0, loads=(500,),
-              replay_readings=20_000)
+              replay_readings=20_000, serial_s=2.0)
 
 
 def _count(influx: InfluxDB, where: str = "") -> int:
@@ -101,6 +107,25 @@ def _process(args: list[str], log: Path, ready: Callable[[], bool]) -> Iterator[
             proc.wait()
 
 
+PROFILE: list[Path] = []  # set by --profile: where the throughput run's profiles go
+
+
+@contextmanager
+def _profiled(proc: subprocess.Popen[bytes], out: Path) -> Iterator[None]:
+    """py-spy attached to PROC until the block ends: a flame graph and GIL-holder stacks."""
+    spy = str(Path(sys.executable).parent / "py-spy")
+    runs = [subprocess.Popen([spy, "record", "--pid", str(proc.pid), "--rate", "250", "--threads",
+                              *extra, "--output", str(out / name)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+            for extra, name in (([], "sen-profile.svg"), (["--gil", "--format", "raw"], "sen-profile-gil.txt"))]
+    try:
+        yield
+    finally:
+        for run in runs:
+            run.send_signal(signal.SIGINT)
+            run.wait(timeout=60)
+
+
 def _gateway(broker: Mosquitto, influx: InfluxDB, work: Path) -> Any:
     log = work / "gateway.log"
     return _process([sys.executable, "-m", "gateway", "gateway", "run", "--mqtt", broker.url, "--influx", influx.url,
@@ -122,7 +147,7 @@ def throughput(kind: str, readings: int, work: Path) -> dict[str, Any]:
     with _servers(work, kind) as (broker, influx):
         consumer = (_gateway(broker, influx, work / kind) if kind == "sen"
                     else _baseline(kind, broker, influx, work / kind))
-        with consumer as proc:
+        with consumer as proc, (_profiled(proc, PROFILE[0]) if PROFILE and kind == "sen" else _nothing()):
             publisher = Publisher(broker.host, broker.port, f"load-{kind}")
             peak_rss = 0
             try:
@@ -143,6 +168,11 @@ def throughput(kind: str, readings: int, work: Path) -> dict[str, Any]:
     return {"kind": kind, "readings": readings, "confirmed": done, "seconds": round(seconds, 2),
             "readings_per_s": round(done / seconds), "peak_rss_mib": round(peak_rss / 2**20, 1),
             "devices": load.devices, "per_envelope": load.per_envelope}
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def latency(rate: int, seconds: float, work: Path) -> dict[str, Any]:
@@ -240,9 +270,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where JSON and PNG go")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the Sen gateway during the throughput run (needs the dev extra)")
     args = parser.parse_args()
     scale = QUICK if args.quick else FULL
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.profile:
+        PROFILE.append(args.out)
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": args.quick,
@@ -261,6 +295,12 @@ def main() -> int:
         results["latency"] = [latency(rate, scale.latency_s, work) for rate in scale.loads]
         print("replay ...", file=sys.stderr)
         results["replay"] = replay(scale.replay_readings, work)
+        print("serial ...", file=sys.stderr)
+        results["serial"] = serial_bench.run(work, seconds=scale.serial_s)
+    print("firmware ...", file=sys.stderr)
+    results["firmware"] = json.loads(subprocess.run(
+        [sys.executable, "-m", "bench.firmware_bench", "--json"], capture_output=True, text=True, cwd=ROOT,
+        timeout=600, check=True).stdout)
     from bench.report import write_report
 
     write_report(results, args.out)

@@ -12,6 +12,8 @@ gateway open like ``/dev/ttyUSB0``.
 pulled) and removes the symlink; :meth:`PtyLink.plug` makes a new pair and points the symlink
 at it. While unplugged, board output is dropped, as a USB CDC port with no host drops it.
 :meth:`PtyLink.inject` puts raw bytes on the line towards the host (garbage, half frames).
+With ``baud`` the relay paces board output to that line speed (8N1: 10 bits a byte), as a
+USB-UART bridge at that speed would; without it the pty is as fast as the machine.
 """
 
 from __future__ import annotations
@@ -33,9 +35,13 @@ _HOST_SETTLE_S = 0.15  # after a host opens the port, before bytes flow (pyseria
 
 
 class PtyLink:
-    def __init__(self, link: Path, *, console: BinaryIO | None = None) -> None:
+    def __init__(self, link: Path, *, console: BinaryIO | None = None, baud: int | None = None) -> None:
         self.link = link
         self.console = console
+        self.bytes_per_s = baud / 10 if baud else None
+        self._budget = 0.0  # bytes the line may carry now (paced output only)
+        self._budget_at = time.monotonic()
+        self.sent = 0  # bytes delivered to the host side
         self._lock = threading.Lock()
         self._master: int | None = None
         self._host_since: float | None = None  # when a program opened the port, None while none has
@@ -144,12 +150,23 @@ class PtyLink:
             self._host_since = now
         return now - self._host_since >= _HOST_SETTLE_S
 
+    def _line_room(self) -> int:
+        """How many bytes may go to the host now: all of them, or what the paced line allows."""
+        if self.bytes_per_s is None:
+            return 4096
+        now = time.monotonic()
+        # At most ~50 ms of line time saved up: a paced line has no burst above its speed.
+        self._budget = min(self._budget + (now - self._budget_at) * self.bytes_per_s, self.bytes_per_s * 0.05)
+        self._budget_at = now
+        return int(self._budget)
+
     def _step(self) -> None:
         master, out, inp = self._master, self._board_out, self._board_in
         if not self._host_ready(master):
             master = None  # hold output (and read nothing) until a host has the port open
         readers = [fd for fd in (master, out) if fd is not None]
-        writers = [fd for fd, want in ((master, self._to_host), (inp, self._to_board))
+        room = self._line_room()
+        writers = [fd for fd, want in ((master, self._to_host and room), (inp, self._to_board))
                    if fd is not None and want]
         if not readers and not writers or (master is None and out is None):
             self._lock.release()
@@ -176,7 +193,10 @@ class PtyLink:
             if len(self._to_board) < _MAX_PENDING:
                 self._to_board += data
         if master is not None and master in writable:
-            del self._to_host[:os.write(master, bytes(self._to_host[:4096]))]
+            written = os.write(master, bytes(self._to_host[:min(4096, room)]))
+            del self._to_host[:written]
+            self.sent += written
+            self._budget -= written
         if inp is not None and inp in writable:
             try:
                 del self._to_board[:os.write(inp, bytes(self._to_board[:4096]))]

@@ -84,7 +84,8 @@ def build_mpy(cache_root: Path, micropython: str) -> Path | None:
 class VirtualBoard:
     def __init__(self, *, device: str, flash_dir: Path, config: dict[str, Any], micropython: str,
                  heapsize: str | None = None, serial_link: Path | None = None,
-                 proxy: FaultProxy | None = None, mpy_dir: Path | None = None) -> None:
+                 proxy: FaultProxy | None = None, mpy_dir: Path | None = None,
+                 baud: int | None = None) -> None:
         self.device = device
         self.mpy_dir = mpy_dir  # precompiled modules (build_mpy), passed as SEN_MPY
         self.flash_dir = flash_dir.resolve()
@@ -97,7 +98,7 @@ class VirtualBoard:
         self.powered = False  # False after a power cut until the next start: off, not failed
         self._console: BinaryIO | None = None
         self._wake_at: float | None = None
-        self.link = PtyLink(serial_link, console=None) if serial_link is not None else None
+        self.link = PtyLink(serial_link, console=None, baud=baud) if serial_link is not None else None
 
     # -- life cycle ---------------------------------------------------------------------
     @property
