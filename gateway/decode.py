@@ -169,6 +169,48 @@ def _reading(value: object, index: int, envelope_up: int | None) -> Reading:
     return Reading(seq=seq, ts_ms=ts_ms, up_ms=up_ms, metrics=metrics)
 
 
+_GOOD_METRICS: set[str] = set()  # metric names that passed METRIC_RE and are not reserved
+_GOOD_METRICS_MAX = 4096
+
+
+def _good_metric(name: object) -> bool:
+    if type(name) is not str or name in RESERVED_FIELDS or not METRIC_RE.fullmatch(name):
+        return False
+    if len(_GOOD_METRICS) < _GOOD_METRICS_MAX:
+        _GOOD_METRICS.add(name)
+    return True
+
+
+def _plain_readings(raw: list[object], envelope_up: int | None) -> tuple[Reading, ...] | None:
+    """Every check of :func:`_reading`, inline for speed; None at the first thing unusual
+    (the caller then runs :func:`_reading` for the exact reject)."""
+    out: list[Reading] = []
+    for item in raw:
+        if type(item) is not dict:
+            return None
+        seq, ts, up, metrics = item.get("seq"), item.get("ts"), None, item.get("m")
+        if type(seq) is not int or not 0 <= seq <= _INT64_MAX or type(metrics) is not dict:
+            return None
+        if "ts" in item:
+            if type(ts) is not int or not 0 <= ts <= _MAX_TS_MS:
+                return None
+        else:
+            up = item.get("up")
+            if type(up) is not int or not 0 <= up <= _INT64_MAX or envelope_up is None:
+                return None
+        values: dict[str, float] = {}
+        for name, value in metrics.items():
+            if name not in _GOOD_METRICS and not _good_metric(name):
+                return None
+            if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:
+                value = float(value)
+            elif type(value) is not float or not math.isfinite(value):
+                return None
+            values[name] = value
+        out.append(Reading(seq=seq, ts_ms=ts, up_ms=up, metrics=values))
+    return tuple(out)
+
+
 def _diag(value: object) -> dict[str, DiagValue]:
     diag: dict[str, DiagValue] = {}
     for key, item in _object(value, "d").items():
@@ -202,7 +244,9 @@ def _telemetry(topic: Topic, payload: bytes) -> Telemetry:
     raw_readings = _require(doc, "r", "envelope")
     if not isinstance(raw_readings, list):
         raise _Refused(Reason.BAD_TYPE, f"r must be a list, got {type(raw_readings).__name__}")
-    readings = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings))
+    readings = _plain_readings(raw_readings, up_ms)
+    if readings is None:  # something unusual: the careful path names it
+        readings = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings))
     diag = _diag(doc["d"]) if "d" in doc else {}
     return Telemetry(site=topic.site, device=device, board=board, boot=boot, up_ms=up_ms,
                      readings=readings, diag=diag, lo=lo, ob=ob)

@@ -16,11 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ingest.errors import LineProtocolError
+from ingest.ranges import Run
 from ingest.spool import Entry, Spool
 
 from gateway.acks import Ack, decode_ack
 from gateway.decode import Reason, Reject, Telemetry, decode_status, decode_telemetry
-from gateway.points import reading_time, to_entries
+from gateway.points import reading_time, to_spool
 from gateway.registry import Registry
 from gateway.rejects import RejectLog
 from gateway.topics import Topic, TopicError, parse_topic
@@ -52,7 +53,7 @@ def _nothing() -> None:
 class _Pending:
     index: int
     telemetry: Telemetry
-    entries: list[Entry]
+    entries: list[Entry | Run]
     received_ms: int
 
 
@@ -82,11 +83,12 @@ class Handler:
         """Many messages, one spool transaction; per message the ack to send, or None."""
         acks: list[Ack | None] = [None] * len(messages)
         pending: list[_Pending] = []
-        for index, message in enumerate(messages):
-            telemetry = self._decode(message)
-            if telemetry is None:
-                continue
-            entries = self._entries(message, telemetry)
+        decoded = [(i, m, t) for i, m in enumerate(messages) if (t := self._decode(m)) is not None]
+        # New boots' anchors: stored together, one registry commit for the batch.
+        anchors = self._registry.anchors({(t.device, t.boot): m.received_ms - t.up_ms
+                                          for _, m, t in reversed(decoded) if t.up_ms is not None})
+        for index, message, telemetry in decoded:
+            entries = self._entries(message, telemetry, anchors)
             if entries is not None:
                 pending.append(_Pending(index=index, telemetry=telemetry, entries=entries,
                                         received_ms=message.received_ms))
@@ -98,8 +100,8 @@ class Handler:
         added_total = duplicates_total = 0
         for item, result in zip(pending, results):
             t = item.telemetry
-            times = [reading_time(r, self._registry.known_anchor(t.device, t.boot))
-                     for r in t.readings] if result.added else []
+            anchor = self._registry.known_anchor(t.device, t.boot) if result.added else None
+            times = [reading_time(r, anchor) for r in t.readings] if result.added else []
             self._registry.note_readings(
                 site=t.site, device=t.device, boot=t.boot, seqs=[r.seq for r in t.readings],
                 added=result.added, duplicates=result.duplicates,
@@ -142,10 +144,13 @@ class Handler:
             _LOGGER.debug("ignoring message on %s", message.topic)
         return None
 
-    def _entries(self, message: Message, telemetry: Telemetry) -> list[Entry] | None:
+    def _entries(self, message: Message, telemetry: Telemetry,
+                 anchors: dict[tuple[str, int], int]) -> list[Entry | Run] | None:
+        anchor = anchors.get((telemetry.device, telemetry.boot))
+        if anchor is None:
+            anchor = self._anchor(telemetry, message.received_ms)
         try:
-            return to_entries(telemetry, anchor_ms=self._anchor(telemetry, message.received_ms),
-                              received_ms=message.received_ms)
+            return to_spool(telemetry, anchor_ms=anchor, received_ms=message.received_ms)
         except LineProtocolError as err:  # decode should make this impossible
             reject = Reject(reason=Reason.BAD_NAME, detail=f"cannot encode: {err}")
             self._reject(message, telemetry.device, reject)

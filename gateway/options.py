@@ -61,7 +61,7 @@ class GatewayOptions:
     database: str
     spool_dir: Path
     client_id: str = "sen-gateway"
-    batch_size: int = 500
+    batch_size: int = 5000
     flush_interval_s: float = 1.0
     mqtt_keepalive_s: int = 30
     reconnect_max_s: int = 30

@@ -6,12 +6,17 @@
   one type whatever a firmware sends); time = ``anchor + envelope up`` when anchored, else
   the newest reading's time, else the receive time.
 
-Each reading's spool key is (device, boot, seq), so a redelivered reading is spooled once.
+Each reading's spool key is (device, boot, seq), so a redelivered reading is spooled once:
+:func:`to_spool` gives a message's readings as one :class:`~ingest.ranges.Run` (one spool
+row, deduplicated by seq ranges); :func:`to_entries` the same lines one keyed entry each.
+The lines are built as :func:`ingest.lineproto.encode` builds them (tests pin the two
+together), with the tag part and field names escaped once, not once per reading.
 """
 
 from __future__ import annotations
 
-from ingest.lineproto import FieldValue, Point, encode
+from ingest.lineproto import Point, encode, escape_key, escape_measurement, format_field_value
+from ingest.ranges import Run
 from ingest.spool import Entry
 
 from gateway.decode import Reading, Telemetry
@@ -30,29 +35,97 @@ def reading_time(reading: Reading, anchor_ms: int | None) -> int:
 
 
 def reading_key(telemetry: Telemetry, reading: Reading) -> str:
-    return f"r/{telemetry.device}/{telemetry.boot}/{reading.seq}"
+    return f"{_stream(telemetry)}/{reading.seq}"
+
+
+def _stream(telemetry: Telemetry) -> str:
+    return f"r/{telemetry.device}/{telemetry.boot}"
+
+
+_FIELD_KEYS: dict[str, str] = {}  # metric name -> "escaped_name=", checked once
+_FIELD_KEYS_MAX = 4096
+
+
+def _field_key(name: str) -> str:
+    found = _FIELD_KEYS.get(name)
+    if found is None:
+        found = escape_key("field key", name) + "="
+        if len(_FIELD_KEYS) < _FIELD_KEYS_MAX:
+            _FIELD_KEYS[name] = found
+    return found
+
+
+_HEADS: dict[tuple[str, str, str], str] = {}  # (site, device, board) -> "telemetry,board=..."
+_HEADS_MAX = 65536
+
+
+def _head(site: str, device: str, board: str) -> str:
+    found = _HEADS.get((site, device, board))
+    if found is None:
+        tags = {"site": site, "device": device, "board": board}
+        found = ",".join([escape_measurement("telemetry")] + [
+            f"{escape_key('tag key', k)}={escape_key('tag value', tags[k])}"
+            for k in sorted(tags) if tags[k]])
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[(site, device, board)] = found
+    return found
+
+
+def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[str], int | None]:
+    """The ``telemetry`` lines of every reading (as :func:`ingest.lineproto.encode` writes
+    them, without building a Point per reading) and the newest reading time."""
+    head = _head(telemetry.site, telemetry.device, telemetry.board)
+    boot = ("boot", f"boot={telemetry.boot}i")
+    lines: list[str] = []
+    newest: int | None = None
+    for reading in telemetry.readings:
+        ts = reading.ts_ms if reading.ts_ms is not None else reading_time(reading, anchor_ms)
+        if newest is None or ts > newest:
+            newest = ts
+        fields = [boot, ("seq", f"seq={reading.seq}i")]
+        for key, value in reading.metrics.items():
+            text = repr(value) if type(value) is float else "n"
+            if "n" in text:  # inf, nan, or not a float: the careful way (raises if it must)
+                text = format_field_value(key, value)
+            fields.append((key, _field_key(key) + text))
+        fields.sort()
+        lines.append(f"{head} {','.join(f for _, f in fields)} {ts}")
+    return lines, newest
+
+
+def to_spool(telemetry: Telemetry, *, anchor_ms: int | None,
+             received_ms: int) -> list[Entry | Run]:
+    """The readings as one :class:`Run` keyed by (device, boot, seq), plus the diag line."""
+    lines, newest = _reading_lines(telemetry, anchor_ms)
+    out: list[Entry | Run] = []
+    if lines:
+        out.append(Run(stream=_stream(telemetry), seqs=tuple(r.seq for r in telemetry.readings),
+                       lines=tuple(lines)))
+    if telemetry.diag:
+        out.append(_diag_entry(telemetry, anchor_ms, newest, received_ms))
+    return out
 
 
 def to_entries(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int) -> list[Entry]:
-    tags = {"site": telemetry.site, "device": telemetry.device, "board": telemetry.board}
+    """The same lines as :func:`to_spool`, one keyed :class:`Entry` each."""
     entries: list[Entry] = []
-    newest: int | None = None
-    for reading in telemetry.readings:
-        ts = reading_time(reading, anchor_ms)
-        newest = ts if newest is None else max(newest, ts)
-        fields: dict[str, FieldValue] = dict(reading.metrics)
-        fields["seq"] = reading.seq
-        fields["boot"] = telemetry.boot
-        line = encode(Point(measurement="telemetry", tags=tags, fields=fields, ts_ms=ts))
-        entries.append(Entry(line=line, key=reading_key(telemetry, reading)))
-    if telemetry.diag:
-        if anchor_ms is not None and telemetry.up_ms is not None:
-            diag_ts = anchor_ms + telemetry.up_ms
+    for item in to_spool(telemetry, anchor_ms=anchor_ms, received_ms=received_ms):
+        if isinstance(item, Run):
+            entries.extend(Entry(line=line, key=f"{item.stream}/{seq}")
+                           for seq, line in zip(item.seqs, item.lines))
         else:
-            diag_ts = newest if newest is not None else received_ms
-        point = Point(measurement="device_diag",
-                      tags={"site": telemetry.site, "device": telemetry.device},
-                      fields=dict(telemetry.diag), ts_ms=diag_ts)
-        entries.append(Entry(line=encode(point),
-                             key=f"d/{telemetry.device}/{telemetry.boot}/{diag_ts}"))
+            entries.append(item)
     return entries
+
+
+def _diag_entry(telemetry: Telemetry, anchor_ms: int | None, newest: int | None,
+                received_ms: int) -> Entry:
+    if anchor_ms is not None and telemetry.up_ms is not None:
+        diag_ts = anchor_ms + telemetry.up_ms
+    else:
+        diag_ts = newest if newest is not None else received_ms
+    point = Point(measurement="device_diag",
+                  tags={"site": telemetry.site, "device": telemetry.device},
+                  fields=dict(telemetry.diag), ts_ms=diag_ts)
+    return Entry(line=encode(point), key=f"d/{telemetry.device}/{telemetry.boot}/{diag_ts}")

@@ -107,6 +107,26 @@ class Registry:
             _LOGGER.info("device %s boot %s: clock anchor %s", device, boot, anchor)
         return anchor
 
+    def anchors(self, candidates: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """:meth:`anchor` for many (device, boot): the new ones stored in ONE transaction."""
+        with self._lock:
+            found = {key: self._anchors[key] for key in candidates if key in self._anchors}
+            new = [key for key in candidates if key not in found]
+            if not new:
+                return found
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                for key in new:
+                    found[key] = self._store_anchor(*key, candidates[key])[1]
+                self._db.execute("COMMIT")
+            except (sqlite3.Error, RegistryError) as err:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                for key in new:
+                    self._anchors.pop(key, None)
+                raise RegistryError(f"registry {self.path}: {err}") from err
+        return found
+
     def _store_anchor(self, device: str, boot: int, anchor_ms: int) -> tuple[bool, int]:
         try:
             cur = self._db.execute(

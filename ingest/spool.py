@@ -3,6 +3,9 @@
 - :meth:`Spool.commit` appends lines in one transaction and returns only once they are on
   disk; lines may carry an idempotency key, and a key seen before is skipped (counted as a
   duplicate) in that same transaction, so a redelivered message is not counted twice.
+- A :class:`~ingest.ranges.Run` (a message's readings: one stream, numbered lines) is ONE
+  row, deduplicated by number ranges (:mod:`ingest.ranges`): a few statements per message
+  instead of two per line. ``lines.n`` says how many lines a row holds.
 - :meth:`Spool.oldest` hands out the oldest lines in order; :meth:`Spool.delete` drops them
   once InfluxDB answered 2xx; :meth:`Spool.set_aside` moves refused lines to the
   dead-letter table instead.
@@ -29,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import SpoolError
+from ingest.ranges import SCHEMA as _RANGES_SCHEMA
+from ingest.ranges import Run, claim, migrate_keys
 from ingest.sqlite import open_durable
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,7 +44,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lines (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     line TEXT NOT NULL,
-    added_ms INTEGER NOT NULL
+    added_ms INTEGER NOT NULL,
+    n INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS seen (
     key TEXT PRIMARY KEY,
@@ -73,14 +79,27 @@ class CommitResult:
 
 @dataclass(frozen=True, kw_only=True)
 class Batch:
-    """The oldest pending lines, in spool order; ``oldest_ms`` is when the first was added."""
+    """The oldest pending lines, in spool order; ``oldest_ms`` is when the first was added.
+
+    ``ids`` are spool rows; row ``ids[i]`` holds ``sizes[i]`` of the ``lines`` (all 1 unless
+    rows of several lines were committed as a :class:`~ingest.ranges.Run`).
+    """
 
     ids: tuple[int, ...]
     lines: tuple[str, ...]
     oldest_ms: int
+    sizes: tuple[int, ...] = ()
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.lines)
+
+    def rows(self, start: int, stop: int) -> Batch:
+        """The batch of rows ``ids[start:stop]``."""
+        sizes = self.sizes or (1,) * len(self.ids)
+        first = sum(sizes[:start])
+        last = first + sum(sizes[start:stop])
+        return Batch(ids=self.ids[start:stop], lines=self.lines[first:last],
+                     oldest_ms=self.oldest_ms, sizes=sizes[start:stop])
 
     def payload(self) -> bytes:
         return ("\n".join(self.lines) + "\n").encode("utf-8")
@@ -108,11 +127,30 @@ class Spool:
         self.max_lines = max_lines
         self._lock = threading.Lock()
         try:
-            self._db = open_durable(self.path, _SCHEMA)
-            self._depth = int(self._db.execute("SELECT count(*) FROM lines").fetchone()[0])
+            self._db = open_durable(self.path, _SCHEMA + _RANGES_SCHEMA)
+            self._upgrade()
+            self._depth = self._count()
         except (OSError, sqlite3.Error) as err:
             raise SpoolError(f"cannot open spool {self.path}: {err}") from err
         _LOGGER.info("spool %s opened, %s lines pending", self.path, self._depth)
+
+    def _upgrade(self) -> None:
+        """A spool of an older version: add ``lines.n``, move per-reading keys to ranges."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(lines)")}
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if "n" not in columns:
+                self._db.execute("ALTER TABLE lines ADD COLUMN n INTEGER NOT NULL DEFAULT 1")
+            moved = migrate_keys(self._db)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        if moved:
+            _LOGGER.info("spool %s: %s per-reading keys moved to ranges", self.path, moved)
+
+    def _count(self) -> int:
+        return int(self._db.execute("SELECT coalesce(sum(n), 0) FROM lines").fetchone()[0])
 
     @property
     def full(self) -> bool:
@@ -143,11 +181,11 @@ class Spool:
         with self._transaction() as db:
             return [db.execute(sql, args).rowcount for sql, args in statements]
 
-    def commit(self, entries: Sequence[Entry]) -> CommitResult:
+    def commit(self, entries: Sequence[Entry | Run]) -> CommitResult:
         """Append ``entries`` durably, skipping those whose key was seen before."""
         return self.commit_many([entries])[0]
 
-    def commit_many(self, groups: Sequence[Sequence[Entry]]) -> list[CommitResult]:
+    def commit_many(self, groups: Sequence[Sequence[Entry | Run]]) -> list[CommitResult]:
         """Append every group's entries in one transaction; one result per group."""
         now = _now_ms()
         results: list[CommitResult] = []
@@ -156,6 +194,15 @@ class Spool:
             for entries in groups:
                 added = duplicates = 0
                 for entry in entries:
+                    if isinstance(entry, Run):
+                        fresh = claim(db, entry.stream, entry.seqs, now)
+                        lines = [line for line, new in zip(entry.lines, fresh) if new]
+                        if lines:
+                            db.execute("INSERT INTO lines (line, added_ms, n) VALUES (?, ?, ?)",
+                                       ("\n".join(lines), now, len(lines)))
+                        added += len(lines)
+                        duplicates += len(fresh) - len(lines)
+                        continue
                     if entry.key is not None:
                         cur = db.execute("INSERT OR IGNORE INTO seen (key, added_ms) VALUES (?, ?)",
                                          (entry.key, now))
@@ -171,43 +218,72 @@ class Spool:
         return results
 
     def oldest(self, limit: int) -> Batch | None:
-        """Up to ``limit`` of the oldest pending lines, or None when the spool is empty."""
+        """The oldest pending rows, ``limit`` lines or just past it, or None when empty."""
+        rows: list[tuple[int, str, int, int]] = []
+        count = 0
         with self._lock:
             try:
-                rows = self._db.execute(
-                    "SELECT id, line, added_ms FROM lines ORDER BY id LIMIT ?", (limit,)
-                ).fetchall()
+                cursor = self._db.execute(
+                    "SELECT id, line, added_ms, n FROM lines ORDER BY id LIMIT ?", (limit,))
+                while count < limit:
+                    chunk = cursor.fetchmany(max(1, min(256, limit - count)))
+                    if not chunk:
+                        break
+                    for row in chunk:
+                        if count >= limit:
+                            break
+                        rows.append(row)
+                        count += int(row[3])
+                cursor.close()
             except sqlite3.Error as err:
                 raise SpoolError(f"spool {self.path}: {err}") from err
         if not rows:
             return None
-        return Batch(
-            ids=tuple(int(r[0]) for r in rows),
-            lines=tuple(str(r[1]) for r in rows),
-            oldest_ms=int(rows[0][2]),
-        )
+        lines: list[str] = []
+        for row in rows:
+            if row[3] == 1:
+                lines.append(str(row[1]))
+            else:
+                lines.extend(str(row[1]).split("\n"))
+        return Batch(ids=tuple(int(r[0]) for r in rows), lines=tuple(lines),
+                     oldest_ms=int(rows[0][2]), sizes=tuple(int(r[3]) for r in rows))
 
     def delete(self, ids: Sequence[int]) -> None:
-        """Drop lines InfluxDB has acknowledged."""
-        deleted = self._write(("DELETE FROM lines WHERE id = ?", (i,)) for i in ids)
-        self._forget(sum(deleted))
+        """Drop rows InfluxDB has acknowledged (two statements, however many rows)."""
+        listed = _id_list(ids)
+        with self._transaction() as db:
+            lines = db.execute("SELECT coalesce(sum(n), 0) FROM lines WHERE id IN"
+                               " (SELECT value FROM json_each(?))", (listed,)).fetchone()[0]
+            db.execute("DELETE FROM lines WHERE id IN (SELECT value FROM json_each(?))", (listed,))
+        self._forget(int(lines))
 
     def _forget(self, deleted: int) -> None:
         with self._lock:
             self._depth -= deleted
 
     def set_aside(self, ids: Sequence[int], *, reason: str, detail: str) -> None:
-        """Move lines InfluxDB refused to the dead-letter table, in one transaction."""
+        """Move rows InfluxDB refused to the dead-letter table, in one transaction."""
+        now, listed = _now_ms(), _id_list(ids)
+        with self._transaction() as db:
+            lines = db.execute("SELECT coalesce(sum(n), 0) FROM lines WHERE id IN"
+                               " (SELECT value FROM json_each(?))", (listed,)).fetchone()[0]
+            db.execute("INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
+                       " SELECT ?, 'influx', ?, ?, CAST(line AS BLOB) FROM lines WHERE id IN"
+                       " (SELECT value FROM json_each(?)) ORDER BY id", (now, reason, detail, listed))
+            db.execute("DELETE FROM lines WHERE id IN (SELECT value FROM json_each(?))", (listed,))
+        self._forget(int(lines))
+
+    def set_aside_lines(self, row: int, refused: Sequence[str], *, reason: str,
+                        detail: str) -> None:
+        """Row ``row`` is done: its ``refused`` lines become dead letters, the rest were written."""
         now = _now_ms()
-        statements: list[tuple[str, Sequence[object]]] = []
-        for i in ids:
-            statements.append((
-                "INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
-                " SELECT ?, 'influx', ?, ?, CAST(line AS BLOB) FROM lines WHERE id = ?",
-                (now, reason, detail, i),
-            ))
-            statements.append(("DELETE FROM lines WHERE id = ?", (i,)))
-        self._forget(sum(self._write(statements)[1::2]))
+        with self._transaction() as db:
+            for line in refused:
+                db.execute("INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
+                           " VALUES (?, 'influx', ?, ?, ?)", (now, reason, detail, line.encode()))
+            found = db.execute("SELECT n FROM lines WHERE id = ?", (row,)).fetchone()
+            db.execute("DELETE FROM lines WHERE id = ?", (row,))
+        self._forget(int(found[0]) if found else 0)
 
     def add_dead_letter(self, *, source: str, reason: str, detail: str, raw: bytes) -> None:
         """Keep a rejected message for inspection."""
@@ -233,8 +309,7 @@ class Spool:
     def depth(self) -> int:
         """How many lines wait for InfluxDB (a query: right even when another process writes)."""
         with self._lock:
-            row = self._db.execute("SELECT count(*) FROM lines").fetchone()
-        return int(row[0])
+            return self._count()
 
     @property
     def pending(self) -> int:
@@ -243,4 +318,9 @@ class Spool:
 
     def forget_keys_before(self, cutoff_ms: int) -> int:
         """Drop idempotency keys added before ``cutoff_ms`` so the table stays bounded."""
-        return self._write([("DELETE FROM seen WHERE added_ms < ?", (cutoff_ms,))])[0]
+        return sum(self._write([("DELETE FROM seen WHERE added_ms < ?", (cutoff_ms,)),
+                                ("DELETE FROM ranges WHERE added_ms < ?", (cutoff_ms,))]))
+
+
+def _id_list(ids: Sequence[int]) -> str:
+    return "[" + ",".join(str(int(i)) for i in ids) + "]"

@@ -1,9 +1,12 @@
 """The writer thread: drains the spool to InfluxDB in batches, by size and by age.
 
-A batch goes out when it is full (``batch_size`` lines) or its oldest line has waited
-``flush_interval_s``. The batch leaves the spool only after a 2xx. A refused batch
-(400/413) is halved until the refused lines are isolated and set aside as dead letters;
-every other failure keeps the batch and retries with capped, jittered backoff.
+A batch goes out when it holds ``WORTH_A_WRITE`` lines (or ``batch_size``, when smaller) or
+its oldest line has waited ``flush_interval_s``; it takes up to ``batch_size`` lines, so under
+load (lines pile up while a write is on its way) batches grow and writes stay few, while at
+a moderate rate a line never waits for a big batch to fill. The batch leaves the spool only
+after a 2xx. A refused batch (400/413) is halved until the refused lines are isolated and
+set aside as dead letters; every other failure keeps the batch and retries with capped,
+jittered backoff.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ _LOGGER = logging.getLogger(__name__)
 
 _OUTAGE_LOG_EVERY_S = 60.0
 _KEY_PRUNE_EVERY_S = 600.0
+WORTH_A_WRITE = 500  # lines: a batch this big goes out without waiting for flush_interval_s
 
 
 class Sink(Protocol):
@@ -41,11 +45,6 @@ class WriterStats:
     last_latency_ms: float
 
 
-def _slice(batch: Batch, start: int, stop: int) -> Batch:
-    return Batch(ids=batch.ids[start:stop], lines=batch.lines[start:stop],
-                 oldest_ms=batch.oldest_ms)
-
-
 class Writer:
     """Drains ``spool`` into ``sink`` on its own thread; :meth:`notify` after each commit."""
 
@@ -58,6 +57,7 @@ class Writer:
         self._spool = spool
         self._sink = sink
         self._batch_size = batch_size
+        self._ready = min(batch_size, WORTH_A_WRITE)
         self._flush_interval_s = flush_interval_s
         self._backoff = backoff or Backoff()
         self._keys_ttl_s = keys_ttl_s
@@ -141,7 +141,7 @@ class Writer:
             self._sleep(self._flush_interval_s or 1.0)
             return True
         age_s = time.time() - batch.oldest_ms / 1000.0
-        if not stopping and len(batch) < self._batch_size and age_s < self._flush_interval_s:
+        if not stopping and len(batch) < self._ready and age_s < self._flush_interval_s:
             self._sleep(self._flush_interval_s - age_s)
             return True
         if not self._deliver(batch):
@@ -180,14 +180,39 @@ class Writer:
         return True
 
     def _narrow(self, batch: Batch, err: InfluxBadData) -> bool:
-        if len(batch) == 1:
+        rows = len(batch.ids)
+        if rows == 1 and len(batch) == 1:
             self._spool.set_aside(batch.ids, reason=f"influx_http_{err.status}", detail=err.message)
             self._set_aside += 1
             _LOGGER.warning("InfluxDB refused a line, set aside as dead letter: %s (%s)",
                             batch.lines[0][:200], err.message)
             return True
-        half = len(batch) // 2
-        return self._deliver(_slice(batch, 0, half)) and self._deliver(_slice(batch, half, len(batch)))
+        if rows == 1:
+            return self._narrow_row(batch)
+        half = rows // 2
+        return self._deliver(batch.rows(0, half)) and self._deliver(batch.rows(half, rows))
+
+    def _narrow_row(self, batch: Batch) -> bool:
+        """One row of several lines was refused: write them one by one, set aside the refused."""
+        refused: list[tuple[str, InfluxBadData]] = []
+        for line in batch.lines:
+            try:
+                self._sink.write((line + "\n").encode("utf-8"))
+            except InfluxBadData as bad:
+                refused.append((line, bad))
+            except InfluxUnavailable as down:  # the row stays; lines written again are harmless
+                self._on_outage(down)
+                return False
+        first = refused[0][1] if refused else None
+        self._spool.set_aside_lines(batch.ids[0], [line for line, _ in refused],
+                                    reason=f"influx_http_{first.status if first else 200}",
+                                    detail=first.message if first else "")
+        self._set_aside += len(refused)
+        self._written += len(batch) - len(refused)
+        for line, refusal in refused:
+            _LOGGER.warning("InfluxDB refused a line, set aside as dead letter: %s (%s)",
+                            line[:200], refusal.message)
+        return True
 
     def _create_database(self) -> bool:
         try:

@@ -58,10 +58,12 @@ class GatewayProcess:
             self.proc = None
 
     def spooled_keys(self) -> int:
-        """Readings this gateway ever committed (its spool's idempotency keys)."""
+        """Readings this gateway ever committed (its spool's idempotency keys and ranges)."""
         db = sqlite3.connect(self.spool / "spool.sqlite3")
         try:
-            return int(db.execute("SELECT count(*) FROM seen WHERE key LIKE 'r/%'").fetchone()[0])
+            keys = db.execute("SELECT count(*) FROM seen WHERE key LIKE 'r/%'").fetchone()[0]
+            ranged = db.execute("SELECT coalesce(sum(hi - lo + 1), 0) FROM ranges").fetchone()[0]
+            return int(keys) + int(ranged)
         finally:
             db.close()
 
