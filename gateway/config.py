@@ -26,7 +26,7 @@ FIELDS = {
     ("mqtt", "keepalive_s"): "mqtt_keepalive_s", ("mqtt", "reconnect_max_s"): "reconnect_max_s",
     ("mqtt", "session_expiry_s"): "session_expiry_s", ("mqtt", "receive_max"): "receive_max",
     ("mqtt", "shared_group"): "shared_group", ("mqtt", "watchdog_s"): "watchdog_s",
-    ("mqtt", "username"): "mqtt_username",
+    ("mqtt", "username"): "mqtt_username", ("mqtt", "ack_interval_s"): "ack_interval_s",
     ("influx", "url"): "influx_url", ("influx", "api"): "influx_api",
     ("influx", "database"): "database", ("influx", "bucket"): "influx_bucket",
     ("influx", "org"): "influx_org", ("influx", "timeout_s"): "influx_timeout_s",

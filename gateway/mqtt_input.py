@@ -69,7 +69,11 @@ class MqttInput:
         self.watchdog_trips = 0
         self.acks_published = 0
         self._acks: dict[tuple[str, str], Ack] = {}
+        self._acks_lock = threading.Lock()  # the intake thread adds, the tick thread flushes too
+        self._publish_lock = threading.Lock()
         self._published: dict[tuple[str, str], Ack] = {}
+        self._published_at: dict[tuple[str, str], float] = {}
+        self._ack_interval_s = options.ack_interval_s
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id,
                                    protocol=mqtt.MQTTv5)
         self._client.manual_ack_set(True)
@@ -121,18 +125,29 @@ class MqttInput:
         if ack is not None:
             # The device's latest word wins: it may move back to an older boot it still holds
             # (its envelope's ``ob``); within one boot acks only grow.
-            self._acks[(ack.site, ack.device)] = ack
+            with self._acks_lock:
+                self._acks[(ack.site, ack.device)] = ack
 
-    def publish_acks(self) -> None:
-        """After a batch: publish each device's newest end-to-end ack (retained, QoS1)."""
-        acks, self._acks = self._acks, {}
-        for key, ack in acks.items():
-            last = self._published.get(key)
-            if last is not None and last.covers(ack) and last.anchor == ack.anchor:
-                continue
-            self._client.publish(ack.topic(), ack.encode(), qos=_QOS, retain=True)
-            self._published[key] = ack
-            self.acks_published += 1
+    def publish_acks(self, *, force: bool = False) -> None:
+        """Publish each device's newest end-to-end ack (retained, QoS1), at most one per device
+        every ``ack_interval_s``: a busy device's acks coalesce (the later one covers the
+        earlier) instead of costing a publish per message. Called after every batch and every
+        second; ``force`` (on stop) publishes all that wait."""
+        with self._publish_lock:  # one publisher at a time: the intake thread or the tick thread
+            now = time.monotonic()
+            with self._acks_lock:
+                due = {key: ack for key, ack in self._acks.items()
+                       if force or now - self._published_at.get(key, 0.0) >= self._ack_interval_s}
+                for key in due:
+                    del self._acks[key]
+            for key, ack in due.items():
+                last = self._published.get(key)
+                if last is not None and last.covers(ack) and last.anchor == ack.anchor:
+                    continue
+                self._client.publish(ack.topic(), ack.encode(), qos=_QOS, retain=True)
+                self._published[key] = ack
+                self._published_at[key] = now
+                self.acks_published += 1
 
     # -- paho callbacks (all on paho's network thread) ----------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,

@@ -81,6 +81,7 @@ class GatewayOptions:
     influx_token: str = field(default="", repr=False)
     mqtt_username: str = ""
     mqtt_password: str = field(default="", repr=False)
+    ack_interval_s: float = 0.5  # a device's end-to-end acks coalesce within this
     serial_ports: tuple[str, ...] = ()  # paths or globs of USB serial boards
     serial_baudrate: int = 115200
     web_port: int = 0  # 0: no web page
@@ -97,6 +98,7 @@ class GatewayOptions:
             raise OptionsError(f"client_id: {self.client_id!r} must match {_CLIENT_ID_RE.pattern}")
         _positive("batch_size", self.batch_size, integer=True)
         _positive("serial_baudrate", self.serial_baudrate, integer=True)
+        _positive("ack_interval_s", self.ack_interval_s, allow_zero=True)
         if isinstance(self.web_port, bool) or not isinstance(self.web_port, int) or not 0 <= self.web_port <= 65535:
             raise OptionsError(f"web_port: {self.web_port!r} must be a TCP port, or 0 for no web page")
         if not isinstance(self.serial_ports, tuple) or not all(

@@ -97,6 +97,7 @@ class _Parts:
         next_report = time.monotonic() + self.options.stats_interval_s
         while not stop.wait(_TICK_S):
             try:
+                self.mqtt.publish_acks()  # acks held back by the per-device interval
                 self.registry.flush()
                 self.mqtt.check_watchdog()
                 if time.monotonic() >= next_report:
@@ -145,7 +146,7 @@ def run(options: GatewayOptions, *, stop: threading.Event) -> int:
             if parts.serial is not None:
                 parts.serial.stop()
             parts.intake.stop()
-            parts.mqtt.publish_acks()
+            parts.mqtt.publish_acks(force=True)
             parts.mqtt.stop()
             ticking.set()
             ticker.join()
