@@ -36,6 +36,15 @@ gc.collect()
 import runner
 
 gc.collect()
-_code = runner.main()
+_got = runner.boot()
+# the boot code (runner, and config and bootcount before it) is garbage from here on
+del sys.modules["runner"]
+del runner
+gc.collect()
+if isinstance(_got, int):
+    sys.exit(_got)
+import app
+
+_code = app.main(*_got)
 if _code or sys.platform != "esp32":
     sys.exit(_code)

@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     sim.add_argument("--site", default="lab", help="site name in the topics")
     sim.add_argument("--seed", type=non_negative_int, default=0, help="seed of the simulated sensors")
     sim.add_argument("--heapsize", type=heapsize, metavar="SIZE",
-                     help="cap each board's MicroPython heap, e.g. 64K (as on a small ESP32)")
+                     help="cap each board's MicroPython heap, e.g. 88K (the firmware does not fit 64K yet)")
     sim.add_argument("--state-dir", type=Path, default=Path(".sen/sim"), metavar="DIR",
                      help="where each board keeps its flash (config.json, boot counter, console.log)")
     _register_tools(commands)

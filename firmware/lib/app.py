@@ -12,7 +12,7 @@ import asyncio
 import bufs
 import payload
 import sensors
-from log import log
+from log import crash_set, log
 from micropython import const
 from outbox import Outbox
 
@@ -20,17 +20,17 @@ VERSION = "0.2.0"
 _LINGER_MS = const(5000)  # a reading waits at most this long for batch_max companions
 _STABLE_MS = const(60000)  # running this long clears the crash-boot counter
 _LARGEST_EVERY_MS = const(30000)
+_STEP_MS = const(20)  # how often a waiting task looks at its flag
 STATE = "sen_state.json"  # settings changed by cmd, persisted
 OUTBOX = "sen_outbox.bin"
 
 
 class App:
-    def __init__(self, cfg, hal, boot, board, crash):
+    def __init__(self, cfg, hal, boot):
         self.cfg = cfg
         self.hal = hal
         self.boot = boot
-        self.board = board
-        self.crash = crash  # callable: clears the crash-boot counter
+        self.board = board = cfg["board"]
         self.dev = hal.device_id()
         base = "sen/v1/%s/%s/" % (cfg["site"], self.dev)
         self.t_tel = base + "telemetry"
@@ -53,13 +53,17 @@ class App:
         self._last_ts = 0
         self._up = 0
         self._up_t = hal.ticks_ms()
-        self._ev = asyncio.Event()  # a reading, an ack, a connect
+        # a reading, an ack, a connect: flags polled every _STEP_MS, not asyncio Events (no
+        # Event objects, no timeout task per wait, and a serial board never loads
+        # asyncio's event and funcs modules)
+        self._ev = False
         self._first_t = 0
         self._ack_t = 0
         self._flush = False
         self._reboot = False
         self._largest = (0, -_LARGEST_EVERY_MS)
-        self._done = asyncio.Event()
+        self._done = False
+        self._stasks = []
         self._sampled_all = False
         self.error = None
         self.samplers = sensors.build(cfg["sensors"], hal, log)
@@ -93,20 +97,6 @@ class App:
             if isinstance(v, int) and 10 <= v <= 86400000:
                 s.every = v
 
-    def _save_state(self, key, ms):
-        try:
-            with open(STATE) as f:
-                st = json.load(f)
-        except (OSError, ValueError):
-            st = {}
-        if key == "interval_ms":  # all sensors: drop the per-sensor overrides
-            st = {}
-        st[key] = ms
-        with open(STATE + ".tmp", "w") as f:
-            json.dump(st, f)
-        import os
-        os.rename(STATE + ".tmp", STATE)
-
     # ---- sampling ----
     def record(self, m):
         if self.limit and self.seq >= self.limit:
@@ -127,7 +117,7 @@ class App:
             log("reading too big (%d B), skipped" % len(enc))
             return True
         self.seq += 1
-        self._ev.set()
+        self._ev = True
         return not self.sleepy and not (self.limit and self.seq >= self.limit)
 
     def _sampling(self):
@@ -166,7 +156,7 @@ class App:
             if boot == self.boot:
                 self.acked_e2e += gone
             log("ack boot %d seq %d: %d readings done, %d in outbox" % (boot, seq, gone, self.ob.count))
-        self._ev.set()
+        self._ev = True
 
     # ---- sending ----
     def _status(self, state, extra=""):
@@ -182,7 +172,7 @@ class App:
             self.ob.rewind()  # the broker may have lost what it PUBACKed: send it again
             self._ack_t = self.hal.ticks_ms()
         await self.mq.publish(self.t_status, self._status("online"), 1, True)
-        self._ev.set()
+        self._ev = True
 
     def diag(self):
         d = {}  # type: dict
@@ -219,19 +209,25 @@ class App:
             return self.ob.count == 0
         return self.ob.unsent == 0
 
+    # Sleeps ms, or less once _ev is set.
+    async def _nap(self, ms):
+        t = time.ticks_ms()
+        while not self._ev:
+            left = ms - time.ticks_diff(time.ticks_ms(), t)
+            if left <= 0:
+                return
+            await asyncio.sleep_ms(min(left, _STEP_MS))
+
     async def _publisher(self):
         ob = self.ob
         while True:
             if self.limit and self.finished():
-                self._done.set()
+                self._done = True
                 return
             due = self._due()
             if due:
-                self._ev.clear()
-                try:
-                    await asyncio.wait_for_ms(self._ev.wait(), 1000 if due < 0 else due)
-                except asyncio.TimeoutError:
-                    pass
+                self._ev = False
+                await self._nap(1000 if due < 0 else due)
                 if due > 0 and self._due() > 0:
                     self._first_t = time.ticks_add(self.hal.ticks_ms(), -_LINGER_MS)
                 continue
@@ -277,12 +273,12 @@ class App:
                     % (ob.last[1], self.cfg["ack_timeout_ms"]))
                 ob.rewind()
                 self._ack_t = now
-                self._ev.set()
+                self._ev = True
             if not stable and time.ticks_diff(now, t0) > _STABLE_MS:
                 stable = True
-                self.crash()
+                crash_set(0)
             if self._reboot:
-                self.crash()
+                crash_set(0)
                 self.hal.reboot()
             await asyncio.sleep_ms(250)
 
@@ -292,12 +288,14 @@ class App:
         except Exception as e:  # any task dying stops the board with the reason
             sys.print_exception(e)
             self.error = e
-            self._done.set()
+            self._done = True
 
     async def _sample_all(self, ss):
-        await asyncio.gather(*[s.run(self.record) for s in ss])
+        self._stasks = [asyncio.create_task(s.run(self.record)) for s in ss]
+        for t in self._stasks:
+            await t
         self._sampled_all = True
-        self._ev.set()
+        self._ev = True
         log("sampled %d readings, sampling done" % self.seq)
 
     async def run(self):
@@ -310,38 +308,40 @@ class App:
         else:
             log("no sensors: sending the outbox only")
         if self.sleepy:
-            tasks.append(asyncio.create_task(self._guard(self._sleeper())))
-        await self._done.wait()
+            import sleeper  # deep-sleep boards only: always-on boards never load its code
+            tasks.append(asyncio.create_task(self._guard(sleeper.run(self))))
+        while not self._done:
+            await asyncio.sleep_ms(_STEP_MS)
         if self.error is None:
             await self.mq.wait_idle()
-        for t in tasks:
-            t.cancel()
+        for t in tasks + self._stasks:
+            if not t.done():
+                t.cancel()
         await self.mq.disconnect()
 
-    # Deep sleep: once sampled, wait (bounded) for the outbox to be sent and acked, then
-    # say "sleeping" (retained, with until) and sleep; unsent readings stay on flash.
-    async def _sleeper(self):
-        wait = self.cfg["ack_wait_ms"]
-        t0 = self.hal.ticks_ms()
-        while time.ticks_diff(self.hal.ticks_ms(), t0) < wait + 10000:
-            if self.finished():
-                break
-            if self.ob.unsent == 0 and not self._sampling() and \
-                    time.ticks_diff(self.hal.ticks_ms(), self._ack_t) > wait:
-                break
-            await asyncio.sleep_ms(50)
-        ms = self.cfg["sleep_ms"]
-        until = (self.hal.epoch_ms() or 0) + ms
-        if self.mq.connected:
-            try:
-                await asyncio.wait_for_ms(self.mq.publish(
-                    self.t_status, self._status("sleeping", ',"until":%d' % until), 1, True), 2000)
-                await asyncio.wait_for_ms(self.mq.wait_idle(), 2000)
-            except asyncio.TimeoutError:
-                pass
-            await self.mq.disconnect()
-        self.crash()
-        self.hal.deepsleep(ms, until)
+
+# Runs the app; returns the process exit code (runner.boot did the boot checks).
+def main(cfg, hal, boot):
+    app = App(cfg, hal, boot)
+    print("Sen firmware %s device=%s boot=%d board=%s site=%s port=%s" % (
+        VERSION, app.dev, boot, app.board, cfg["site"], sys.platform))
+    log("%s %s:%d interval %d ms batch %d max_readings %d outbox %d (%s) reset %s" % (
+        cfg["transport"], cfg["host"], cfg["port"], cfg["interval_ms"], cfg["batch_max"],
+        cfg["max_readings"], app.ob.count, "ram" if cfg["outbox_ram"] else "flash", hal.reset))
+    try:
+        asyncio.run(app.run())
+    except KeyboardInterrupt:  # Ctrl-C / SIGINT: no DISCONNECT, so the broker sends the will
+        crash_set(0)
+        print("Sen interrupted: %d readings sampled, %d in outbox" % (app.seq, app.ob.count))
+        return 130
+    if app.error is not None:
+        print("Sen stopped: %r" % (app.error,))
+        return 1
+    crash_set(0)
+    ob = app.ob
+    print("Sen done: %d readings acked in %d envelopes, dropped %d, boot %d, peak heap %d B"
+          % (app.seq - (ob.count if app.e2e else ob.unsent), app.sent, ob.dropped, boot, app.peak))
+    return 0 if ob.dropped == 0 else 1
 
 
 def _serial():

@@ -1,6 +1,25 @@
 # Sen firmware: commands from the cmd topic (tests/contract/cmd/README.md). A board answers
 # nothing on cmd: it acts, and the next envelope's d says so (bad_cmd counts the rest).
+import json
+import os
+
+from app import STATE
 from log import log
+
+
+# settings changed by cmd, persisted in STATE (app.py reads them at boot)
+def _save_state(key, ms):
+    try:
+        with open(STATE) as f:
+            st = json.load(f)
+    except (OSError, ValueError):
+        st = {}
+    if key == "interval_ms":  # all sensors: drop the per-sensor overrides
+        st = {}
+    st[key] = ms
+    with open(STATE + ".tmp", "w") as f:
+        json.dump(st, f)
+    os.rename(STATE + ".tmp", STATE)
 
 
 def handle(app, j):
@@ -15,7 +34,7 @@ def handle(app, j):
             raise ValueError("no sensor %r" % (name,))
         for s in hit:
             s.set_interval(ms)
-        app._save_state("interval_ms" if name is None else "i_" + name, ms)
+        _save_state("interval_ms" if name is None else "i_" + name, ms)
         log("cmd: interval %d ms for %s (saved)" % (ms, name or "all sensors"))
     elif c == "reboot":
         log("cmd: reboot (the outbox is on flash)")
@@ -24,8 +43,8 @@ def handle(app, j):
         log("cmd: diagnostics now")
         app._flush = True
         for s in app.samplers:
-            s._wake.set()  # a fresh reading to carry them
-        app._ev.set()
+            s.wake = True  # a fresh reading to carry them
+        app._ev = True
     elif c == "sync_time":
         ms = j.get("epoch_ms")
         if isinstance(ms, bool) or not isinstance(ms, int) or ms < 1000000000000:

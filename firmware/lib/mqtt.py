@@ -27,6 +27,7 @@ _IO_TIMEOUT_MS = const(5000)
 _BACKOFF_MIN_MS = const(500)
 _BACKOFF_MAX_MS = const(8000)
 _RX_MAX = const(4096)
+_STEP_MS = const(10)  # how often a waiting task looks at its condition
 
 
 class MQTTError(Exception):
@@ -58,8 +59,9 @@ class MQTTClient:
         self._pid = 0
         self._inflight = {}  # pid -> [topic, msg, retain, sent]
         self._wlock = asyncio.Lock()
-        self._ev = asyncio.Event()  # something changed: PUBACK, up or down
-        self._down = asyncio.Event()
+        # waits poll their condition every _STEP_MS instead of waiting on asyncio Events:
+        # no Event objects (nor asyncio's event module) in RAM
+        self._down = False  # the connection failed (the run task reconnects)
         self._tasks = []
         self._rx_t = time.ticks_ms()  # last packet from the broker
 
@@ -86,18 +88,15 @@ class MQTTClient:
 
     async def wait_ack(self, pid):
         while pid in self._inflight:
-            self._ev.clear()
-            await self._ev.wait()
+            await asyncio.sleep_ms(_STEP_MS)
 
     async def wait_connected(self):
         while not self.connected:
-            self._ev.clear()
-            await self._ev.wait()
+            await asyncio.sleep_ms(_STEP_MS)
 
     async def wait_idle(self):
         while self._inflight:
-            self._ev.clear()
-            await self._ev.wait()
+            await asyncio.sleep_ms(_STEP_MS)
 
     async def subscribe(self, topic, qos=1):
         # SUBACK is read but not tracked: a retained message follows it or nothing does.
@@ -137,7 +136,8 @@ class MQTTClient:
                 delay = min(delay * 2, _BACKOFF_MAX_MS)
                 continue
             delay = _BACKOFF_MIN_MS
-            await self._down.wait()
+            while not self._down:
+                await asyncio.sleep_ms(_STEP_MS)
             self._close()
             self._log("mqtt: connection lost")
             # a broker that accepts then drops at once must not make us spin
@@ -250,7 +250,7 @@ class MQTTClient:
         if hdr[3] != 0:
             raise MQTTError("CONNACK refused, code %d" % hdr[3])
         self._rx_t = time.ticks_ms()
-        self._down = asyncio.Event()
+        self._down = False
         self.connected = True
         self.connects += 1
         self._tasks = [asyncio.create_task(self._reader(r)), asyncio.create_task(self._pinger())]
@@ -266,14 +266,12 @@ class MQTTClient:
                 dup = ent[3]
                 ent[3] = True
                 await self._send_publish(ent[0], ent[1], 1, ent[2], pid, dup)
-        self._ev.set()
 
     def _fail(self, err):
         if self.connected:
             self._log("mqtt: error %r" % (err,))
         self.connected = False
-        self._down.set()
-        self._ev.set()
+        self._down = True
 
     def _close(self):
         self.connected = False
@@ -312,8 +310,7 @@ class MQTTClient:
                 self._rx_t = time.ticks_ms()
                 k = kind & 0xF0
                 if k == _PUBACK and n >= 2:
-                    if self._inflight.pop(body[0] << 8 | body[1], None) is not None:
-                        self._ev.set()
+                    self._inflight.pop(body[0] << 8 | body[1], None)
                 elif k == _PUBLISH:
                     await self._on_publish(kind, body)
                 # PINGRESP and SUBACK need nothing beyond the _rx_t update

@@ -1,13 +1,13 @@
-# Sen firmware: boot sequence and exit codes. Config check, boot counter, crash-boot
-# counter (safe mode after safe_after boots in a row that neither ran 60 s nor ended
-# cleanly: the application is skipped, the REPL stays), then the app.
+# Sen firmware: the boot sequence. Config check, boot counter, crash-boot counter (safe
+# mode after safe_after boots in a row that neither ran 60 s nor ended cleanly: the
+# application is skipped, the REPL stays). main.py drops this module (and config,
+# bootcount) from sys.modules once boot() returns, so their code is garbage while the app
+# runs; the app (app.main) prints the boot line and owns the exit codes from then on.
 import gc
 import sys
 
-import asyncio
-from log import log
+from log import CRASH, crash_set
 
-CRASH = "sen_crash.txt"
 EXIT_SAFE = 3
 
 
@@ -19,12 +19,7 @@ def _crash_count():
         return 0
 
 
-def _crash_set(n):
-    with open(CRASH, "w") as f:
-        f.write("%d\n" % n)
-
-
-def hal_module():
+def _hal():
     if sys.platform == "esp32":
         import hal_esp32
         return hal_esp32
@@ -32,8 +27,7 @@ def hal_module():
     return hal_sim
 
 
-# (config, boot number), or None after printing the error. config and bootcount are only
-# referenced from here, so once this returns and they leave sys.modules their code is garbage.
+# (config, boot number), or None after printing the error.
 def _load():
     import bootcount
     import config
@@ -48,12 +42,12 @@ def _load():
             sys.modules.pop(m, None)
 
 
-# Returns the process exit code.
-def main():
+# -> an exit code (config error 2, safe mode 3), or (config, hal, boot number) to run the app
+def boot():
     got = _load()
     if got is None:
         return 2
-    cfg, boot = got
+    cfg, n = got
     got = None
     gc.collect()
     crashes = _crash_count()
@@ -61,27 +55,5 @@ def main():
         print("Sen safe mode: %d boots in a row ended in a crash or reset; application "
               "skipped (remove %s to run again)" % (crashes, CRASH))
         return EXIT_SAFE
-    _crash_set(crashes + 1)
-    hal = hal_module().Hal(cfg)
-    gc.collect()
-    from app import VERSION, App
-    app = App(cfg, hal, boot, cfg["board"], lambda: _crash_set(0))
-    print("Sen firmware %s device=%s boot=%d board=%s site=%s port=%s" % (
-        VERSION, app.dev, boot, app.board, cfg["site"], sys.platform))
-    log("%s %s:%d interval %d ms batch %d max_readings %d outbox %d (%s) reset %s" % (
-        cfg["transport"], cfg["host"], cfg["port"], cfg["interval_ms"], cfg["batch_max"],
-        cfg["max_readings"], app.ob.count, "ram" if cfg["outbox_ram"] else "flash", hal.reset))
-    try:
-        asyncio.run(app.run())
-    except KeyboardInterrupt:  # Ctrl-C / SIGINT: no DISCONNECT, so the broker sends the will
-        _crash_set(0)
-        print("Sen interrupted: %d readings sampled, %d in outbox" % (app.seq, app.ob.count))
-        return 130
-    if app.error is not None:
-        print("Sen stopped: %r" % (app.error,))
-        return 1
-    _crash_set(0)
-    code = 0 if app.ob.dropped == 0 else 1
-    print("Sen done: %d readings acked in %d envelopes, dropped %d, boot %d, peak heap %d B"
-          % (app.seq - (app.ob.count if app.e2e else app.ob.unsent), app.sent, app.ob.dropped, boot, app.peak))
-    return code
+    crash_set(crashes + 1)
+    return cfg, _hal().Hal(cfg), n

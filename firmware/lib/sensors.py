@@ -9,6 +9,7 @@ import asyncio
 from micropython import const
 
 _STUCK_N = const(5)  # the same raw value this many times in a row = stuck
+_STEP_MS = const(50)  # a woken sensor (cmd) samples within this
 _ENODEV = const(19)
 _ETIMEDOUT = const(116)
 _ETIMEDOUT_POSIX = const(110)
@@ -63,11 +64,11 @@ class Sampler:
         self._win = []
         self._sent = None
         self._sent_t = 0
-        self._wake = asyncio.Event()
+        self.wake = False  # set: sample now and start a new interval (cmd)
 
     def set_interval(self, ms):
         self.every = ms
-        self._wake.set()
+        self.wake = True
 
     async def _sample(self):
         m = await self.drv.read()
@@ -128,9 +129,11 @@ class Sampler:
             if wait < 0:  # fell behind: do not burst to catch up
                 nxt = time.ticks_ms()
                 wait = 0
-            self._wake.clear()
-            try:
-                await asyncio.wait_for_ms(self._wake.wait(), wait)
+            # sleep in short steps instead of an Event and wait_for per sensor: no Event
+            # object and no timeout task per sample
+            self.wake = False
+            while wait > 0 and not self.wake:
+                await asyncio.sleep_ms(min(wait, _STEP_MS))
+                wait = time.ticks_diff(nxt, time.ticks_ms())
+            if self.wake:
                 nxt = time.ticks_ms()  # a new interval starts now
-            except asyncio.TimeoutError:
-                pass
