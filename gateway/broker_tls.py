@@ -49,7 +49,7 @@ def make_tls(out: Path, *, hosts: list[str], days: int = 825, new_ca: bool = Fal
     if not hosts:
         raise BrokerSecurityError("give at least one --host: the name or address boards connect to")
     out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / name for name in ("ca.key", "ca.crt", "server.key", "server.crt")}
+    files = {name: out / name for name in ("ca.key", "ca.crt", "ca.der", "server.key", "server.crt")}
     if new_ca or not (files["ca.key"].exists() and files["ca.crt"].exists()):
         _openssl("req", "-x509", "-new", *_CURVE, "-keyout", str(files["ca.key"]), "-out", str(files["ca.crt"]),
                  "-days", str(days), "-subj", "/O=Sen/CN=Sen local CA",
@@ -65,6 +65,9 @@ def make_tls(out: Path, *, hosts: list[str], days: int = 825, new_ca: bool = Fal
         _openssl("x509", "-req", "-in", str(csr), "-CA", str(files["ca.crt"]), "-CAkey", str(files["ca.key"]),
                  "-CAcreateserial", "-out", str(files["server.crt"]), "-days", str(days), "-sha256",
                  "-extfile", str(ext))
+    # Boards take the CA in DER: MicroPython's TLS (mbedtls) on the boards reads that form.
+    _openssl("x509", "-in", str(files["ca.crt"]), "-outform", "DER", "-out", str(files["ca.der"]))
+    files["ca.der"].chmod(0o644)
     files["server.key"].chmod(0o640)
     files["ca.crt"].chmod(0o644)
     files["server.crt"].chmod(0o644)

@@ -358,6 +358,7 @@ def _mqtt(cfg, dev, base, hal):
     m.user = cfg["user"]
     m.password = cfg["bpass"]
     m.tls = cfg["tls"]
+    m.ca = cfg["ca"]
     return m
 
 

@@ -110,6 +110,11 @@ def load(path="config.json", board_default="sim"):
     c["tls"] = b.get("tls", False)
     if not isinstance(c["tls"], bool):
         ck.fail("broker.tls", "must be true or false")
+    # CA certificate (PEM) on flash that the broker's certificate must chain to; without it
+    # TLS encrypts but does not verify the broker.
+    c["ca"] = ck.str_(b, "ca", "broker.ca", None) if b.get("ca") is not None else None
+    if c["ca"] is not None and not c["tls"]:
+        ck.fail("broker.ca", "needs broker.tls true")
     c["mode"] = ck.one(raw, "mode", ("always_on", "deep_sleep"))
     c["sleep_ms"] = ck.int_(raw, "sleep_ms", "sleep_ms", 1000, 86400000, 60000)
     c["ack_wait_ms"] = ck.int_(raw, "ack_wait_ms", "ack_wait_ms", 0, 600000, 5000)

@@ -50,6 +50,7 @@ class MQTTClient:
         self.user = None
         self.password = ""
         self.tls = False
+        self.ca = None  # CA file on flash: verify the broker (else encrypted, not verified)
         self.connected = False
         self.connects = 0
         self._r = None
@@ -228,7 +229,11 @@ class MQTTClient:
         if self.tls:
             import ssl
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]  # no CA store on the board: encrypted, not verified
+            if self.ca:
+                ctx.load_verify_locations(cafile=self.ca)
+                ctx.verify_mode = ssl.CERT_REQUIRED  # type: ignore[attr-defined]
+            else:
+                ctx.verify_mode = ssl.CERT_NONE  # type: ignore[attr-defined]
             conn = asyncio.open_connection(self.host, self.port, ssl=ctx)
         else:
             conn = asyncio.open_connection(self.host, self.port)
@@ -241,8 +246,8 @@ class MQTTClient:
         if s is not None:
             try:
                 s.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
-            except OSError:
-                pass  # a port without it is only slower
+            except (OSError, AttributeError):
+                pass  # a port without it (or a TLS socket, which hides it) is only slower
         await self._write(self._connect_packet())
         hdr = await asyncio.wait_for_ms(r.readexactly(4), _IO_TIMEOUT_MS)  # type: bytes
         if hdr[0] != _CONNACK or hdr[1] != 2:
