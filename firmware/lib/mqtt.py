@@ -248,7 +248,10 @@ class MQTTClient:
                 s.setsockopt(getattr(socket, "IPPROTO_TCP", 6), getattr(socket, "TCP_NODELAY", 1), 1)
             except (OSError, AttributeError):
                 pass  # a port without it (or a TLS socket, which hides it) is only slower
-        await self._write(self._connect_packet())
+        try:
+            await self._write(self._connect_packet())  # with TLS: the handshake happens here
+        except ValueError as e:  # MicroPython's TLS: certificate refused
+            raise MQTTError("tls: %s" % str(e).strip())
         hdr = await asyncio.wait_for_ms(r.readexactly(4), _IO_TIMEOUT_MS)  # type: bytes
         if hdr[0] != _CONNACK or hdr[1] != 2:
             raise MQTTError("bad CONNACK")
