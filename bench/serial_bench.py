@@ -8,7 +8,6 @@ what the firmware and the gateway could carry on a faster line.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.devstack import InfluxDB, Mosquitto
+from hardware.sim import find_micropython
 from hardware.vboard import VirtualBoard, build_mpy
 
 DB = "bench"
@@ -27,13 +27,6 @@ def _count(influx: InfluxDB) -> int:
     return int(rows[0]["count"]) if rows else 0
 
 
-def _micropython() -> str:
-    found = shutil.which("micropython") or shutil.which("micropython", path=str(Path(sys.executable).parent))
-    if found is None:
-        raise RuntimeError("micropython not found: run ./run.sh setup")
-    return found
-
-
 def measure(work: Path, *, baud: int | None, seconds: float) -> dict[str, Any]:
     """Steady-state readings/s and bytes/reading of one serial board at BAUD (None: unpaced)."""
     name = f"serial-{baud or 'unpaced'}"
@@ -42,7 +35,7 @@ def measure(work: Path, *, baud: int | None, seconds: float) -> dict[str, Any]:
     broker.start()
     influx.start()
     influx.create_database(DB)
-    micropython = _micropython()
+    micropython = find_micropython()
     link = root / "dev" / "ttySIM0"
     config = {"site": "bench", "device_id": "serial-0000", "board": "sim", "transport": "serial", "ack": "e2e",
               "ack_timeout_ms": 2000, "broker": {"host": "127.0.0.1", "port": 1883}, "interval_ms": 10,

@@ -33,13 +33,6 @@ def publisher(mosquitto: Mosquitto, influx_db: str) -> Iterator[Publisher]:
     pub.close()
 
 
-@pytest.fixture
-def proxy(influxdb: InfluxDB) -> Iterator[FaultProxy]:
-    p = FaultProxy(influxdb)
-    yield p
-    p.close()
-
-
 def _agree(gateways: list[GatewayProcess], total: int) -> None:
     for gw in gateways:
         assert gw.depth_and_dead() == (0, 0), gw.log.read_text(errors="replace")[-3000:]

@@ -64,13 +64,6 @@ def _through_faults(proxy: FaultProxy, sink: Sink, status: int, device: str,
 
 
 @pytest.fixture
-def influx_proxy(influxdb: InfluxDB) -> Iterator[FaultProxy]:
-    p = FaultProxy(influxdb)
-    yield p
-    p.close()
-
-
-@pytest.fixture
 def vm_proxy(victoriametrics: VictoriaMetrics) -> Iterator[FaultProxy]:
     p = FaultProxy(victoriametrics)
     yield p
@@ -79,10 +72,10 @@ def vm_proxy(victoriametrics: VictoriaMetrics) -> Iterator[FaultProxy]:
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_v1_write_honours_retry_after_and_loses_nothing(
-        influxdb: InfluxDB, influx_db: str, influx_proxy: FaultProxy, status: int,
+        influxdb: InfluxDB, influx_db: str, proxy: FaultProxy, status: int,
         tmp_path: Path) -> None:
     device = f"ra-v1-{status}"
-    _through_faults(influx_proxy, InfluxV1(influx_proxy.url, database=influx_db), status, device,
+    _through_faults(proxy, InfluxV1(proxy.url, database=influx_db), status, device,
                     tmp_path)
     rows = influxdb.rows('SELECT "seq" FROM "telemetry"', influx_db)
     assert Counter(int(r["seq"]) for r in rows) == Counter(range(1, LINES + 1))

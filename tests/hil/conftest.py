@@ -21,8 +21,6 @@ port). Without SEN_HIL_BROKER the test skips for a real board and says why.
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,15 +50,8 @@ class Board:
             self.port.rts = False
 
 
-def _micropython() -> str:
-    found = shutil.which("micropython") or shutil.which("micropython", path=str(Path(sys.executable).parent))
-    if found is None:
-        pytest.fail("micropython not found: run ./run.sh setup")
-    return found
-
-
 @pytest.fixture
-def board(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Board]:
+def board(request: pytest.FixtureRequest, tmp_path: Path, micropython_bin: str) -> Iterator[Board]:
     real = request.config.getoption("--board-port")
     sim = request.config.getoption("--sim-board") or os.environ.get("SEN_HIL") == "sim"
     if real:
@@ -74,11 +65,10 @@ def board(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Board]:
     if not sim:
         pytest.skip("hardware-in-the-loop: no board; give --board-port /dev/ttyUSB0, or --sim-board "
                     "(or SEN_HIL=sim) for a simulated one")
-    micropython = _micropython()
     config = {"site": "hil", "device_id": "hil-0000", "board": "sim", "transport": "serial", "ack": "e2e",
               "ack_timeout_ms": 1000, "broker": {"host": "127.0.0.1", "port": 1883}, "interval_ms": INTERVAL_MS,
               "batch_max": 1, "sim": {"seed": 1}}
-    virtual = VirtualBoard(device="hil-0000", flash_dir=tmp_path / "flash", config=config, micropython=micropython,
+    virtual = VirtualBoard(device="hil-0000", flash_dir=tmp_path / "flash", config=config, micropython=micropython_bin,
                            serial_link=tmp_path / "dev" / "ttySIM0")
     virtual.start()
     try:
@@ -109,7 +99,7 @@ def _real_board_broker(tmp_path: Path) -> Mosquitto:
 
 
 @pytest.fixture
-def mqtt_board(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MqttBoard]:
+def mqtt_board(request: pytest.FixtureRequest, tmp_path: Path, micropython_bin: str) -> Iterator[MqttBoard]:
     """A board publishing over MQTT to a broker the test may stop and start (same port)."""
     real = request.config.getoption("--board-port")
     sim = request.config.getoption("--sim-board") or os.environ.get("SEN_HIL") == "sim"
@@ -136,7 +126,7 @@ def mqtt_board(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MqttB
               "interval_ms": INTERVAL_MS, "batch_max": 10, "sim": {"seed": 2}}
     # MQTT transport, console on a pty: the serial link carries only what the board prints
     virtual = VirtualBoard(device="hil-mqtt-0000", flash_dir=tmp_path / "flash", config=config,
-                           micropython=_micropython(), serial_link=tmp_path / "dev" / "ttySIM0")
+                           micropython=micropython_bin, serial_link=tmp_path / "dev" / "ttySIM0")
     virtual.start()
     try:
         with serial.Serial(str(virtual.link.link if virtual.link else ""), 115200, timeout=0.2) as port:
