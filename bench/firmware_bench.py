@@ -15,6 +15,9 @@
   copying them into the preallocated buffer) beside json.dumps of the same envelope dict.
 
 Prints a table; `--json` prints one JSON object instead (bench/run.py reads it).
+`--modules` prints instead what each firmware module costs in heap once imported (in the
+order an MQTT board imports them; gc.mem_alloc() after a collection) and the qstr pools:
+the table to read when cutting RAM.
 """
 
 from __future__ import annotations
@@ -75,6 +78,40 @@ def _config(batch: int) -> dict[str, Any]:
     return {"site": "bench", "device_id": "sim-0000", "board": "sim", "transport": "serial",
             "ack": "puback", "broker": {"host": "127.0.0.1", "port": 1},
             "interval_ms": 20, "batch_max": batch, "max_readings": READINGS, "sim": {"seed": 1}}
+
+
+# Runs inside MicroPython: argv = .mpy dir, simdev dir, modules; one line per module.
+_MODULES = """
+import sys, gc, micropython
+sys.path.insert(1, sys.argv[1])
+sys.path.append(sys.argv[2])
+gc.collect()
+b = gc.mem_alloc()
+print("%-12s %6d" % ("(start)", b))
+for name in sys.argv[3:]:
+    __import__(name)
+    gc.collect()
+    a = gc.mem_alloc()
+    print("%-12s %6d" % (name, a - b))
+    b = a
+print("%-12s %6d" % ("(total)", b))
+micropython.qstr_info()
+"""
+# an MQTT board's imports, in the order it makes them (boot modules are dropped after boot)
+BOARD_MODULES = ("bufs", "asyncio", "log", "payload", "outbox", "sensors", "simdev", "hal_sim",
+                 "drv_bme280", "drv_sht", "app", "mqtt", "asyncio.stream")
+
+
+def modules(micropython: str, mpy: Path) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(_MODULES)
+    try:
+        done = subprocess.run([micropython, "-X", "heapsize=1M", f.name, str(mpy),
+                               str(REPO_ROOT / "hardware" / "simdev"), *BOARD_MODULES],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        Path(f.name).unlink()
+    return "heap per module (B, .mpy, 64-bit unix port)\n" + done.stdout + done.stderr
 
 
 def run_board(micropython: str, mpy: Path | None, heap: str, batch: int) -> dict[str, Any]:
@@ -152,7 +189,15 @@ def _table(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python -m bench.firmware_bench", description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--modules", action="store_true", help="print the heap each module costs")
     args = ap.parse_args(argv)
+    if args.modules:
+        micropython = find_micropython()
+        mpy = build_mpy(Path(tempfile.gettempdir()) / "sen-mpy", micropython)
+        if mpy is None:
+            raise SystemExit("mpy-cross not found")
+        print(modules(micropython, mpy))
+        return {}
     r = measure()
     print(json.dumps(r, indent=1) if args.json else _table(r))
     return r

@@ -39,6 +39,7 @@ SENSOR_FAULTS = ("nack", "stuck", "range")
 _STOP_GRACE_S = 3.0
 # -O3: no asserts (the firmware has none); no line numbers: less RAM per function
 MPY_FLAGS = ("-O3", "-X", "no-source-lines")
+_MPY_KEEP_S = 3600.0  # a superseded .mpy build is removed after this
 
 
 def mpy_sources() -> list[Path]:
@@ -75,9 +76,15 @@ def build_mpy(cache_root: Path, micropython: str) -> Path | None:
         tmp.rename(out)
     except OSError:  # another process built it first
         shutil.rmtree(tmp, ignore_errors=True)
-    for old in cache_root.glob("mpy-*"):  # older builds: sources changed since
-        if old != out and not old.name.startswith("mpy-build-"):
-            shutil.rmtree(old, ignore_errors=True)
+    # older builds (sources changed since), once nobody can be using them any more: another
+    # process (a test worker, a second checkout) may still run boards from a recent one
+    stale = time.time() - _MPY_KEEP_S
+    for old in cache_root.glob("mpy-*"):
+        try:
+            if old != out and old.stat().st_mtime < stale:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
     return out
 
 
