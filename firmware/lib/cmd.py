@@ -33,7 +33,8 @@ def handle(app, j):
         if not hit:
             raise ValueError("no sensor %r" % (name,))
         for s in hit:
-            s.set_interval(ms)
+            s.every = ms
+            s.wake = True  # sample now and start the new interval
         _save_state("interval_ms" if name is None else "i_" + name, ms)
         log("cmd: interval %d ms for %s (saved)" % (ms, name or "all sensors"))
     elif c == "reboot":

@@ -1,5 +1,6 @@
 # Sen firmware HAL for ESP32 boards (Espressif dev kits, OhStem Yolo UNO): pins and sensors
 # from config.json (pins, sensors), WiFi, NTP, the hardware watchdog, deep sleep.
+import binascii
 import gc
 import time
 
@@ -14,9 +15,6 @@ try:
 except ImportError:
     _HAVE_NTP = False
 
-BOARD = "esp32"
-EXIT_SLEEP = const(4)
-DEFAULT_SENSORS = ()
 _EPOCH_2000_S = const(946684800)  # 1970-01-01 .. 2000-01-01 in seconds
 _WIFI_WAIT_MS = const(15000)
 _RESETS = {machine.PWRON_RESET: "power", machine.HARD_RESET: "hard",
@@ -36,58 +34,45 @@ class Hal:
         self.reset = _RESETS.get(machine.reset_cause(), "other")
         self._i2c = None
         self._wdt = machine.WDT(timeout=cfg["wdt_ms"]) if cfg["wdt_ms"] else None
-
-    def device_id(self):
-        d = self._cfg["device_id"]
-        if d:
-            return d
-        return "esp32-" + "".join("%02x" % b for b in machine.unique_id())
-
-    def _bus(self):
-        if self._i2c is None:
-            p = self._cfg["pins"].get("i2c")
-            if not p or p.get("sda") is None or p.get("scl") is None:
-                return None
-            sda, scl = machine.Pin(p["sda"]), machine.Pin(p["scl"])
-            f = p.get("freq", 100000)
-            if p.get("bus", 0) == "soft":
-                self._i2c = machine.SoftI2C(scl=scl, sda=sda, freq=f)
-            else:
-                self._i2c = machine.I2C(p.get("bus", 0), scl=scl, sda=sda, freq=f)
-        return self._i2c
+        self.dev = cfg["device_id"] or "esp32-" + binascii.hexlify(machine.unique_id()).decode()
 
     def driver(self, kind, addr):
         pins = self._cfg["pins"]
-        if kind == "bme280":
-            import drv_bme280
-            b = self._bus()
-            return drv_bme280.BME280(b, addr) if b else None
-        if kind in ("sht31", "dht20"):
-            import drv_sht
-            b = self._bus()
+        if kind in ("bme280", "sht31", "dht20"):
+            b = self._i2c
+            p = pins.get("i2c")
+            if b is None and p and p.get("sda") is not None and p.get("scl") is not None:
+                sda, scl = machine.Pin(p["sda"]), machine.Pin(p["scl"])
+                f = p.get("freq", 100000)
+                if p.get("bus", 0) == "soft":
+                    b = machine.SoftI2C(scl=scl, sda=sda, freq=f)
+                else:
+                    b = machine.I2C(p.get("bus", 0), scl=scl, sda=sda, freq=f)
+                self._i2c = b
             if b is None:
                 return None
-            return drv_sht.SHT31(b, addr) if kind == "sht31" else drv_sht.DHT20(b, addr)
+            if kind == "bme280":
+                import drv_bme280
+                return drv_bme280.BME280(b, addr)
+            import drv_sht
+            return drv_sht.SHT31(b, addr, kind)
         import drv_misc
         if kind == "dht22" and pins.get("dht22") is not None:
             import dht
-            return drv_misc.DHT22(dht.DHT22(machine.Pin(pins["dht22"])))
+            return drv_misc.Misc(kind, dht.DHT22(machine.Pin(pins["dht22"])))
         if kind == "vbat" and pins.get("adc_vbat"):
             a = pins["adc_vbat"]
             adc = machine.ADC(machine.Pin(a["pin"]))
             adc.atten(machine.ADC.ATTN_11DB)  # up to ~3.1 V at the pin
-            return drv_misc.VBat(adc, a.get("divider", 1.0))
+            return drv_misc.Misc(kind, adc, a.get("divider", 1.0))
         if kind == "chip_temp":
             fn = getattr(esp32, "mcu_temperature", None)  # S2/S3/C3: Celsius
             if fn is not None:
-                return drv_misc.ChipTemp(fn, False)
+                return drv_misc.Misc(kind, fn)
             fn = getattr(esp32, "raw_temperature", None)  # original ESP32: Fahrenheit
             if fn is not None:
-                return drv_misc.ChipTemp(fn, True)
+                return drv_misc.Misc(kind, fn, 1)
         return None
-
-    def net_up(self):
-        return self._wlan.isconnected()
 
     # Brings WiFi up (no-op when it is) and syncs the clock once; True when online.
     async def net_connect(self):
@@ -114,9 +99,6 @@ class Hal:
                 pass
         return True
 
-    def ticks_ms(self):
-        return time.ticks_ms()
-
     def epoch_ms(self):
         if not self._synced:
             return None
@@ -126,24 +108,20 @@ class Hal:
         if self._wdt is not None:
             self._wdt.feed()
 
-    def rssi(self):
-        if not self._wlan.isconnected():
-            return None
-        try:
-            return self._wlan.status("rssi")
-        except OSError:
-            return None
-
     def diag(self, d):
         d["heap_free"] = gc.mem_free()
         d["reset"] = self.reset
-        r = self.rssi()
-        if r is not None:
-            d["rssi_dbm"] = r
+        if self._wlan.isconnected():
+            try:
+                d["rssi_dbm"] = self._wlan.status("rssi")
+            except OSError:
+                pass
 
-    def deepsleep(self, ms, until):
+    # Without ms: a reboot.
+    def deepsleep(self, ms=-1, until=0):
+        if ms < 0:
+            machine.reset()
         print("Sen sleeping: ms=%d until=%d" % (ms, until))
         machine.deepsleep(ms)
 
-    def reboot(self):
-        machine.reset()
+    reboot = deepsleep

@@ -5,247 +5,219 @@
 #   type 'R' (reading): u32 boot, u32 seq, u32 up (ms), reading JSON
 #   type 'H' (head):    u32 offset of the oldest live record, u32 dropped so far
 # Readings are appended in (boot, seq) order, so an end-to-end ack, and drop-oldest,
-# both move the head over a prefix; an 'H' record makes that durable.
-# mode "ram": the same log in an io.BytesIO (lost at reset, but bounded and counted).
-import binascii
+# both move the head over a prefix; an 'H' record makes that durable (the last one wins).
+# Once the dead part is big, the live readings are copied to a new log (then an 'H': head 0),
+# renamed over the old one (atomic).
+# RAM (path None): the same log in an io.BytesIO, lost at reset, bounded and counted; no 'H'.
+# One loop, walk(), reads the log for every purpose (its modes below): fewer functions
+# loaded is less heap (firmware/README.md, Memory).
 import io
 import os
-import struct
+from binascii import crc32
+from struct import pack_into, unpack_from
 
 from micropython import const
 
 _MAGIC = const(0xA5)
 _R = const(0x52)
 _H = const(0x48)
-_HDR = const(8)
 _REC_MAX = const(512)  # largest payload accepted
 _COMPACT_MIN = const(8192)  # head offset past which the live part is copied to a new file
 _MAX_FILE = const(262144)
+# walk() modes (payload.py passes ACK and TAKE as numbers)
+_ALL = const(0)  # every record: 'H' sets head and dropped
+_ACK = const(1)  # passes readings up to (b0, s0), stops at the first after them
+_TAKE = const(2)  # copies readings' JSON into fn (a memoryview), see walk()
+_DROP = const(3)  # passes one reading
+_COPY = const(4)  # compaction: copies the live readings to a new log; b0: the cursor
 
-_hdr = bytearray(_HDR)
-_rec = bytearray(_REC_MAX)
-_recmv = memoryview(_rec)
-
-
-def _crc(kind, n, data):
-    _hdr[1] = kind
-    _hdr[2] = n & 255
-    _hdr[3] = n >> 8
-    return binascii.crc32(data, binascii.crc32(memoryview(_hdr)[1:4])) & 0xFFFFFFFF
+# A record's header and its first 12 bytes (a reading's boot, seq, up; an 'H' record's 8),
+# then the rest of a record streamed through in chunks when it is checked or copied: records
+# never need a buffer of their size (a reading's JSON is written from, and read into, its
+# place directly).
+_rec = bytearray(64)
+_mv = memoryview(_rec)
+_hd = _mv[:20]
 
 
 class Outbox:
-    # path: the log file (None for RAM); limit: live readings kept before drop-oldest
+    # path: the log file (None for RAM); limit: live readings kept before drop-oldest.
+    # On flash, scans the log: finds the head, counts live readings, cuts a torn tail.
     def __init__(self, path, limit):
-        self.path = path
+        self.f = path or io.BytesIO()  # a str (flash) or the RAM log
         self.limit = limit
-        self._mem = io.BytesIO() if path is None else None
-        self.count = 0  # live readings (head .. end)
-        self.dropped = 0
-        self.head = 0  # offset of the oldest live record
-        self.end = 0  # offset after the last good record
-        self.torn = 0  # bytes cut off at boot (a torn or corrupt tail)
+        # live readings (head .. end), dropped so far, offset of the oldest live record,
+        # offset after the last good record, bytes cut at boot (a torn or corrupt tail),
+        # offset of the first reading not yet handed over (PUBACK / written), live readings
+        # from there on
+        self.count = self.dropped = self.head = self.end = self.torn = self.cursor = \
+            self.unsent = 0
         self.last = (0, 0)  # (boot, seq) of the newest live reading
-        self.cursor = 0  # offset of the first reading not yet handed over (PUBACK / written)
-        self.unsent = 0  # live readings at or after cursor
-
-    # ---- file access: open per operation (littlefs commits on close) ----
-    def _open(self, mode):
-        if self._mem is not None:
-            return self._mem
-        return open(self.path, mode)
-
-    def _close(self, f):
-        if self._mem is None:
-            f.close()
-
-    # Reads the record at off into _rec: (kind, payload length) or None when it does not check.
-    def _read(self, f, off):
-        f.seek(off)
-        if f.readinto(_hdr) != _HDR or _hdr[0] != _MAGIC:
-            return None
-        kind = _hdr[1]
-        n = _hdr[2] | _hdr[3] << 8
-        crc = struct.unpack_from("<I", _hdr, 4)[0]
-        if n > _REC_MAX or f.readinto(_recmv[:n]) != n:
-            return None
-        if _crc(kind, n, _recmv[:n]) != crc:
-            return None
-        return kind, n
-
-    def _append(self, f, kind, data):
-        n = len(data)
-        crc = _crc(kind, n, data)
-        _hdr[0] = _MAGIC
-        struct.pack_into("<I", _hdr, 4, crc)
-        if self._mem is not None:
-            f.seek(self.end)
-        f.write(bytes(_hdr) + data)  # one write: a cut leaves the old file or a torn tail
-        self.end += _HDR + n
-
-    # Boot: scan the log, find the head, count live readings, cut a torn tail.
-    def open(self):
-        if self._mem is not None:
-            return
-        try:
-            f = self._open("rb")
-        except OSError:
-            f = None
-        size = 0
-        if f is not None:
+        if path:
             try:
-                size = f.seek(0, 2)
-                off = 0
-                while off < size:
-                    r = self._read(f, off)
-                    if r is None:
-                        break
-                    if r[0] == _H:
-                        self.head, self.dropped = struct.unpack_from("<II", _rec, 0)
-                    off += _HDR + r[1]
-                self.end = off
-                self._count(f)
-                self.rewind()
-            finally:
-                f.close()
-        self.torn = size - self.end
-        if self.torn or self.head > _COMPACT_MIN:
-            self._compact()
+                self.end = size = os.stat(path)[6]
+            except OSError:
+                return  # no log yet
+            self.end = self.walk(_ALL, 0, 0, 0, None)[0]
+            r = self.walk(_ALL, self.head, 0, 0, None)
+            self.count = r[1]
+            self.last = (r[3], r[4])
+            self.rewind()
+            self.torn = size - self.end
+            if self.torn or self.head > _COMPACT_MIN:
+                self.walk(_COPY, self.head, self.cursor, 0, None)
 
-    def _count(self, f):
-        off = self.head
-        self.count = 0
-        while off < self.end:
-            r = self._read(f, off)
-            if r is None:
-                break
-            if r[0] == _R:
-                self.count += 1
-                self.last = struct.unpack_from("<II", _rec, 0)
-            off += _HDR + r[1]
-
-    # Appends one reading; drops the oldest (counted) when the outbox is full.
-    def push(self, boot, seq, up, enc):
-        if len(enc) + 12 > _REC_MAX:
-            return False
-        f = self._open("ab")
+    # Reads the log from offset off to its end, record by record, for `mode` (above); ALL
+    # (the boot scan) checks every record's CRC, the others trust what it checked and what
+    # was written since.
+    # Returns (offset where it stopped, readings passed, boot of the first reading, boot and
+    # seq of the last reading read (in ACK mode: the one it stopped at), and for TAKE: bytes
+    # put in fn, seq and up of the last reading taken). TAKE takes readings of one boot, b0
+    # at most, comma-separated, while they end below fn[s0].
+    def walk(self, mode, off, b0, s0, fn):
+        p = self.f
+        f = open(p, "rb") if type(p) is str else p
+        end = self.end
+        n = first = b = s = i = t = v = 0
+        if mode == _COPY:
+            fn = io.BytesIO() if f is p else open(p + ".new", "wb")
         try:
-            if self.count >= self.limit:
-                self._drop_oldest(f)
-            struct.pack_into("<III", _rec, 0, boot, seq, up)
-            _rec[12:12 + len(enc)] = enc
-            self._append(f, _R, _recmv[:12 + len(enc)])
+            while off < end:
+                f.seek(off)
+                x = f.readinto(_hd)
+                m, k, ln, crc = unpack_from("<BBHI", _rec)
+                nxt = off + 8 + ln
+                if x < 16 or m != _MAGIC or ln > _REC_MAX:
+                    break
+                if mode == _ALL or mode == _COPY and k == _R:
+                    # the payload in chunks: ALL checks the CRC, COPY copies the reading
+                    f.seek(off + 8)
+                    c = crc32(_mv[1:4])
+                    if mode == _COPY:
+                        fn.write(_mv[:8])
+                    x = 0
+                    while x < ln:
+                        u = f.readinto(_mv[20:20 + min(44, ln - x)])
+                        if not u:
+                            break
+                        c = crc32(_mv[20:20 + u], c)
+                        if mode == _COPY:
+                            fn.write(_mv[20:20 + u])
+                        x += u
+                    if mode == _ALL and c != crc:
+                        break
+                if k == _H:
+                    if mode == _ALL:
+                        self.head, self.dropped = unpack_from("<II", _rec, 8)
+                elif k == _R:
+                    b, s, u = unpack_from("<III", _rec, 8)
+                    if not n:
+                        first = b
+                    if mode == _ACK:
+                        if b > b0 or b == b0 and s > s0:
+                            break
+                    elif mode == _TAKE:
+                        ln -= 12
+                        if n:
+                            if b != first or n >= b0 or i + ln >= s0:
+                                break
+                            fn[i] = 44  # ","
+                            i += 1
+                        f.readinto(fn[i:i + ln])  # the JSON follows what _hd took
+                        i += ln
+                        t = s
+                        v = u
+                    elif mode == _DROP:
+                        off = nxt
+                        n = 1
+                        break
+                    elif mode == _COPY and off < b0:
+                        t = fn.tell()  # handed-over readings stay handed over
+                    n += 1
+                off = nxt
+            if mode == _COPY:
+                self.head = 0
+                self.cursor = t
+                self.end = fn.tell()
+                self._put(_H, b"", fn)
         finally:
-            self._close(f)
+            if f is not p:
+                f.close()
+                if mode == _COPY:
+                    fn.close()
+        if mode == _COPY:
+            if f is p:
+                self.f = fn
+            else:
+                os.rename(p + ".new", p)
+        return off, n, first, b, s, i, t, v
+
+    # Appends a record to the log, or to f (a new log): _rec[8:16] ('H') or _rec[8:20] ('R':
+    # boot, seq, up), then x (a reading's JSON). An 'H' record (the head moved) is filled in
+    # here and written on flash only; with f None, the log is compacted instead once its dead
+    # part (before the head) is past 8 KiB (any size in RAM) and more than half of it, or the
+    # log is past _MAX_FILE.
+    def _put(self, k, x, f):
+        p = self.f
+        ram = type(p) is not str
+        q = 20
+        if k == _H:
+            h = self.head
+            if not f and h > (0 if ram else _COMPACT_MIN) and (h * 2 > self.end
+                                                             or self.end > _MAX_FILE):
+                self.walk(_COPY, h, self.cursor, 0, None)
+                return
+            if ram:
+                return
+            pack_into("<II", _rec, 8, h, self.dropped)
+            q = 16
+        pack_into("<BBH", _rec, 0, _MAGIC, k, q - 8 + len(x))
+        pack_into("<I", _rec, 4, crc32(x, crc32(_mv[8:q], crc32(_mv[1:4]))))
+        g = f or (p if ram else open(p, "ab"))
+        try:
+            g.seek(self.end)
+            # a cut in between leaves a torn tail (its CRC does not check: cut at boot)
+            g.write(_mv[:q])
+            g.write(x)
+        finally:
+            if not (f or ram):
+                g.close()
+        self.end += q + len(x)
+
+    # Appends one reading; drops the oldest (counted) when the outbox is full. False when
+    # the reading is too big for a record.
+    def push(self, boot, seq, up, enc):
+        n = len(enc) + 12
+        if n > _REC_MAX:
+            return False
+        if self.count >= self.limit:
+            off = self.walk(_DROP, self.head, 0, 0, None)[0]
+            if self.cursor < off:
+                self.cursor = off
+                self.unsent -= 1
+            self.head = off
+            self.count -= 1
+            self.dropped += 1
+            self._put(_H, b"", None)
+        pack_into("<III", _rec, 8, boot, seq, up)
+        self._put(_R, enc, None)
         self.count += 1
         self.unsent += 1
         self.last = (boot, seq)
         return True
 
-    def _drop_oldest(self, f):
-        r = self._open("rb") if self._mem is None else f
-        try:
-            off = self.head
-            while off < self.end:
-                k = self._read(r, off)
-                if k is None:
-                    break
-                off += _HDR + k[1]
-                if k[0] == _R:
-                    break
-        finally:
-            if r is not f:
-                r.close()
-        if self.cursor < off:
-            self.cursor = off
-            self.unsent -= 1
-        self.head = off
-        self.count -= 1
-        self.dropped += 1
-        self._mark(f)
-
-    def _mark(self, f):
-        b = struct.pack("<II", self.head, self.dropped)
-        self._append(f, _H, b)
-
     # End-to-end ack: forget every reading of boots before `boot`, and of `boot` up to `seq`.
     # Returns the number of readings forgotten.
     def ack(self, boot, seq):
-        f = self._open("rb")
-        gone = 0
-        off = self.head
-        try:
-            while off < self.end:
-                k = self._read(f, off)
-                if k is None:
-                    break
-                if k[0] == _R:
-                    b, s = struct.unpack_from("<II", _rec, 0)
-                    if b > boot or (b == boot and s > seq):
-                        break
-                    gone += 1
-                off += _HDR + k[1]
-        finally:
-            self._close(f)
-        if not gone:
-            return 0
-        self.head = off
-        self.count -= gone
-        if self.cursor < off:
-            self.rewind()
-        if not self.count and (self.end > _COMPACT_MIN or self._mem is not None):
-            self._reset()
-        elif self.head > _COMPACT_MIN and self.head * 2 > self.end or self.end > _MAX_FILE:
-            self._compact()
-        else:
-            f = self._open("ab")
-            try:
-                self._mark(f)
-            finally:
-                self._close(f)
-        return gone
-
-    # Nothing live: start an empty log (a torn write now loses nothing).
-    def _reset(self):
-        if self._mem is not None:
-            self._mem = io.BytesIO()
-        else:
-            open(self.path, "wb").close()
-        self.head = self.end = self.cursor = 0
-        f = self._open("ab")
-        try:
-            self._mark(f)
-        finally:
-            self._close(f)
-
-    # Copies the live readings to a new log and renames it over the old one (atomic).
-    def _compact(self):
-        src = self._open("rb")
-        new = io.BytesIO() if self._mem is not None else open(self.path + ".new", "wb")
-        old_end = self.end
-        off = self.head
-        cur = self.cursor
-        self.head = self.end = 0
-        try:
-            self._mark(new)
-            self.cursor = self.end
-            while off < old_end:
-                k = self._read(src, off)
-                if k is None:
-                    break
-                if k[0] == _R:
-                    self._append(new, _R, _recmv[:k[1]])
-                    if off < cur:
-                        self.cursor = self.end  # handed-over readings stay handed over
-                off += _HDR + k[1]
-        finally:
-            self._close(src)
-            if self._mem is None:
-                new.close()
-        if self._mem is not None:
-            self._mem = new
-        else:
-            os.rename(self.path + ".new", self.path)
+        r = self.walk(_ACK, self.head, boot, seq, None)
+        n = r[1]
+        if n:
+            self.head = r[0]
+            self.count -= n
+            if self.cursor < self.head:
+                self.rewind()
+            self._put(_H, b"", None)
+        return n
 
     # Hand everything live over again (after a reconnect, or no end-to-end ack in time).
     def rewind(self):
@@ -258,45 +230,3 @@ class Outbox:
         if start == self.cursor and off > self.cursor:
             self.cursor = off
             self.unsent = max(0, self.unsent - n)
-
-    # The envelope's "lo" and "ob" (tests/contract/ack.md): (seq of the oldest live reading of
-    # `boot`, or `dflt` when none is live; boot of the oldest live reading, or `boot`).
-    def lo(self, boot, dflt):
-        f = self._open("rb")
-        off = self.head
-        ob = 0
-        try:
-            while off < self.end:
-                k = self._read(f, off)
-                if k is None:
-                    break
-                if k[0] == _R:
-                    b, s = struct.unpack_from("<II", _rec, 0)
-                    if not ob:
-                        ob = b
-                    if b >= boot:
-                        return (s if b == boot else dflt), min(ob, boot)
-                off += _HDR + k[1]
-        finally:
-            self._close(f)
-        return dflt, ob or boot
-
-    # Iterates live readings from offset `off`: calls fn(boot, seq, up, json memoryview)
-    # until it returns False; returns the offset of the first reading not taken.
-    def scan(self, off, fn):
-        if off < self.head:
-            off = self.head
-        f = self._open("rb")
-        try:
-            while off < self.end:
-                k = self._read(f, off)
-                if k is None:
-                    break
-                if k[0] == _R:
-                    b, s, u = struct.unpack_from("<III", _rec, 0)
-                    if not fn(b, s, u, _recmv[12:k[1]]):
-                        break
-                off += _HDR + k[1]
-        finally:
-            self._close(f)
-        return off

@@ -4,23 +4,9 @@ import json
 
 from micropython import const
 
-_SEP = (",", ":")
-try:
-    json.dumps(0, separators=_SEP)
-    _COMPACT = True
-except TypeError:  # older ports: no separators argument
-    _COMPACT = False
-
-
-def dumps(o):
-    if _COMPACT:
-        return json.dumps(o, separators=_SEP)
-    return json.dumps(o)
-
-
-def _finite(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v \
-        and v != float("inf") and v != float("-inf")
+_RES = const(224)  # room kept at the front of the buffer for the envelope header
+_ACK = const(1)  # outbox.walk() modes
+_TAKE = const(2)
 
 
 # One reading as JSON bytes; ts (Unix ms) when the clock is synced, else up (uptime ms).
@@ -29,75 +15,36 @@ def _finite(v):
 def reading(seq, ts, up, m):
     mm = {}
     for k in m:
-        if _finite(m[k]):
-            mm[k] = m[k]
-    if not mm:
-        return None
-    if ts is not None:
-        return ('{"seq":%d,"ts":%d,"m":%s}' % (seq, ts, dumps(mm))).encode()
-    return ('{"seq":%d,"up":%d,"m":%s}' % (seq, up, dumps(mm))).encode()
-
-
-_RES = const(224)  # room kept at the front of the buffer for the envelope header
-
-
-def _put(buf, i, data):
-    buf[i:i + len(data)] = data
-    return i + len(data)
+        v = m[k]
+        if type(v) is int or type(v) is float and v - v == 0:  # not bool, inf or nan
+            mm[k] = v
+    if mm:
+        return ('{"seq":%d,"%s":%d,"m":%s}' % (seq, "up" if ts is None else "ts",
+                                               up if ts is None else ts,
+                                               json.dumps(mm, separators=(",", ":")))).encode()
 
 
 # Builds one envelope in buf from the outbox's unsent readings: one boot per envelope (a
 # replay keeps each reading's original boot and seq). Readings are copied in first, after
-# _RES bytes, and the header is put just before them. Returns (start, end, n, next offset).
-class Builder:
-    def __init__(self, buf, dev, board, site):
-        self.buf = buf
-        self.dev = dev
-        self.board = board
-        self.site = site  # None over MQTT; the serial frame carries it
-        self.boot = 0
-        self.up = 0
-        self.n = 0
-        self.i = 0
-        self.room = 0
-        self.bmax = 0
-        self.first = 0
-        self.last = 0
-
-    def _take(self, boot, seq, up, enc):
-        if self.n and (boot != self.boot or self.n >= self.bmax
-                       or self.i + len(enc) + 1 > self.room):
-            return False
-        if not self.n:
-            self.boot = boot
-            self.first = seq
-        else:
-            self.buf[self.i] = 44  # ","
-            self.i += 1
-        self.i = _put(self.buf, self.i, enc)
-        self.n += 1
-        self.last = seq
-        if up > self.up:
-            self.up = up
-        return True
-
-    def build(self, outbox, bmax, boot, up, diag):
-        tail = ('],"d":%s}' % dumps(diag)).encode()
-        self.n = 0
-        self.up = 0
-        self.i = _RES
-        self.bmax = bmax
-        self.room = len(self.buf) - len(tail)
-        nxt = outbox.scan(outbox.cursor, self._take)
-        if not self.n:
-            return 0, 0, 0, nxt
-        env_up = up if self.boot == boot else self.up
-        site = '"site":"%s",' % self.site if self.site else ""
-        lo, ob = outbox.lo(self.boot, self.first)
-        ob = ',"ob":%d' % ob if ob < self.boot else ""  # older boots still in the outbox
-        h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
-            site, self.dev, self.boot, env_up, lo, ob, self.board)).encode()
-        start = _RES - len(h)
-        _put(self.buf, start, h)
-        end = _put(self.buf, self.i, tail)
-        return start, end, self.n, nxt
+# _RES bytes, and the header is put just before them; site is None over MQTT (the topic
+# carries it). Returns (start, end, n, next offset, the envelope's boot, its last seq);
+# n = 0 when nothing is unsent.
+def build(outbox, buf, bmax, boot, up, diag, dev, board, site):
+    tail = ('],"d":%s}' % json.dumps(diag, separators=(",", ":"))).encode()
+    r = outbox.walk(_TAKE, outbox.cursor, bmax, len(buf) - _RES - len(tail),
+                    memoryview(buf)[_RES:])
+    n = r[1]
+    if not n:
+        return 0, 0, 0, r[0], 0, 0
+    b = r[2]
+    # "lo": the oldest live seq of this boot; "ob": the oldest boot still in the outbox,
+    # when older than b (tests/contract/ack.md)
+    lo = outbox.walk(_ACK, outbox.head, b, -1, None)
+    h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
+        '"site":"%s",' % site if site else "", dev, b, up if b == boot else r[7], lo[4],
+        ',"ob":%d' % lo[2] if lo[2] < b else "", board)).encode()
+    a = _RES - len(h)
+    buf[a:_RES] = h
+    i = _RES + r[5]
+    buf[i:i + len(tail)] = tail
+    return a, i + len(tail), n, r[0], b, r[6]

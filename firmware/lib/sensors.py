@@ -10,9 +10,8 @@ from micropython import const
 
 _STUCK_N = const(5)  # the same raw value this many times in a row = stuck
 _STEP_MS = const(50)  # a woken sensor (cmd) samples within this
-_ENODEV = const(19)
-_ETIMEDOUT = const(116)
-_ETIMEDOUT_POSIX = const(110)
+_NACK = (19, 116, 110)  # ENODEV, ETIMEDOUT (ESP32), ETIMEDOUT (POSIX)
+_REASONS = ("crc", "range", "stuck", "busy", "calibrated")
 
 
 def build(specs, hal, log):
@@ -35,22 +34,6 @@ def build(specs, hal, log):
     return out
 
 
-def _reason(e):
-    if isinstance(e, OSError):
-        n = e.args[0] if e.args else 0
-        return "nack" if n in (_ENODEV, _ETIMEDOUT, _ETIMEDOUT_POSIX) else "io%d" % n
-    s = str(e)
-    for r in ("crc", "range", "stuck", "busy", "calibrated"):
-        if r in s:
-            return r
-    return "bad"
-
-
-def _median(xs):
-    s = sorted(xs)
-    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
-
-
 class Sampler:
     def __init__(self, drv, every, filt):
         self.drv = drv
@@ -59,71 +42,66 @@ class Sampler:
         self.filt = filt
         self.err = None  # reason while failing
         self.errors = 0
-        self._raw = None
-        self._same = 0
-        self._win = []
-        self._sent = None
-        self._sent_t = 0
-        self.wake = False  # set: sample now and start a new interval (cmd)
-
-    def set_interval(self, ms):
-        self.every = ms
-        self.wake = True
-
-    async def _sample(self):
-        m = await self.drv.read()
-        raw = self.drv.raw
-        if raw is not None and raw == self._raw:
-            self._same += 1
-            if self._same >= _STUCK_N - 1:
-                raise ValueError("stuck")
-        else:
-            self._same = 0
-        self._raw = raw
-        return m
-
-    def _filter(self, m, now):
-        f = self.filt
-        if not f:
-            return m
-        if "median" in f:
-            self._win.append(m)
-            if len(self._win) > f["median"]:
-                self._win.pop(0)
-            out = {}
-            for k in m:
-                out[k] = _median([w[k] for w in self._win if k in w])
-            return out
-        last = self._sent
-        if last is not None and time.ticks_diff(now, self._sent_t) < f["heartbeat_ms"]:
-            moved = False
-            for k in m:
-                if k not in last or abs(m[k] - last[k]) >= f["delta"]:
-                    moved = True
-            if not moved:
-                return None
-        self._sent = m
-        self._sent_t = now
-        return m
+        self.wake = False  # set (cmd): sample now and start a new interval
 
     # record(metrics) -> False when the board wants no more readings
     async def run(self, record):
-        nxt = time.ticks_ms()
+        d, f = self.drv, self.filt
+        last_raw = sent = None
+        same = 0
+        win = []
+        nxt = sent_t = time.ticks_ms()
         while True:
+            m = None
             try:
-                m = await self._sample()
+                m = await d.read()
+                if d.raw is not None and d.raw == last_raw:
+                    same += 1
+                    if same >= _STUCK_N - 1:
+                        raise ValueError("stuck")
+                else:
+                    same = 0
+                last_raw = d.raw
                 self.err = None
             except (OSError, ValueError) as e:
-                r = _reason(e)
+                m = None
+                if isinstance(e, OSError):
+                    n = e.args[0] if e.args else 0
+                    r = "nack" if n in _NACK else "io%d" % n
+                else:
+                    r = "bad"
+                    for x in _REASONS:
+                        if x in str(e):
+                            r = x
+                            break
                 if r != self.err:
                     print("sensor %s: %s (%r)" % (self.name, r, e))
                 self.err = r
                 self.errors += 1
-                m = None
-            if m:
-                m = self._filter(m, time.ticks_ms())
-                if m and not record(m):
-                    return
+            now = time.ticks_ms()
+            if m and f and "median" in f:
+                win.append(m)
+                if len(win) > f["median"]:
+                    win.pop(0)
+                out = {}
+                for k in m:
+                    v = sorted([w[k] for w in win if k in w])
+                    h = len(v) // 2
+                    out[k] = v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2
+                m = out
+            elif m and f:  # delta with heartbeat
+                if sent is not None and time.ticks_diff(now, sent_t) < f["heartbeat_ms"]:
+                    moved = False
+                    for k in m:
+                        if k not in sent or abs(m[k] - sent[k]) >= f["delta"]:
+                            moved = True
+                    if not moved:
+                        m = None
+                if m:
+                    sent = m
+                    sent_t = now
+            if m and not record(m):
+                return
             nxt = time.ticks_add(nxt, self.every)
             wait = time.ticks_diff(nxt, time.ticks_ms())
             if wait < 0:  # fell behind: do not burst to catch up

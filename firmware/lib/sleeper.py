@@ -10,12 +10,12 @@ from log import crash_set
 async def run(app):
     hal, mq = app.hal, app.mq
     wait = app.cfg["ack_wait_ms"]
-    t0 = hal.ticks_ms()
-    while time.ticks_diff(hal.ticks_ms(), t0) < wait + 10000:
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < wait + 10000:
         if app.finished():
             break
-        if app.ob.unsent == 0 and not app._sampling() and \
-                time.ticks_diff(hal.ticks_ms(), app._ack_t) > wait:
+        if app.ob.unsent == 0 and app._sampled_all and \
+                time.ticks_diff(time.ticks_ms(), app._ack_t) > wait:
             break
         await asyncio.sleep_ms(50)
     ms = app.cfg["sleep_ms"]

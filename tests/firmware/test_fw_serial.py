@@ -145,6 +145,8 @@ def test_serial_noise_and_bad_crc_are_skipped(micropython_bin: str, repo_root: P
         assert b.proc.poll() is None, "\n".join(b.lines)
         b.send({"kind": "ack", "boot": 1, "seq": 2, "anchor": 0})
         assert b.wait() == 0, "\n".join(b.lines)
+        # the two frames with a bad CRC are counted (d.bad_cmd) and logged; noise is not
+        assert sum("frame: bad message" in ln for ln in b.lines) == 2, "\n".join(b.lines)
     finally:
         b.kill()
 
