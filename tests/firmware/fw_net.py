@@ -5,8 +5,10 @@ tests/contract/ack.md), and a TCP proxy between board and broker that a test can
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -97,11 +99,15 @@ class AckResponder:
 
 class Proxy:
     """Forwards 127.0.0.1:<port> to the broker; cut() drops every open connection, and
-    while `down` new connections are closed at once."""
+    while `down` new connections are closed at once. While `silent` the link goes quiet:
+    new connections are accepted but never reach the broker, and open ones carry nothing
+    either way; the sockets stay up (a stuck link, which only the board's own timeouts can
+    notice; a cut one ends in an error)."""
 
     def __init__(self, host: str, port: int):
         self.target = (host, port)
         self.down = False
+        self.silent = False
         self.cuts = 0
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -121,6 +127,10 @@ class Proxy:
             if self.down:
                 a.close()
                 continue
+            if self.silent:
+                with self._lock:
+                    self._socks.append(a)  # held open, never answered
+                continue
             try:
                 b = socket.create_connection(self.target)
             except OSError:
@@ -131,12 +141,19 @@ class Proxy:
             for x, y in ((a, b), (b, a)):
                 threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
 
-    @staticmethod
-    def _pipe(x: socket.socket, y: socket.socket) -> None:
+    def _pipe(self, x: socket.socket, y: socket.socket) -> None:
         try:
-            while data := x.recv(4096):
+            while True:
+                if self.silent:
+                    time.sleep(0.02)
+                    continue
+                if not select.select([x], [], [], 0.05)[0]:
+                    continue
+                data = x.recv(4096)
+                if not data:
+                    break
                 y.sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # closed by cut()
             pass
         for s in (x, y):
             try:

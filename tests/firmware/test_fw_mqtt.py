@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import select
-import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -144,59 +141,12 @@ def test_broker_down_at_boot(mosquitto: Any, micropython_bin: str, repo_root: Pa
         board.kill()
 
 
-class SilentProxy(Proxy):
-    """A Proxy whose link can go silent: while `silent`, new connections are accepted but never
-    reach the broker and open ones carry nothing either way. The sockets stay up: a stuck
-    link, which only the board's own timeouts can notice (a cut one ends in an error)."""
-
-    def __init__(self, host: str, port: int):
-        self.silent = False
-        super().__init__(host, port)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                a, _ = self.ls.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._socks.append(a)
-            if self.silent:
-                continue  # held open, never answered
-            try:
-                b = socket.create_connection(self.target)
-            except OSError:
-                continue
-            with self._lock:
-                self._socks.append(b)
-            for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self._pipe_unless_silent, args=(x, y), daemon=True).start()
-
-    def _pipe_unless_silent(self, x: socket.socket, y: socket.socket) -> None:
-        try:
-            while True:
-                if self.silent or not select.select([x], [], [], 0.05)[0]:
-                    time.sleep(0.02)
-                    continue
-                data = x.recv(4096)
-                if not data:
-                    break
-                y.sendall(data)
-        except (OSError, ValueError):  # closed by cut()
-            pass
-        for s in (x, y):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
 def test_a_silent_broker_is_timed_out_and_left(mosquitto: Any, micropython_bin: str, repo_root: Path,
                                                 tmp_path: Path) -> None:
     """No CONNACK: the connect attempt times out; a link that goes silent once connected: the
     keepalive notices. Either way the board reconnects and every reading arrives."""
     dev = "fw-silent"
-    px = SilentProxy(mosquitto.host, mosquitto.port)
+    px = Proxy(mosquitto.host, mosquitto.port)
     px.silent = True
     col = Collector(mosquitto.host, mosquitto.port)
     board = Board(micropython_bin, repo_root, tmp_path)
