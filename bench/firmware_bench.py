@@ -102,15 +102,21 @@ BOARD_MODULES = ("bufs", "asyncio", "log", "payload", "outbox", "sensors", "simd
                  "drv_bme280", "drv_sht", "app", "mqtt")
 
 
-def modules(micropython: str, mpy: Path) -> str:
+def _run_script(micropython: str, script: str, args: list[str], timeout: float,
+                heap: str | None = None) -> subprocess.CompletedProcess[str]:
+    """SCRIPT (MicroPython source) run from a temporary file with ARGS."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(_MODULES)
+        f.write(script)
     try:
-        done = subprocess.run([micropython, "-X", "heapsize=1M", f.name, str(mpy),
-                               str(REPO_ROOT / "hardware" / "simdev"), *BOARD_MODULES],
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run([micropython, *(["-X", f"heapsize={heap}"] if heap else []), f.name, *args],
+                              capture_output=True, text=True, timeout=timeout)
     finally:
         Path(f.name).unlink()
+
+
+def modules(micropython: str, mpy: Path) -> str:
+    done = _run_script(micropython, _MODULES, [str(mpy), str(REPO_ROOT / "hardware" / "simdev"),
+                                               *BOARD_MODULES], 60, heap="1M")
     return "heap per module (B, .mpy, 64-bit unix port)\n" + done.stdout + done.stderr
 
 
@@ -143,13 +149,8 @@ def wire(envs: list[str]) -> dict[str, float]:
 
 
 def encode(micropython: str, batch: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(_ENCODE)
-    try:
-        done = subprocess.run([micropython, f.name, str(REPO_ROOT / "firmware" / "lib"), str(batch),
-                               str(ENCODE_ENVELOPES)], capture_output=True, text=True, timeout=300)
-    finally:
-        Path(f.name).unlink()
+    done = _run_script(micropython, _ENCODE, [str(REPO_ROOT / "firmware" / "lib"), str(batch),
+                                              str(ENCODE_ENVELOPES)], 300)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         raise RuntimeError(f"encode bench failed: {done.stdout}{done.stderr}")
