@@ -59,7 +59,8 @@ class Outbox:
             except OSError:
                 return  # no log yet
             self.end = self.walk(_ALL, 0, 0, 0, None)[0]
-            r = self.walk(_ALL, self.head, 0, 0, None)
+            # the live part counted without a second CRC pass (ACK past every boot: no stop)
+            r = self.walk(_ACK, self.head, 1 << 30, 0, None)
             self.count = r[1]
             self.last = (r[3], r[4])
             self.rewind()
