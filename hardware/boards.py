@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hardware.errors import BoardError as BoardError  # re-exported: callers import it from here
+
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"
 
 
@@ -49,10 +51,6 @@ _REQUIRED = _TOP - {"notes"}
 _PIN_KEYS = {"i2c", "onewire", "adc_vbat", "led", "dht22"}
 _ID = re.compile(r"[a-z0-9_-]{1,32}")
 _HEX4 = re.compile(r"[0-9a-f]{4}")
-
-
-class BoardError(ValueError):
-    """A board profile that cannot be used; the message names the file and the key."""
 
 
 @dataclass(frozen=True, kw_only=True)

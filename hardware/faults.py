@@ -21,13 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hardware.errors import FaultPlanError as FaultPlanError  # re-exported: callers import it from here
 from hardware.vboard import SENSOR_FAULTS, VirtualBoard
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class FaultPlanError(ValueError):
-    """A fault plan that cannot run; the message names the file and the step."""
 
 
 def _arg(step: dict[str, Any], key: str) -> Any:

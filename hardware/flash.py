@@ -21,16 +21,13 @@ from importlib import metadata
 from pathlib import Path
 
 from hardware.boards import BoardProfile
+from hardware.errors import FlashError as FlashError  # re-exported: callers import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIRMWARE_DIR = REPO_ROOT / "firmware"
 DEFAULT_BAUD = 460800
 
 Step = list[str]
-
-
-class FlashError(RuntimeError):
-    """A flash or deploy step cannot run or failed; the message says what to do."""
 
 
 def esptool_major() -> int:

@@ -19,13 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from hardware.boards import BoardProfile
+from hardware.errors import ProvisionError as ProvisionError  # re-exported: callers import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _NAME = re.compile(r"[a-z0-9_-]{1,32}")
-
-
-class ProvisionError(ValueError):
-    """A config that would not work; the message names the key."""
 
 
 def build_config(profile: BoardProfile, *, site: str, device_id: str | None, broker_host: str,

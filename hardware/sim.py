@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hardware.errors import SimError as SimError  # re-exported: callers import it from here
 from hardware.faultproxy import FaultProxy
 from hardware.faults import FaultPlan
 from hardware.vboard import FIRMWARE_MAIN, VirtualBoard, build_mpy
@@ -30,10 +31,6 @@ _POLL_S = 0.1
 # A simulated board waits this long for the gateway's ack before sending again (firmware
 # default: 15 s, for real boards on WiFi); --ack-timeout-ms overrides it.
 SIM_ACK_TIMEOUT_MS = 2000
-
-
-class SimError(RuntimeError):
-    """The simulator cannot run with the given options."""
 
 
 @dataclass(frozen=True, kw_only=True)

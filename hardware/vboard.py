@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from hardware.errors import VirtualBoardError
 from hardware.faultproxy import FaultProxy
 from hardware.ptylink import PtyLink
 
@@ -139,7 +140,7 @@ class VirtualBoard:
             self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
             if self.process.stdout is None or self.process.stdin is None:
-                raise RuntimeError("board process without pipes")
+                raise VirtualBoardError("board process without pipes")
             self.link.attach(self.process.stdout.fileno(), self.process.stdin.fileno())
         self.starts += 1
         self.powered = True
@@ -235,7 +236,7 @@ class VirtualBoard:
 
     def _need_link(self) -> PtyLink:
         if self.link is None:
-            raise RuntimeError(f"board {self.device} has no serial link (start the sim with --serial)")
+            raise VirtualBoardError(f"board {self.device} has no serial link (start the sim with --serial)")
         return self.link
 
     # -- network faults (through the board's fault proxy) ---------------------------------
@@ -250,7 +251,7 @@ class VirtualBoard:
 
     def _need_proxy(self) -> FaultProxy:
         if self.proxy is None:
-            raise RuntimeError(f"board {self.device} has no fault proxy (MQTT boards with --fault-proxy)")
+            raise VirtualBoardError(f"board {self.device} has no fault proxy (MQTT boards with --fault-proxy)")
         return self.proxy
 
     # -- faults the firmware polls (faults.json) ----------------------------------------
@@ -275,7 +276,7 @@ class VirtualBoard:
 
     def sensor_fault(self, sensor: str, fault: str | None) -> None:
         if fault is not None and fault not in SENSOR_FAULTS:
-            raise ValueError(f"sensor fault must be one of {', '.join(SENSOR_FAULTS)} (got {fault!r})")
+            raise VirtualBoardError(f"sensor fault must be one of {', '.join(SENSOR_FAULTS)} (got {fault!r})")
         self.set_faults(**{sensor: fault})
 
     def wifi_down(self, down: bool = True) -> None:
