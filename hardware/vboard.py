@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 from hardware.errors import VirtualBoardError
 from hardware.faultproxy import FaultProxy
+from hardware.procs import stop_process
 from hardware.ptylink import PtyLink
 
 _LOGGER = logging.getLogger(__name__)
@@ -194,14 +195,8 @@ class VirtualBoard:
             return 1.0
 
     def _end(self, sig: signal.Signals) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout=_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if self.process is not None:
+            stop_process(self.process, sig=sig, timeout=_STOP_GRACE_S)
         self._release()
 
     def _release(self) -> None:

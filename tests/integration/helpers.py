@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from hardware.procs import stop_process
+
 T = TypeVar("T")
 
 
@@ -34,11 +36,4 @@ def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: flo
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, *, timeout: float = 20) -> int:
     """Ask PROCESS to stop with SIG, kill it after TIMEOUT seconds; its exit code."""
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode
+    return stop_process(process, sig=sig, timeout=timeout)

@@ -1,0 +1,77 @@
+"""hardware.procs.stop_process: signal, wait, kill, wait; the exit code either way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hardware.procs import stop_process
+
+# Prints "ready" once its signal handlers are set, so the test never signals it too early.
+_CHILD = """
+import signal, sys, time
+mode = sys.argv[1]
+if mode == "ignore":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+elif mode == "exit3":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+Spawn = Callable[[str], "subprocess.Popen[bytes]"]
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(mode: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD, mode], stdout=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+        started.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        return proc
+
+    yield _spawn
+    for proc in started:  # whatever a failed test left behind
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_a_process_that_obeys_stops_with_the_signal(spawn: Spawn) -> None:
+    proc = spawn("plain")
+    assert stop_process(proc, timeout=10) == -signal.SIGTERM
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_its_own_exit_code_is_returned(spawn: Spawn) -> None:
+    assert stop_process(spawn("exit3"), timeout=10) == 3
+
+
+def test_another_signal_can_be_sent(spawn: Spawn) -> None:
+    # the child ignores SIGTERM only; an unhandled SIGINT ends a Python process with that signal
+    proc = spawn("ignore")
+    assert stop_process(proc, sig=signal.SIGINT, timeout=10) == -signal.SIGINT
+
+
+def test_a_process_that_ignores_the_signal_is_killed_after_the_timeout(spawn: Spawn) -> None:
+    proc = spawn("ignore")
+    started = time.monotonic()
+    assert stop_process(proc, timeout=0.5) == -signal.SIGKILL
+    assert 0.5 <= time.monotonic() - started < 10
+
+
+def test_a_process_that_already_exited_gets_no_signal_and_is_reaped() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(7)"], stdin=subprocess.DEVNULL)
+    os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
+    assert stop_process(proc, timeout=0.1) == 7
