@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.devstack import InfluxDB, Mosquitto
+from hardware.procs import stop_process
 from hardware.sim import find_micropython
 from hardware.vboard import VirtualBoard, build_mpy
 
@@ -56,8 +57,7 @@ def measure(work: Path, *, baud: int | None, seconds: float) -> dict[str, Any]:
         n1, b1, t1 = _count(influx), board.link.sent, time.monotonic()
     finally:
         board.stop()
-        gateway.terminate()
-        gateway.wait(timeout=30)
+        stop_process(gateway, timeout=30)
         influx.stop()
         broker.stop()
     readings = n1 - n0
