@@ -16,17 +16,11 @@ import http.client
 import logging
 import urllib.parse
 from collections.abc import Callable
-from typing import Protocol
 
 from ingest.errors import InfluxUnavailable
+from ingest.writer import Sink
 
 _LOGGER = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    def write(self, payload: bytes) -> None: ...
-
-    def create_database(self) -> None: ...
 
 
 def _get(url: str, path: str, timeout_s: float) -> tuple[int, str]:

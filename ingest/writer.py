@@ -29,7 +29,8 @@ WORTH_A_WRITE = 500  # lines: a batch this big goes out without waiting for flus
 
 
 class Sink(Protocol):
-    """Where batches go: :class:`ingest.influx_v1.InfluxV1` or a test double."""
+    """Where batches go: :class:`~ingest.influx_v1.InfluxV1`, :class:`~ingest.influx_v2.InfluxV2`,
+    :class:`~ingest.detect.AutoSink` (which wraps one of them) or a test double."""
 
     def write(self, payload: bytes) -> None: ...
 
