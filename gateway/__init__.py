@@ -1,7 +1,8 @@
-"""Sen gateway: MQTT input, decoding and validation, time stamping, hand-off to ingest.
+"""Sen gateway. Rooms: ``service`` (what the Pi runs), ``cli`` (the ``sen`` command line),
+``ops`` (operator tools), ``web`` (the web page), ``demo`` and ``devstack`` (private servers
+for the demo, the tests and the benchmarks).
 
-:class:`GatewayError` is the root of this package's exceptions. The service entry point is
-:func:`gateway.service.run`; options are :class:`gateway.options.GatewayOptions`.
+:class:`GatewayError` is the root of every exception this package raises.
 """
 
 from gateway.errors import GatewayError, OptionsError

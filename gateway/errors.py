@@ -1,4 +1,5 @@
-"""The exceptions of the gateway package; :class:`GatewayError` is the root."""
+"""The exceptions of the gateway package; :class:`GatewayError` is the root of all of them
+(the tools' own kinds, such as ``InstallError`` or ``DevStackError``, subclass it where they live)."""
 
 
 class GatewayError(Exception):
@@ -11,3 +12,15 @@ class OptionsError(GatewayError, ValueError):
 
 class RegistryError(GatewayError):
     """The device registry's SQLite file could not be opened or written."""
+
+
+class TopicError(GatewayError, ValueError):
+    """A topic that is not ``sen/v1/{site}/{device}/{kind}``; ``bad_name`` if only a name is."""
+
+    def __init__(self, message: str, *, bad_name: bool = False) -> None:
+        super().__init__(message)
+        self.bad_name = bad_name
+
+
+class AnchorMissing(GatewayError, ValueError):
+    """An uptime-only reading reached the line encoder without its boot's clock anchor."""

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from deploy_mqtt import Client
 
-from gateway.broker_security import GATEWAY_USER, Account, BrokerDir
-from gateway.broker_tls import make_tls
+from gateway.ops.broker_accounts import GATEWAY_USER, Account, BrokerDir
+from gateway.ops.broker_tls import make_tls
 from gateway.devstack import find_program, free_port
 
 pytestmark = pytest.mark.integration

@@ -85,7 +85,7 @@ def test_queries_name_only_the_schema(path: Path) -> None:
 def test_gateway_counters_are_the_ones_the_gateway_writes() -> None:
     source = (ROOT / "gateway" / "service.py").read_text()
     for name in SCHEMA["gateway"][1]:
-        assert f'"{name}"' in source, f"dashboard counter {name} is not written by gateway/service.py"
+        assert f'"{name}"' in source, f"dashboard counter {name} is not written by gateway/service/main.py"
 
 
 def _as_grafana_would(query: str) -> str:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config, install
+from gateway.ops import install
+from gateway.service import config
 from gateway.cli import main
 
 

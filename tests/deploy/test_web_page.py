@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from gateway.devstack import InfluxDB, free_port
-from gateway.web import WebServer, influx_query
+from gateway.web.server import WebServer, influx_query
 
 pytestmark = pytest.mark.integration
 LINE_RGB = (0xE4, 0x57, 0x2E)  # app.js's chart colour

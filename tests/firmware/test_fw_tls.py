@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from gateway.broker_tls import make_tls
+from gateway.ops.broker_tls import make_tls
 from gateway.devstack import Mosquitto, free_port
 from tests.firmware.fw_board import Board, Collector, board_config
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.serial_frame import Outcome, Parsed, ack_frame, parse_line
+from gateway.service.serial_frame import Outcome, Parsed, ack_frame, parse_line
 from tests.hil.conftest import INTERVAL_MS, Board
 
 RANGES = {"temp_c": (-40.0, 85.0), "rh_pct": (0.0, 100.0), "p_hpa": (300.0, 1100.0)}

@@ -1,5 +1,5 @@
-"""An in-process gateway for serial tests: SerialInput + the real Handler, Spool, Registry and an
-InfluxDB 1.x writer. (Until `sen gateway run --serial` exists, the tests wire it by hand.)"""
+"""An in-process gateway for serial tests: SerialInput + the real Intake, Handler, Spool, Registry
+and an InfluxDB 1.x writer, wired as `sen gateway run --serial` wires them, without MQTT."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from ingest.retry import Backoff
 from ingest.spool import Spool
 from ingest.writer import Writer
 
-from gateway.handler import Handler
-from gateway.registry import Registry
-from gateway.rejects import RejectLog
-from gateway.serial_input import SerialInput
+from gateway.service.handler import Handler
+from gateway.service.intake import Intake
+from gateway.service.registry import Registry
+from gateway.service.rejects import RejectLog
+from gateway.service.serial_input import SerialInput
 
 
 @dataclass
@@ -35,13 +36,16 @@ def serial_gateway(ports: str, *, influx_url: str, database: str, spool_dir: Pat
     writer = Writer(spool, InfluxV1(influx_url, database=database), batch_size=500,
                     flush_interval_s=0.2, backoff=Backoff(initial_s=0.2, max_s=1.0))
     handler = Handler(spool=spool, registry=registry, rejects=RejectLog(spool), on_commit=writer.notify)
-    serial = SerialInput(handler.handle, ports, scan_interval_s=scan_interval_s)
+    intake = Intake(handler, spool)
+    serial = SerialInput(intake.put, ports, scan_interval_s=scan_interval_s)
     writer.start()
+    intake.start()
     serial.start()
     try:
         yield SerialGateway(serial, handler, spool, writer)
     finally:
         serial.stop()
+        intake.stop()
         writer.stop(flush_timeout_s=10)
         registry.close()
         spool.close()

@@ -13,9 +13,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway import service
+from gateway.service import main as service
 from gateway.devstack import InfluxDB, Mosquitto
-from gateway.options import GatewayOptions
+from gateway.service.options import GatewayOptions
 from ingest.spool import Spool
 from tests.integration.helpers import wait_for
 

@@ -8,14 +8,16 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import serial
 
 from gateway.devstack import InfluxDB, Mosquitto
-from gateway.serial_frame import encode
-from gateway.serial_input import SerialInput
+from gateway.service.serial_frame import encode
+from gateway.service.handler import Message
+from gateway.service.serial_input import SerialInput
 from tests.integration.helpers import sen_process, stop, wait_for
 from tests.integration.serial_gateway import serial_gateway
 
@@ -97,9 +99,10 @@ class _Recorder:
         self.calls: list[tuple[str, bytes, str]] = []
         self.event = threading.Event()
 
-    def __call__(self, topic: str, payload: bytes, *, received_ms: int, source: str) -> None:
-        self.calls.append((topic, payload, source))
+    def __call__(self, message: Message, done: Callable[[None], None]) -> None:
+        self.calls.append((message.topic, message.payload, message.source))
         self.event.set()
+        done(None)
 
 
 def test_random_bytes_on_one_port_and_a_busy_port_leave_the_other_port_reading(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import serial
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.devstack import Mosquitto
-from gateway.serial_frame import Outcome, parse_line
+from gateway.service.serial_frame import Outcome, parse_line
 from tests.integration.helpers import sen_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.firmware]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway import config
+from gateway.service import config
 from gateway.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]

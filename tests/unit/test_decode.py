@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.decode import (MAX_MESSAGE_BYTES, Reason, Reject, Telemetry, decode_status,
+from gateway.service.decode import (MAX_MESSAGE_BYTES, Reason, Reject, Telemetry, decode_status,
                             decode_telemetry)
-from gateway.topics import Topic, TopicError, parse_topic
+from gateway.errors import TopicError
+from gateway.service.topics import Topic, parse_topic
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contract"
 REASONS: dict[str, str] = json.loads((CONTRACT / "invalid" / "reasons.json").read_text())

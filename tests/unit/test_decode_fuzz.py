@@ -16,9 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.decode import Reject, Telemetry, decode_status, decode_telemetry
-from gateway.points import to_entries
-from gateway.topics import Topic
+from gateway.service.decode import Reject, Telemetry, decode_status, decode_telemetry
+from gateway.service.points import to_entries
+from gateway.service.topics import Topic
 
 PER_EXAMPLE = 25
 EXAMPLES = 4000

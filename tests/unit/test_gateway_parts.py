@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway import config
-from gateway.acks import Ack, decode_ack
-from gateway.devices import BootState
+from gateway.service import config
+from gateway.service.acks import Ack, decode_ack
+from gateway.service.devices import BootState
 from gateway.errors import OptionsError
-from gateway.handler import Handler, Message
-from gateway.intake import Intake
-from gateway.registry import Registry
-from gateway.rejects import RejectLog
-from gateway.status import format_table, read_devices
+from gateway.service.handler import Handler, Message
+from gateway.service.intake import Intake
+from gateway.service.registry import Registry
+from gateway.service.rejects import RejectLog
+from gateway.ops.status import format_table, read_devices
 from ingest.errors import SpoolError
 from ingest.spool import Entry, Spool
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.handler import Handler
-from gateway.registry import Registry
-from gateway.rejects import RejectLog
+from gateway.service.handler import Handler
+from gateway.service.registry import Registry
+from gateway.service.rejects import RejectLog
 from ingest.spool import Spool
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contract"

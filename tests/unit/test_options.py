@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gateway import GatewayError, OptionsError
-from gateway.options import GatewayOptions, parse_influx_url, parse_mqtt_url
+from gateway.service.options import GatewayOptions, parse_influx_url, parse_mqtt_url
 
 
 def _options(**overrides: object) -> GatewayOptions:

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.serial_frame import MAX_LINE, Outcome, ack_frame, crc_hex, encode, parse_line
+from gateway.service.serial_frame import MAX_LINE, Outcome, ack_frame, crc_hex, encode, parse_line
 
 FRAMES = json.loads((Path(__file__).parent.parent / "contract" / "serial" / "frames.json").read_text())
 GOOD = FRAMES["valid"]["device_to_gateway"][0]["line"].encode()
@@ -29,9 +29,9 @@ def test_golden_invalid_lines() -> None:
 
 def test_topic_from_site_and_dev() -> None:
     telemetry = parse_line(GOOD)
-    assert telemetry.topic() == "sen/v1/lab/yolo-uno-01/telemetry"
+    assert str(telemetry.topic()) == "sen/v1/lab/yolo-uno-01/telemetry"
     status = parse_line(FRAMES["valid"]["device_to_gateway"][1]["line"].encode())
-    assert status.topic() == "sen/v1/lab/yolo-uno-01/status"
+    assert str(status.topic()) == "sen/v1/lab/yolo-uno-01/status"
     assert parse_line(FRAMES["valid"]["gateway_to_device"][0]["line"].encode()).topic() is None
 
 

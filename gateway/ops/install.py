@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.config import SAMPLE
+from gateway.service.config import SAMPLE
 from gateway.errors import GatewayError
 
-UNIT_TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "systemd" / "sen-gateway.service"
+UNIT_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "sen-gateway.service"
 UNIT_NAME = "sen-gateway.service"
 _32_BIT = ("armv6l", "armv7l", "armhf", "i386", "i686")
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from gateway.service.topics import Topic, is_name
+
 PREFIX = b"SEN1 "
 MAX_LINE = 4096 + 64
 _CRC = re.compile(rb"[0-9a-fA-F]{8}")
-_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 
 
 class Outcome(str, Enum):
@@ -54,14 +55,15 @@ class Parsed:
     message: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
 
-    def topic(self) -> str | None:
-        """The MQTT topic the frame stands for (device → gateway kinds), or None."""
+    def topic(self) -> Topic | None:
+        """The MQTT topic the frame stands for (device → gateway kinds) when its ``site`` and
+        ``dev`` are valid names, else None."""
         if self.outcome not in (Outcome.TELEMETRY, Outcome.STATUS):
             return None
         site, dev = self.message.get("site"), self.message.get("dev")
-        if not isinstance(site, str) or not isinstance(dev, str):
+        if not isinstance(site, str) or not isinstance(dev, str) or not (is_name(site) and is_name(dev)):
             return None
-        return f"sen/v1/{site}/{dev}/{self.outcome.value}"
+        return Topic(site=site, device=dev, kind=self.outcome.value)
 
 
 def crc_hex(payload: bytes) -> str:
@@ -108,10 +110,3 @@ def parse_line(raw: bytes) -> Parsed:
     else:
         return Parsed(Outcome.BAD_FRAME, payload=payload, detail=f"unknown kind {kind!r}")
     return Parsed(outcome, payload=payload, message=message)
-
-
-def names_ok(parsed: Parsed) -> bool:
-    """True when the frame's ``site`` and ``dev`` are valid names (so a topic can carry them)."""
-    site, dev = parsed.message.get("site"), parsed.message.get("dev")
-    return (isinstance(site, str) and isinstance(dev, str)
-            and _NAME.fullmatch(site) is not None and _NAME.fullmatch(dev) is not None)

@@ -4,7 +4,7 @@ Standard library only: ``http.server`` in a thread, JSON endpoints, and the stat
 ``gateway/web/`` (vanilla JavaScript drawing inline SVG; no build step). Data comes from two
 callables, so the page works inside the gateway or on its own (``sen web``)::
 
-    devices()          registry rows (state, last seen, gaps), e.g. from gateway.status
+    devices()          registry rows (state, last seen, gaps), e.g. from gateway.ops.status
     query_influx(q)    an InfluxQL statement -> the decoded JSON of InfluxDB's /query
 
 Endpoints: ``/`` (the page), ``/api/devices``, ``/api/series?site=S&device=D&minutes=M``.
@@ -32,7 +32,7 @@ _LOGGER = logging.getLogger(__name__)
 Devices = Callable[[], list[dict[str, Any]]]
 QueryInflux = Callable[[str], dict[str, Any]]
 
-STATIC_DIR = Path(__file__).with_name("web")
+STATIC_DIR = Path(__file__).with_name("static")
 _STATIC = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
            "/style.css": ("style.css", "text/css")}
 _NAME = re.compile(r"[a-z0-9_-]{1,32}")
@@ -65,7 +65,7 @@ def registry_devices(spool_dir: Path) -> Devices:
     """A ``devices`` callable reading the gateway's registry in ``spool_dir`` (empty until it exists)."""
     from dataclasses import asdict
 
-    from gateway.status import read_devices
+    from gateway.ops.status import read_devices
 
     def devices() -> list[dict[str, Any]]:
         try:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from gateway.topics import NAME_RE, Topic
+from gateway.service.topics import NAME_RE, Topic
 
 MAX_MESSAGE_BYTES = 4096
 SCHEMA_VERSION = 1
@@ -90,9 +90,12 @@ class Status:
     until_ms: int | None
 
 
-def _load(payload: bytes) -> dict[str, object]:
+def _load(payload: bytes, doc: Mapping[str, object] | None) -> Mapping[str, object]:
+    """The message's JSON object; ``doc`` when a transport already parsed ``payload`` into it."""
     if len(payload) > MAX_MESSAGE_BYTES:
         raise _Refused(Reason.OVERSIZE, f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
+    if doc is not None:
+        return doc
     try:
         doc = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -226,8 +229,8 @@ def _diag(value: object) -> dict[str, DiagValue]:
     return diag
 
 
-def _telemetry(topic: Topic, payload: bytes) -> Telemetry:
-    doc = _load(payload)
+def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None) -> Telemetry:
+    doc = _load(payload, parsed)
     version = _require(doc, "v", "envelope")
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise _Refused(Reason.SCHEMA_VERSION, f"schema version {version!r}, expected {SCHEMA_VERSION}"[:200])
@@ -252,18 +255,21 @@ def _telemetry(topic: Topic, payload: bytes) -> Telemetry:
                      readings=readings, diag=diag, lo=lo, ob=ob)
 
 
-def decode_telemetry(topic: Topic, payload: bytes) -> Telemetry | Reject:
-    """Decode one telemetry message published on ``topic``."""
+def decode_telemetry(topic: Topic, payload: bytes, *,
+                     doc: Mapping[str, object] | None = None) -> Telemetry | Reject:
+    """Decode one telemetry message published on ``topic``; ``doc``: its JSON object, when the
+    transport has parsed it already (a serial frame), so it is not parsed twice."""
     try:
-        return _telemetry(topic, payload)
+        return _telemetry(topic, payload, doc)
     except _Refused as refused:
         return refused.reject
 
 
-def decode_status(topic: Topic, payload: bytes) -> Status | Reject:
+def decode_status(topic: Topic, payload: bytes, *,
+                  doc: Mapping[str, object] | None = None) -> Status | Reject:
     """Decode a status message: ``{"state": "online"|"sleeping"|"offline", "until": ms}``."""
     try:
-        doc = _load(payload)
+        doc = _load(payload, doc)
         state = _require(doc, "state", "status")
         if state not in STATES:
             raise _Refused(Reason.BAD_TYPE, f"state {state!r} not one of {sorted(STATES)}"[:200])

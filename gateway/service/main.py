@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from ingest.detect import AutoSink
 from ingest.influx_v1 import InfluxV1
@@ -25,15 +26,17 @@ from ingest.retry import Backoff
 from ingest.spool import Entry, Spool
 from ingest.writer import Sink, Writer
 
-from gateway.handler import Handler
-from gateway.intake import Intake
-from gateway.mqtt_input import MqttInput
+from gateway.service.handler import Handler
+from gateway.service.intake import Intake
+from gateway.service.mqtt_input import MqttInput
 from gateway.errors import OptionsError
-from gateway.options import GatewayOptions
-from gateway.registry import Registry
-from gateway.serial_input import SerialInput
-from gateway.web import WebServer, influx_query, registry_devices
-from gateway.rejects import RejectLog
+from gateway.service.options import GatewayOptions
+from gateway.service.registry import Registry
+from gateway.service.serial_input import SerialInput
+from gateway.service.rejects import RejectLog
+
+if TYPE_CHECKING:
+    from gateway.web.server import WebServer
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,9 +71,8 @@ class _Parts:
         self.intake = Intake(self.handler, spool, max_batch=options.max_batch,
                              after_batch=self._after_batch)
         self.mqtt = MqttInput(options, self.intake)
-        # Serial boards: each frame is committed on its own (one board, one line at a time)
-        # and acked on its line once the commit returned.
-        self.serial = (SerialInput(self.handler.handle, list(options.serial_ports),
+        # Serial boards go through the same group commit; each ack goes back on its board's line.
+        self.serial = (SerialInput(self.intake.put, list(options.serial_ports),
                                    baudrate=options.serial_baudrate)
                        if options.serial_ports else None)
 
@@ -111,6 +113,8 @@ def _start_web(options: GatewayOptions) -> WebServer | None:
     """The opt-in web page; it reads the registry file and InfluxQL, like `sen web`."""
     if not options.web_port:
         return None
+    from gateway.web.server import WebServer, influx_query, registry_devices  # only when asked for
+
     try:
         server = WebServer(options.web_host, options.web_port, registry_devices(options.spool_dir),
                            influx_query(options.influx_url, options.database, token=options.influx_token or None))

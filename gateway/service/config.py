@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import OptionsError
-from gateway.options import GatewayOptions
+from gateway.service.options import GatewayOptions
 
-SAMPLE = Path(__file__).with_name("sen.sample.toml")
+SAMPLE = Path(__file__).parents[1] / "sen.sample.toml"
 
 # (section, key) -> GatewayOptions field; file keys are read separately.
 FIELDS = {

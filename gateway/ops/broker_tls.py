@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from gateway.broker_security import BrokerSecurityError
+from gateway.ops.broker_accounts import BrokerSecurityError
 
 _CURVE = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
 

@@ -4,7 +4,7 @@
   ``anchor = receive_time - up`` (or adopts the one another gateway published in the
   retained ``ack``), synchronously, so a redelivered reading always gets the same time.
 - Devices: state (online / sleeping until / offline), last seen, last reading, boot, highest
-  seq, gaps, duplicates — kept in memory (:mod:`gateway.devices`) and written to the file by
+  seq, gaps, duplicates — kept in memory (:mod:`gateway.service.devices`) and written to the file by
   :meth:`Registry.flush` (the service calls it every second and at stop). ``sen status``
   reads the file while the gateway runs (WAL: readers do not block the writer).
 - Acks: :meth:`Registry.ack_for` gives the end-to-end ack of a boot, never lower than the
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ingest.sqlite import open_durable
 
-from gateway.acks import Ack
-from gateway.devices import BootState, DeviceState
+from gateway.service.acks import Ack
+from gateway.service.devices import BootState, DeviceState
 from gateway.errors import RegistryError
 
 _LOGGER = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.errors import GatewayError
-from gateway.registry import REGISTRY_FILE, parse_gaps
+from gateway.service.registry import REGISTRY_FILE, parse_gaps
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,5 +1,10 @@
-"""The `sen` command line. Each room registers its own commands:
-`cli_gateway` (the gateway service), `cli_boards` (real and virtual boards); `demo` is here."""
+"""The `sen` command line: a thin layer over the rooms that do the work.
+
+Each module here registers its commands and imports the code behind a command only when that
+command runs (``sen gateway run`` loads the service, never the simulator or the dev servers):
+``service`` (the gateway service, ``status``, ``tail``), ``boards`` (real and virtual boards),
+``ops`` (broker accounts and TLS, the web page, the systemd service); ``demo`` is here.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hardware.sim import SimError
+from hardware.errors import HardwareError
 from ingest.errors import IngestError
 
-from gateway import cli_boards, cli_deploy, cli_gateway
-from gateway.cli_args import Formatter, Handler, add_command, positive_float, positive_int
-from gateway.devstack import DevStackError
+from gateway.cli import boards, ops, service
+from gateway.cli.args import Formatter, Handler, add_command, positive_float, positive_int
 from gateway.errors import GatewayError
 
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -31,7 +35,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="how much to log")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    handlers = {**cli_gateway.register(commands), **cli_boards.register(commands), **cli_deploy.register(commands)}
+    handlers = {**service.register(commands), **boards.register(commands), **ops.register(commands)}
 
     demo = add_command(
         commands, "demo", summary="everything at once: private broker and InfluxDB, the gateway and 3 virtual boards",
@@ -60,8 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format=_LOG_FORMAT, stream=sys.stderr)
     try:
         return handlers[args.command](args)
-    except (GatewayError, IngestError, SimError, DevStackError) as exc:
-        # Our own errors are about the input or the environment: one clear line, no traceback.
+    except (GatewayError, IngestError, HardwareError) as exc:
+        # Our own errors (one root per package) are about the input or the environment:
+        # one clear line, no traceback.
         print(f"sen {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gateway.cli_args import Handler, add_command, heapsize, non_negative_int, positive_float, positive_int
+from gateway.cli.args import Handler, add_command, heapsize, non_negative_int, positive_float, positive_int
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:

@@ -1,11 +1,12 @@
 """Incoming messages, whatever the transport: decode, stamp, spool — or set aside.
 
 :meth:`Handler.handle_many` deals with a batch of messages in ONE spool transaction (group
-commit) and returns, per message, the end-to-end :class:`~gateway.acks.Ack` to send back
+commit) and returns, per message, the end-to-end :class:`~gateway.service.acks.Ack` to send back
 (telemetry whose readings are now committed, duplicates included) or None (status, retained
 acks, rejects — each durably dealt with too). Only after it returned may the transport
 acknowledge the messages; if it raises, none of them may be acknowledged.
-:meth:`Handler.handle` is the same for one message (the serial input uses it).
+Both inputs reach it through the :class:`~gateway.service.intake.Intake` (group commit);
+:meth:`Handler.handle` is the same for one message, for tests and tools.
 """
 
 from __future__ import annotations
@@ -13,28 +14,36 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ingest.errors import LineProtocolError
 from ingest.ranges import Run
 from ingest.spool import Entry, Spool
 
-from gateway.acks import Ack, decode_ack
-from gateway.decode import Reason, Reject, Telemetry, decode_status, decode_telemetry
-from gateway.points import reading_time, to_spool
-from gateway.registry import Registry
-from gateway.rejects import RejectLog
-from gateway.topics import Topic, TopicError, parse_topic
+from gateway.service.acks import Ack, decode_ack
+from gateway.service.decode import Reason, Reject, Telemetry, decode_status, decode_telemetry
+from gateway.service.points import reading_time, to_spool
+from gateway.errors import TopicError
+from gateway.service.registry import Registry
+from gateway.service.rejects import RejectLog
+from gateway.service.topics import Topic, parse_topic
 
 _LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Message:
+    """One message from a transport. A transport that has parsed it already (a serial frame:
+    its site and device, its JSON) hands over ``parsed`` and ``doc``, so neither is parsed
+    again; ``topic`` stays the text that dead letters and logs show."""
+
     topic: str
     payload: bytes
     received_ms: int
     source: str = "mqtt"
+    parsed: Topic | None = None
+    doc: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,13 +132,13 @@ class Handler:
     def _decode(self, message: Message) -> Telemetry | None:
         """The telemetry of ``message``, or None once any other kind was dealt with."""
         try:
-            topic = parse_topic(message.topic)
+            topic = message.parsed or parse_topic(message.topic)
         except TopicError as err:
             reason = Reason.BAD_NAME if err.bad_name else Reason.BAD_TOPIC
             self._reject(message, message.topic, Reject(reason=reason, detail=str(err)))
             return None
         if topic.kind == "telemetry":
-            decoded = decode_telemetry(topic, message.payload)
+            decoded = decode_telemetry(topic, message.payload, doc=message.doc)
             if isinstance(decoded, Reject):
                 self._reject(message, topic.device, decoded)
                 return None
@@ -170,7 +179,7 @@ class Handler:
     def _status(self, topic: Topic, message: Message) -> None:
         if not message.payload:  # a cleared retained status
             return
-        decoded = decode_status(topic, message.payload)
+        decoded = decode_status(topic, message.payload, doc=message.doc)
         if isinstance(decoded, Reject):
             self._reject(message, topic.device, decoded)
             return

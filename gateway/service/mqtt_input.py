@@ -4,7 +4,7 @@
   broker keeps unacknowledged messages while the gateway is away. The subscriptions are
   (re)made on every connect; when the broker lost the session (CONNACK session present
   False after we had one) that is logged.
-- Manual acks: messages go to the :class:`~gateway.intake.Intake` (group commit); a PUBACK
+- Manual acks: messages go to the :class:`~gateway.service.intake.Intake` (group commit); a PUBACK
   goes out only after the message's batch is committed to the spool. Messages of a dropped
   connection are not acked on the new one (packet ids are per connection): the broker
   delivers them again and the spool skips them as duplicates.
@@ -30,11 +30,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.acks import Ack
-from gateway.handler import Message
-from gateway.intake import Intake
-from gateway.options import GatewayOptions
-from gateway.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
+from gateway.service.acks import Ack
+from gateway.service.handler import Message
+from gateway.service.intake import Intake
+from gateway.service.options import GatewayOptions
+from gateway.service.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import signal
 import threading
 from pathlib import Path
 
-from gateway.cli_args import Handler, add_command, positive_int
+from gateway.cli.args import Handler, add_command, positive_int
 
 DEFAULT_BROKER_DIR = Path("/etc/mosquitto/sen")
 
@@ -87,10 +87,10 @@ def _register_broker(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
-    from gateway import broker_security as bs
+    from gateway.ops import broker_accounts as bs
 
     if args.broker_command == "tls":
-        from gateway.broker_tls import make_tls
+        from gateway.ops.broker_tls import make_tls
 
         files = make_tls(args.out, hosts=args.host, days=args.days, new_ca=args.new_ca)
         print("\n".join(f"{name}: {path}" for name, path in files.items()))
@@ -123,7 +123,7 @@ def _cmd_broker(args: argparse.Namespace) -> int:
 
 
 def _cmd_web(args: argparse.Namespace) -> int:
-    from gateway import web
+    from gateway.web import server as web
 
     token = args.token_file.read_text(encoding="utf-8").strip() if args.token_file else None
     devices = web.registry_devices(args.spool) if args.spool else (lambda: [])
@@ -141,7 +141,7 @@ def _cmd_web(args: argparse.Namespace) -> int:
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    from gateway import install
+    from gateway.ops import install
 
     bits = install.detect_bits() if args.arch == "auto" else int(args.arch)
     if install.needs_root(args.root) and not args.dry_run:

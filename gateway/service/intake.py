@@ -24,9 +24,9 @@ from ingest.errors import SpoolError
 from ingest.retry import Backoff
 from ingest.spool import Spool
 
-from gateway.acks import Ack
+from gateway.service.acks import Ack
 from gateway.errors import RegistryError
-from gateway.handler import Handler, Message
+from gateway.service.handler import Handler, Message
 
 _LOGGER = logging.getLogger(__name__)
 

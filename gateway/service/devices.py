@@ -1,6 +1,6 @@
 """Per-device bookkeeping in memory: state, last seen, boot, highest seq, gaps, duplicates.
 
-Pure logic (no I/O): :class:`gateway.registry.Registry` keeps it durable. Seqs run from 1
+Pure logic (no I/O): :class:`gateway.service.registry.Registry` keeps it durable. Seqs run from 1
 in each boot, so a hole below the highest seq of a boot is a gap: readings the device
 dropped, or lost on the way (a serial frame, a message sent before anyone subscribed).
 A late reading that falls into a gap fills it.

@@ -9,9 +9,10 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.decode import Reject, decode_telemetry
-from gateway.options import parse_mqtt_url
-from gateway.topics import TELEMETRY_FILTER, TopicError, parse_topic
+from gateway.service.decode import Reject, decode_telemetry
+from gateway.service.options import parse_mqtt_url
+from gateway.errors import TopicError
+from gateway.service.topics import TELEMETRY_FILTER, parse_topic
 
 
 def format_message(topic: str, payload: bytes) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from gateway.topics import ack_topic
+from gateway.service.topics import ack_topic
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,7 +9,7 @@ from collections import Counter
 
 from ingest.spool import Spool
 
-from gateway.decode import Reject
+from gateway.service.decode import Reject
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,14 +1,17 @@
 """Serial input: SEN1 frames from USB-attached boards (pyserial), acks back on the same line.
 
-    SerialInput(handler.handle, "/dev/serial/by-id/*").start()  ...  .stop()
+    SerialInput(intake.put, "/dev/serial/by-id/*").start()  ...  .stop()
 
 One reader thread per port. A scanner thread expands the paths/globs every
 ``scan_interval_s`` and opens what appeared (a board plugged in, or plugged again after an
 unplug); a reader whose port vanishes or fails ends, and the port is opened again once it is
-back. Each good frame is handed to ``handle(topic, payload, received_ms=, source=)`` (the
-gateway's :class:`~gateway.handler.Handler`); when that returns an ack, the ack goes back to the
-board as a ``SEN1 {"kind":"ack",...}`` frame. If ``handle`` raises, nothing is acked: the
-board sends the readings again. Noise is skipped; bad frames and bad CRCs are counted.
+back. Each good frame becomes a :class:`~gateway.service.handler.Message` that carries what
+the frame parse found (its topic and JSON object, so nothing is parsed twice) and is put into
+the gateway's :class:`~gateway.service.intake.Intake`, the same group commit as MQTT. Once
+its batch is committed, the ack goes back to the board as a ``SEN1 {"kind":"ack",...}``
+frame; a frame that is never committed is never acked, and the board sends it again. A port
+has at most ``_IN_FLIGHT`` frames waiting for their commit: a board that floods its line is
+read no faster than the spool commits. Noise is skipped; bad frames and bad CRCs are counted.
 A failing port (busy, no permission, random bytes) never stops the other ports.
 """
 
@@ -21,25 +24,28 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import serial  # type: ignore[import-untyped,unused-ignore]  # pyserial ships no types
 
-from gateway.serial_frame import MAX_LINE, Outcome, Parsed, ack_frame, names_ok, parse_line
+from gateway.service.handler import Message
+from gateway.service.serial_frame import MAX_LINE, Outcome, Parsed, ack_frame, parse_line
 
 _LOGGER = logging.getLogger(__name__)
 
 _READ_TIMEOUT_S = 0.2
 _OPEN_FAIL_LOG_EVERY_S = 60.0
 _GLOB_CHARS = frozenset("*?[")
+_IN_FLIGHT = 32  # frames of one port waiting for their spool commit
 
 
 class AckLike(Protocol):
     def payload(self) -> dict[str, int]: ...
 
 
-HandleFn = Callable[..., Any]
-"""``handle(topic: str, payload: bytes, *, received_ms: int, source: str) -> Ack | None``."""
+Done = Callable[[AckLike | None], None]
+PutFn = Callable[[Message, Done], None]
+"""``Intake.put``: queue a message; ``done(ack)`` is called once its batch is committed."""
 
 
 def expand(patterns: Sequence[str]) -> list[str]:
@@ -55,6 +61,8 @@ class _Reader(threading.Thread):
     def __init__(self, owner: SerialInput, path: str, port: serial.Serial) -> None:
         super().__init__(name=f"serial-{os.path.basename(path)}", daemon=True)
         self.owner, self.path, self.port = owner, path, port
+        self.window = threading.BoundedSemaphore(_IN_FLIGHT)
+        self.write_lock = threading.Lock()  # acks are written from the intake thread
 
     def run(self) -> None:
         buffer = bytearray()
@@ -74,7 +82,7 @@ class _Reader(threading.Thread):
                     if discarding:  # the tail of an over-long line
                         discarding = False
                         continue
-                    self.owner.line(self.path, self.port, line)
+                    self.owner.line(self, line)
                 if len(buffer) > MAX_LINE:
                     self.owner.count(self.path, Outcome.BAD_FRAME)
                     buffer.clear()
@@ -92,10 +100,10 @@ class _Reader(threading.Thread):
 
 
 class SerialInput:
-    def __init__(self, handle: HandleFn, ports: str | Sequence[str], *, baudrate: int = 115200,
+    def __init__(self, put: PutFn, ports: str | Sequence[str], *, baudrate: int = 115200,
                  scan_interval_s: float = 1.0,
                  opener: Callable[[str, int], serial.Serial] | None = None) -> None:
-        self._handle = handle
+        self._put = put
         self._patterns = [ports] if isinstance(ports, str) else list(ports)
         self._baudrate = baudrate
         self._scan_interval_s = scan_interval_s
@@ -150,32 +158,32 @@ class SerialInput:
             if self._readers.get(path) is reader:
                 del self._readers[path]
 
-    def line(self, path: str, port: serial.Serial, raw: bytes) -> None:
+    def line(self, reader: _Reader, raw: bytes) -> None:
+        path = reader.path
         parsed = parse_line(raw)
         self.count(path, parsed.outcome)
         if parsed.outcome in (Outcome.BAD_FRAME, Outcome.BAD_CRC):
             _LOGGER.debug("%s: %s: %s", path, parsed.outcome, parsed.detail)
         if parsed.outcome not in (Outcome.TELEMETRY, Outcome.STATUS):
             return  # noise, bad lines, and frames meant for boards (ack, cmd) echoed back
-        ack = self._deliver(path, parsed)
-        if ack is not None:
-            port.write(ack_frame(ack.payload()))
-            port.flush()
-            self.count(path, "acks_sent")
+        while not reader.window.acquire(timeout=_READ_TIMEOUT_S):
+            if self.stopping:
+                return  # never committed, never acked: the board sends it again
+        self._put(_message(path, parsed), lambda ack: self._done(reader, ack))
 
-    def _deliver(self, path: str, parsed: Parsed) -> AckLike | None:
-        topic = parsed.topic() if names_ok(parsed) else None
-        if topic is None:  # the handler keeps it as a dead letter (bad topic / bad name)
-            topic = f"serial/{parsed.message.get('site')!s:.32}/{parsed.message.get('dev')!s:.32}"
+    def _done(self, reader: _Reader, ack: AckLike | None) -> None:
+        """Called by the intake once the frame's batch is committed: the ack goes back."""
+        reader.window.release()
+        if ack is None:
+            return
         try:
-            result = self._handle(topic, parsed.payload, received_ms=time.time_ns() // 1_000_000,
-                                  source=f"serial:{path}")
-        except Exception:  # noqa: BLE001 — a store failure must not kill the reader
-            self.count(path, "handler_errors")
-            _LOGGER.exception("could not store a frame from %s; not acknowledged, the board sends "
-                              "it again", path)
-            return None
-        return result if result is not None and hasattr(result, "payload") else None
+            with reader.write_lock:
+                reader.port.write(ack_frame(ack.payload()))
+                reader.port.flush()
+        except (serial.SerialException, OSError) as err:  # unplugged: the board sends again
+            _LOGGER.info("could not send an ack to %s (%s)", reader.path, err)
+            return
+        self.count(reader.path, "acks_sent")
 
     # -- scanning -----------------------------------------------------------------------
     def _scan_loop(self) -> None:
@@ -226,3 +234,12 @@ def describe_open_error(err: Exception) -> str:
 def _open_port(path: str, baudrate: int) -> serial.Serial:
     return serial.Serial(path, baudrate=baudrate, timeout=_READ_TIMEOUT_S, write_timeout=2.0,
                          exclusive=True)
+
+
+def _message(path: str, parsed: Parsed) -> Message:
+    """The frame as the handler takes it: its topic and JSON object as parsed here, once."""
+    topic = parsed.topic()
+    # A frame without good names is kept by the handler as a dead letter (bad topic).
+    text = str(topic) if topic else f"serial/{parsed.message.get('site')!s:.32}/{parsed.message.get('dev')!s:.32}"
+    return Message(topic=text, payload=parsed.payload, received_ms=time.time_ns() // 1_000_000,
+                   source=f"serial:{path}", parsed=topic, doc=parsed.message)

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from gateway.cli_args import Handler, add_command, non_negative_int, positive_float, positive_int
+from gateway.cli.args import Handler, add_command, non_negative_int, positive_float, positive_int
 
 _LOGGER = logging.getLogger("sen")
 
@@ -99,7 +99,7 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gateway import config, service
+    from gateway.service import config, main
 
     if args.config is None:
         missing = [f"--{n}" for n in ("mqtt", "influx", "database") if getattr(args, n) is None]
@@ -113,11 +113,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.config is not None and args.client_id == "sen-gateway":
         flags["client_id"] = None
     options = config.load(args.config, flags=flags)
-    return service.run(options, stop=_stop_on_signals())
+    return main.run(options, stop=_stop_on_signals())
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from gateway import config
+    from gateway.service import config
 
     options = config.load(args.file)
     print(f"{args.file}: OK\n{options!r}")
@@ -125,13 +125,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from gateway.status import format_table, read_devices
+    from gateway.ops.status import format_table, read_devices
 
     print(format_table(read_devices(args.spool)))
     return 0
 
 
 def _cmd_tail(args: argparse.Namespace) -> int:
-    from gateway import tail
+    from gateway.ops import tail
 
     return tail.run(args.mqtt, out=sys.stdout, stop=_stop_on_signals(), duration_s=args.duration)

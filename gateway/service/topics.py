@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from gateway.errors import TopicError
+
 NAME_RE = re.compile(r"[a-z0-9_-]{1,32}")
 KINDS = frozenset({"telemetry", "status", "ack", "cmd"})
 
@@ -12,14 +14,6 @@ TELEMETRY_FILTER = "sen/v1/+/+/telemetry"
 STATUS_FILTER = "sen/v1/+/+/status"
 ACK_FILTER = "sen/v1/+/+/ack"
 SUBSCRIPTIONS = (TELEMETRY_FILTER, STATUS_FILTER, ACK_FILTER)
-
-
-class TopicError(ValueError):
-    """A topic that is not ``sen/v1/{site}/{device}/{kind}``; ``bad_name`` if only a name is."""
-
-    def __init__(self, message: str, *, bad_name: bool = False) -> None:
-        super().__init__(message)
-        self.bad_name = bad_name
 
 
 @dataclass(frozen=True, kw_only=True)

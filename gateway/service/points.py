@@ -19,11 +19,8 @@ from ingest.lineproto import Point, encode, escape_key, escape_measurement, form
 from ingest.ranges import Run
 from ingest.spool import Entry
 
-from gateway.decode import Reading, Telemetry
-
-
-class AnchorMissing(ValueError):
-    """An uptime-only reading reached :func:`to_entries` without an anchor."""
+from gateway.errors import AnchorMissing
+from gateway.service.decode import Reading, Telemetry
 
 
 def reading_time(reading: Reading, anchor_ms: int | None) -> int:

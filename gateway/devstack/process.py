@@ -1,0 +1,155 @@
+"""One private server process for the demo, the tests and the benchmarks: started in its own
+data directory on a free loopback port, waited for until it answers, stopped (and reaped) on
+``stop()``. Its log stays in the data directory so a failed test can show it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from gateway.errors import GatewayError
+
+_LOGGER = logging.getLogger(__name__)
+
+_START_TIMEOUT_S = 30.0
+_STOP_TIMEOUT_S = 10.0
+
+
+class DevStackError(GatewayError):
+    """A private service could not be found, started or reached."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_program(name: str, *extra_dirs: str) -> str:
+    """Path of a system program, also looking in sbin folders that a normal user's PATH lacks."""
+    found = shutil.which(name) or shutil.which(name, path=":".join((*extra_dirs, "/usr/sbin", "/sbin")))
+    if found is None:
+        raise DevStackError(f"{name} is not installed; run ./run.sh setup (it installs it with apt-get)")
+    return found
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    """True when ``url`` answers 2xx (a server's ping or health endpoint)."""
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as response:
+            return 200 <= int(response.status) < 300
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class Service:
+    """One private server process: start, wait until ready, stop, restart on the same port."""
+
+    name = "service"
+
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.log_path = self.data_dir / f"{self.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # Subclasses say how to start and how to tell they are ready.
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self) -> None:
+        if self.running:
+            return
+        command = self._command()
+        _LOGGER.debug("starting %s: %s", self.name, " ".join(command))
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
+        try:
+            self._proc = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=self.data_dir, start_new_session=True,
+            )
+        finally:
+            log.close()
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise DevStackError(
+                    f"{self.name} exited with code {self._proc.returncode} at start; "
+                    f"log {self.log_path}:\n{self.log_tail()}"
+                )
+            if self._ready():
+                _LOGGER.info("%s ready on %s:%d (pid %d)", self.name, self.host, self.port, self._proc.pid)
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise DevStackError(f"{self.name} did not become ready in {_START_TIMEOUT_S:.0f} s; log {self.log_path}:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        # Wait until the port is free again so a restart on the same port works.
+        deadline = time.monotonic() + _STOP_TIMEOUT_S
+        while port_open(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Stop at once, as a power cut would (SIGKILL)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> Service:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
