@@ -5,12 +5,24 @@ The gateway commits line-protocol lines to the :class:`~ingest.spool.Spool`; the
 after InfluxDB answered 2xx. Nothing here knows about MQTT, serial ports or devices.
 """
 
-from ingest.errors import IngestError, InfluxBadData, InfluxError, InfluxUnavailable, SpoolError
+from ingest.errors import (
+    IngestError,
+    InfluxBadData,
+    InfluxDatabaseMissing,
+    InfluxError,
+    InfluxUnavailable,
+    LineProtocolError,
+    OptionsError,
+    SpoolError,
+)
 
 __all__ = [
     "IngestError",
     "InfluxBadData",
+    "InfluxDatabaseMissing",
     "InfluxError",
     "InfluxUnavailable",
+    "LineProtocolError",
+    "OptionsError",
     "SpoolError",
 ]

@@ -5,6 +5,10 @@ class IngestError(Exception):
     """Root of every error raised by the ingest package."""
 
 
+class OptionsError(IngestError, ValueError):
+    """Options an ingest class cannot work with (a bad InfluxDB URL, batch size, backoff bounds)."""
+
+
 class SpoolError(IngestError):
     """The spool's SQLite file could not be opened or written."""
 

@@ -20,7 +20,7 @@ import socket
 import urllib.parse
 from dataclasses import dataclass
 
-from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable, parse_retry_after
+from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable, OptionsError, parse_retry_after
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class InfluxV1:
                  compress: bool = True) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"InfluxDB URL must be http://HOST:PORT, got {url!r}")
+            raise OptionsError(f"InfluxDB URL must be http://HOST:PORT, got {url!r}")
         self.url = url
         self.database = database
         self._https = parts.scheme == "https"

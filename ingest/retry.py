@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from ingest.errors import OptionsError
+
 
 @dataclass(kw_only=True)
 class Backoff:
@@ -22,9 +24,9 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if self.initial_s <= 0 or self.max_s < self.initial_s:
-            raise ValueError(f"bad backoff bounds: initial_s={self.initial_s}, max_s={self.max_s}")
+            raise OptionsError(f"bad backoff bounds: initial_s={self.initial_s}, max_s={self.max_s}")
         if not 0.0 <= self.jitter <= 1.0:
-            raise ValueError(f"jitter must be within [0, 1], got {self.jitter}")
+            raise OptionsError(f"jitter must be within [0, 1], got {self.jitter}")
 
     @property
     def attempt(self) -> int:

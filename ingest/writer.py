@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable, SpoolError
+from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable, OptionsError, SpoolError
 from ingest.retry import Backoff
 from ingest.spool import Batch, Spool
 
@@ -53,7 +53,7 @@ class Writer:
                  flush_interval_s: float = 1.0, backoff: Backoff | None = None,
                  keys_ttl_s: float = 48 * 3600.0) -> None:
         if batch_size < 1 or flush_interval_s < 0:
-            raise ValueError(f"bad writer options: batch_size={batch_size}, "
+            raise OptionsError(f"bad writer options: batch_size={batch_size}, "
                              f"flush_interval_s={flush_interval_s}")
         self._spool = spool
         self._sink = sink

@@ -1,5 +1,5 @@
-"""One exception root per package: every error hardware/ raises is a HardwareError (so the CLI
-catches one class per package)."""
+"""One exception root per package: every error hardware/ raises is a HardwareError, every
+error ingest/ raises an IngestError (so the CLI catches one class per package)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from types import ModuleType
 import pytest
 
 import hardware
+import ingest
 from hardware.errors import HardwareError
+from ingest.errors import IngestError
 
 ROOT = Path(__file__).resolve().parents[2]
 # built-in exceptions a package module must not raise itself: it raises one of its own
@@ -24,7 +26,7 @@ def _modules(package: ModuleType) -> list[str]:
     return [info.name for info in pkgutil.iter_modules(package.__path__, prefix=f"{package.__name__}.")]
 
 
-@pytest.mark.parametrize(("package", "root"), [(hardware, HardwareError)])
+@pytest.mark.parametrize(("package", "root"), [(hardware, HardwareError), (ingest, IngestError)])
 def test_every_exception_class_is_under_the_package_root(package: ModuleType, root: type) -> None:
     found = set()
     for name in _modules(package):
@@ -35,7 +37,7 @@ def test_every_exception_class_is_under_the_package_root(package: ModuleType, ro
     assert len(found) > 3
 
 
-@pytest.mark.parametrize("folder", ["hardware"])
+@pytest.mark.parametrize("folder", ["hardware", "ingest"])
 def test_no_builtin_exception_is_raised_directly(folder: str) -> None:
     offenders = []
     for path in sorted((ROOT / folder).glob("*.py")):
