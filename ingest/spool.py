@@ -17,7 +17,9 @@
   keeps them: backpressure, never a drop) until the writer has drained it. A real disk-full
   (SQLITE_FULL) raises :class:`SpoolError` like any failed commit: nothing is acked.
 
-One connection serialised by a lock, shared by the input thread and the writer thread.
+One connection serialised by a lock, shared by the input thread and the writer thread. The
+tables and the upgrade of an older spool: :mod:`ingest.spool_schema`; the values handed in and
+out (:class:`Entry`, :class:`Batch`, ...): :mod:`ingest.spool_records`, importable from here.
 """
 
 from __future__ import annotations
@@ -28,91 +30,16 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.errors import SpoolError
-from ingest.ranges import SCHEMA as _RANGES_SCHEMA
-from ingest.ranges import Run, claim, migrate_keys
-from ingest.sqlite import open_durable
+from ingest.ranges import Run, claim
+from ingest.spool_records import Batch, CommitResult, DeadLetter, Entry
+from ingest.spool_schema import SPOOL_FILE, count_lines, open_spool
+
+__all__ = ["SPOOL_FILE", "Batch", "CommitResult", "DeadLetter", "Entry", "Spool"]
 
 _LOGGER = logging.getLogger(__name__)
-
-SPOOL_FILE = "spool.sqlite3"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS lines (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    line TEXT NOT NULL,
-    added_ms INTEGER NOT NULL,
-    n INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS seen (
-    key TEXT PRIMARY KEY,
-    added_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_added ON seen (added_ms);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    added_ms INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    raw BLOB NOT NULL
-);
-"""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Entry:
-    """A line to spool; ``key`` (optional) makes a second entry with the same key a no-op."""
-
-    line: str
-    key: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class CommitResult:
-    added: int
-    duplicates: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class Batch:
-    """The oldest pending lines, in spool order; ``oldest_ms`` is when the first was added.
-
-    ``ids`` are spool rows; row ``ids[i]`` holds ``sizes[i]`` of the ``lines`` (all 1 unless
-    rows of several lines were committed as a :class:`~ingest.ranges.Run`).
-    """
-
-    ids: tuple[int, ...]
-    lines: tuple[str, ...]
-    oldest_ms: int
-    sizes: tuple[int, ...] = ()
-
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    def rows(self, start: int, stop: int) -> Batch:
-        """The batch of rows ``ids[start:stop]``."""
-        sizes = self.sizes or (1,) * len(self.ids)
-        first = sum(sizes[:start])
-        last = first + sum(sizes[start:stop])
-        return Batch(ids=self.ids[start:stop], lines=self.lines[first:last],
-                     oldest_ms=self.oldest_ms, sizes=sizes[start:stop])
-
-    def payload(self) -> bytes:
-        return ("\n".join(self.lines) + "\n").encode("utf-8")
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeadLetter:
-    id: int
-    added_ms: int
-    source: str
-    reason: str
-    detail: str
-    raw: bytes
 
 
 def _now_ms() -> int:
@@ -127,30 +54,11 @@ class Spool:
         self.max_lines = max_lines
         self._lock = threading.Lock()
         try:
-            self._db = open_durable(self.path, _SCHEMA + _RANGES_SCHEMA)
-            self._upgrade()
-            self._depth = self._count()
+            self._db = open_spool(self.path)
+            self._depth = count_lines(self._db)
         except (OSError, sqlite3.Error) as err:
             raise SpoolError(f"cannot open spool {self.path}: {err}") from err
         _LOGGER.info("spool %s opened, %s lines pending", self.path, self._depth)
-
-    def _upgrade(self) -> None:
-        """A spool of an older version: add ``lines.n``, move per-reading keys to ranges."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(lines)")}
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            if "n" not in columns:
-                self._db.execute("ALTER TABLE lines ADD COLUMN n INTEGER NOT NULL DEFAULT 1")
-            moved = migrate_keys(self._db)
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        if moved:
-            _LOGGER.info("spool %s: %s per-reading keys moved to ranges", self.path, moved)
-
-    def _count(self) -> int:
-        return int(self._db.execute("SELECT coalesce(sum(n), 0) FROM lines").fetchone()[0])
 
     @property
     def full(self) -> bool:
@@ -309,7 +217,7 @@ class Spool:
     def depth(self) -> int:
         """How many lines wait for InfluxDB (a query: right even when another process writes)."""
         with self._lock:
-            return self._count()
+            return count_lines(self._db)
 
     @property
     def pending(self) -> int:

@@ -1,0 +1,57 @@
+"""What goes into the spool and what comes out of it: entries, commit results, batches, dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """A line to spool; ``key`` (optional) makes a second entry with the same key a no-op."""
+
+    line: str
+    key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitResult:
+    added: int
+    duplicates: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batch:
+    """The oldest pending lines, in spool order; ``oldest_ms`` is when the first was added.
+
+    ``ids`` are spool rows; row ``ids[i]`` holds ``sizes[i]`` of the ``lines`` (all 1 unless
+    rows of several lines were committed as a :class:`~ingest.ranges.Run`).
+    """
+
+    ids: tuple[int, ...]
+    lines: tuple[str, ...]
+    oldest_ms: int
+    sizes: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def rows(self, start: int, stop: int) -> Batch:
+        """The batch of rows ``ids[start:stop]``."""
+        sizes = self.sizes or (1,) * len(self.ids)
+        first = sum(sizes[:start])
+        last = first + sum(sizes[start:stop])
+        return Batch(ids=self.ids[start:stop], lines=self.lines[first:last],
+                     oldest_ms=self.oldest_ms, sizes=sizes[start:stop])
+
+    def payload(self) -> bytes:
+        return ("\n".join(self.lines) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter:
+    id: int
+    added_ms: int
+    source: str
+    reason: str
+    detail: str
+    raw: bytes
