@@ -8,12 +8,15 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.cli.args import Handler, add_command, non_negative_int, positive_float, positive_int
 
+if TYPE_CHECKING:
+    from gateway.service.options import GatewayOptions
+
 _LOGGER = logging.getLogger("sen")
 
-DEFAULT_SPOOL = Path(".sen/gateway")
 _RUN_EXAMPLE = ("sen gateway run --mqtt mqtt://127.0.0.1:1883 --influx http://127.0.0.1:8086 "
                 "--database sen --spool /var/lib/sen")
 # flag -> GatewayOptions field (flags override the config file and the environment)
@@ -42,9 +45,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     run.add_argument("--mqtt", metavar="URL", help="broker, as mqtt://HOST:PORT (required without --config)")
     run.add_argument("--influx", metavar="URL", help="InfluxDB, as http://HOST:PORT (required without --config)")
     run.add_argument("--database", metavar="NAME", help="InfluxDB database to write to (required without --config)")
-    run.add_argument("--spool", type=Path, default=DEFAULT_SPOOL, metavar="DIR",
-                     help="where the gateway keeps its state (spool, dead letters, device registry)")
-    run.add_argument("--client-id", default="sen-gateway", help="MQTT client id (keeps the broker session)")
+    run.add_argument("--spool", type=Path, metavar="DIR",
+                     help="where the gateway keeps its state (spool, dead letters, device registry); "
+                          "default: spool.dir of the configuration")
+    run.add_argument("--client-id", help="MQTT client id (keeps the broker session); default: mqtt.client_id")
     run.add_argument("--shared-group", metavar="NAME", help="split telemetry with other gateways via $share/NAME/...")
     run.add_argument("--influx-api", choices=["auto", "v1", "v2"], help="write API (auto: ask the server)")
     run.add_argument("--bucket", help="InfluxDB 2.x bucket (default: the database name)")
@@ -71,7 +75,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
                          description="Read the gateway's device registry (in its spool dir) and print one line "
                                      "per device. Works while the gateway runs.",
                          example="sen status --spool /var/lib/sen")
-    status.add_argument("--spool", type=Path, default=DEFAULT_SPOOL, metavar="DIR", help="the gateway's spool dir")
+    status.add_argument("--spool", type=Path, metavar="DIR",
+                        help="the gateway's spool dir; default: spool.dir of the sample configuration")
     tail = add_command(commands, "tail", summary="print readings live as boards publish them",
                        description="Subscribe to every board's telemetry (its own session; it takes nothing "
                                    "from the gateway) and print each reading. Ctrl-C stops.",
@@ -99,7 +104,14 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from gateway.service import config, main
+    from gateway.service import main
+
+    return main.run(options(args), stop=_stop_on_signals())
+
+
+def options(args: argparse.Namespace) -> GatewayOptions:
+    """The options of `sen gateway run`: the sample's defaults < --config < SEN_* < flags."""
+    from gateway.service import config
 
     if args.config is None:
         missing = [f"--{n}" for n in ("mqtt", "influx", "database") if getattr(args, n) is None]
@@ -108,12 +120,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     flags: dict[str, object] = {field: getattr(args, flag) for flag, field in _FLAGS.items()}
     if args.serial:
         flags["serial_ports"] = tuple(args.serial)
-    if args.config is None or args.spool != DEFAULT_SPOOL:
-        flags["spool_dir"] = args.spool
-    if args.config is not None and args.client_id == "sen-gateway":
-        flags["client_id"] = None
-    options = config.load(args.config, flags=flags)
-    return main.run(options, stop=_stop_on_signals())
+    flags["spool_dir"] = args.spool
+    return config.load(args.config, flags=flags)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -126,8 +134,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from gateway.ops.status import format_table, read_devices
+    from gateway.service.sample import default
 
-    print(format_table(read_devices(args.spool)))
+    print(format_table(read_devices(args.spool or Path(default("spool_dir", str)))))
     return 0
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.service.config import SAMPLE
+from gateway.service.sample import SAMPLE
 from gateway.errors import GatewayError
 
 UNIT_TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "sen-gateway.service"

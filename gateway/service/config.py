@@ -1,6 +1,7 @@
 """The gateway's configuration: ``sen.sample.toml`` (defaults) < a TOML file < ``SEN_*`` < flags.
 
-The sample file next to this module is the one source of keys and defaults: a key it does
+The sample file (gateway/sen.sample.toml, read by :mod:`gateway.service.sample`) is the one
+source of keys and defaults: a key it does
 not have is an error, and a value must have the sample's type. Errors name the file, the
 key and its line. Secrets come from files (``password_file``, ``token_file``) or the
 environment (``SEN_MQTT_PASSWORD``, ``SEN_INFLUX_TOKEN``) and are never logged.
@@ -17,30 +18,7 @@ from typing import Any
 
 from gateway.errors import OptionsError
 from gateway.service.options import GatewayOptions
-
-SAMPLE = Path(__file__).parents[1] / "sen.sample.toml"
-
-# (section, key) -> GatewayOptions field; file keys are read separately.
-FIELDS = {
-    ("mqtt", "url"): "mqtt_url", ("mqtt", "client_id"): "client_id",
-    ("mqtt", "keepalive_s"): "mqtt_keepalive_s", ("mqtt", "reconnect_max_s"): "reconnect_max_s",
-    ("mqtt", "session_expiry_s"): "session_expiry_s", ("mqtt", "receive_max"): "receive_max",
-    ("mqtt", "shared_group"): "shared_group", ("mqtt", "watchdog_s"): "watchdog_s",
-    ("mqtt", "username"): "mqtt_username", ("mqtt", "ack_interval_s"): "ack_interval_s",
-    ("influx", "url"): "influx_url", ("influx", "api"): "influx_api",
-    ("influx", "database"): "database", ("influx", "bucket"): "influx_bucket",
-    ("influx", "org"): "influx_org", ("influx", "timeout_s"): "influx_timeout_s",
-    ("influx", "gzip"): "gzip", ("influx", "batch_size"): "batch_size",
-    ("influx", "flush_interval_s"): "flush_interval_s",
-    ("spool", "dir"): "spool_dir", ("spool", "max_lines"): "spool_max_lines",
-    ("spool", "max_batch"): "max_batch", ("spool", "stop_flush_timeout_s"): "stop_flush_timeout_s",
-    ("stats", "interval_s"): "stats_interval_s",
-    ("serial", "ports"): "serial_ports", ("serial", "baudrate"): "serial_baudrate",
-    ("web", "port"): "web_port", ("web", "host"): "web_host",
-}
-SECRET_FILES = {("mqtt", "password_file"): "mqtt_password", ("influx", "token_file"): "influx_token"}
-SECRET_ENV = {"SEN_MQTT_PASSWORD": "mqtt_password", "SEN_INFLUX_TOKEN": "influx_token"}
-
+from gateway.service.sample import FIELDS, SAMPLE, SECRET_ENV, SECRET_FILES, load_sample
 
 def _line_of(text: str, section: str, key: str) -> int | None:
     current = ""
@@ -56,10 +34,6 @@ def _line_of(text: str, section: str, key: str) -> int | None:
 def _where(path: Path, text: str, section: str, key: str) -> str:
     line = _line_of(text, section, key) if key else _line_of(text, section, "") or None
     return f"{path}:{line}" if line else str(path)
-
-
-def load_sample() -> dict[str, dict[str, Any]]:
-    return tomllib.loads(SAMPLE.read_text(encoding="utf-8"))
 
 
 def _coerce(sample: object, value: object, what: str) -> object:

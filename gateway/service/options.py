@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import OptionsError
+from gateway.service.sample import default
 
 _DATABASE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -54,38 +55,39 @@ def parse_influx_url(url: str, *, option: str = "influx_url") -> Endpoint:
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayOptions:
-    """Everything :func:`gateway.service.run` needs; invalid values raise :class:`OptionsError`."""
+    """Everything :func:`gateway.service.main.run` needs; invalid values raise :class:`OptionsError`."""
 
     mqtt_url: str
     influx_url: str
     database: str
     spool_dir: Path
-    client_id: str = "sen-gateway"
-    batch_size: int = 5000
-    flush_interval_s: float = 1.0
-    mqtt_keepalive_s: int = 30
-    reconnect_max_s: int = 30
-    influx_timeout_s: float = 10.0
-    stop_flush_timeout_s: float = 10.0
-    shared_group: str = ""  # "": no shared subscription
-    session_expiry_s: int = 604800
-    receive_max: int = 1000
-    watchdog_s: float = 300.0
-    max_batch: int = 500
-    spool_max_lines: int = 1_000_000
-    stats_interval_s: float = 10.0
-    gzip: bool = True
-    influx_api: str = "auto"
-    influx_org: str = ""
-    influx_bucket: str = ""  # "": the database name
-    influx_token: str = field(default="", repr=False)
-    mqtt_username: str = ""
-    mqtt_password: str = field(default="", repr=False)
-    ack_interval_s: float = 0.5  # a device's end-to-end acks coalesce within this
-    serial_ports: tuple[str, ...] = ()  # paths or globs of USB serial boards
-    serial_baudrate: int = 115200
-    web_port: int = 0  # 0: no web page
-    web_host: str = "127.0.0.1"
+    # Every default is the sample configuration's (gateway/sen.sample.toml), read by default().
+    client_id: str = default("client_id", str)
+    batch_size: int = default("batch_size", int)
+    flush_interval_s: float = default("flush_interval_s", float)
+    mqtt_keepalive_s: int = default("mqtt_keepalive_s", int)
+    reconnect_max_s: int = default("reconnect_max_s", int)
+    influx_timeout_s: float = default("influx_timeout_s", float)
+    stop_flush_timeout_s: float = default("stop_flush_timeout_s", float)
+    shared_group: str = default("shared_group", str)  # "": no shared subscription
+    session_expiry_s: int = default("session_expiry_s", int)
+    receive_max: int = default("receive_max", int)
+    watchdog_s: float = default("watchdog_s", float)
+    max_batch: int = default("max_batch", int)
+    spool_max_lines: int = default("spool_max_lines", int)
+    stats_interval_s: float = default("stats_interval_s", float)
+    gzip: bool = default("gzip", bool)
+    influx_api: str = default("influx_api", str)
+    influx_org: str = default("influx_org", str)
+    influx_bucket: str = default("influx_bucket", str)  # "": the database name
+    influx_token: str = field(default="", repr=False)  # a secret: from token_file or SEN_INFLUX_TOKEN
+    mqtt_username: str = default("mqtt_username", str)
+    mqtt_password: str = field(default="", repr=False)  # a secret: from password_file or SEN_MQTT_PASSWORD
+    ack_interval_s: float = default("ack_interval_s", float)  # a device's end-to-end acks coalesce within this
+    serial_ports: tuple[str, ...] = ()  # paths or globs of USB serial boards (the sample's "": none)
+    serial_baudrate: int = default("serial_baudrate", int)
+    web_port: int = default("web_port", int)  # 0: no web page
+    web_host: str = default("web_host", str)
 
     def __post_init__(self) -> None:
         parse_mqtt_url(self.mqtt_url)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gateway.cli import build_parser, main
+from gateway.cli.service import options as service_options
 
 COMMANDS = [[], ["gateway"], ["gateway", "run"], ["sim"], ["demo"]]
 
@@ -54,5 +57,17 @@ def test_sim_needs_a_broker_or_serial(capsys: pytest.CaptureFixture[str]) -> Non
 def test_parser_defaults_are_sane() -> None:
     args = build_parser()[0].parse_args(["gateway", "run", "--mqtt", "mqtt://a:1", "--influx", "http://b:2",
                                       "--database", "sen"])
-    assert str(args.spool) == ".sen/gateway"
-    assert args.client_id == "sen-gateway"
+    resolved = service_options(args)  # the parser holds no defaults of its own: the sample's
+    assert str(resolved.spool_dir) == ".sen/gateway"
+    assert resolved.client_id == "sen-gateway"
+
+
+def test_a_config_files_values_stand_unless_a_flag_is_given(tmp_path: Path) -> None:
+    conf = tmp_path / "gw.toml"
+    conf.write_text('[mqtt]\nclient_id = "from-file"\n[spool]\ndir = "/var/lib/sen-x"\n')
+    parser = build_parser()[0]
+    resolved = service_options(parser.parse_args(["gateway", "run", "--config", str(conf)]))
+    assert (resolved.client_id, str(resolved.spool_dir)) == ("from-file", "/var/lib/sen-x")
+    resolved = service_options(parser.parse_args(["gateway", "run", "--config", str(conf), "--client-id", "flag",
+                                                  "--spool", str(tmp_path)]))
+    assert (resolved.client_id, resolved.spool_dir) == ("flag", tmp_path)

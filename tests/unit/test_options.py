@@ -61,3 +61,31 @@ def test_bad_values_name_the_option_and_the_value(key: str, value: object) -> No
         _options(**{key: value})
     assert isinstance(info.value, GatewayError)
     assert key in str(info.value) and repr(value) in str(info.value)
+
+
+def test_every_default_is_the_sample_configurations() -> None:
+    """gateway/sen.sample.toml is the one source: each options default is read from it."""
+    import dataclasses
+
+    from gateway.service import config
+    from gateway.service.sample import FIELDS, SECRET_FILES, load_sample
+
+    sample = load_sample()
+    keys = {(section, key) for section, table in sample.items() for key in table}
+    assert keys == set(FIELDS) | set(SECRET_FILES), "a sample key no option reads, or an option the sample lacks"
+    fields = {f.name: f for f in dataclasses.fields(GatewayOptions)}
+    assert set(FIELDS.values()) <= set(fields)
+    loaded = config.load(None, env={})
+    for (section, key), name in FIELDS.items():
+        default = fields[name].default
+        if default is dataclasses.MISSING:  # required: config.load takes the sample's value
+            continue
+        assert default == getattr(loaded, name), f"{name}: {default!r} is not the sample's {section}.{key}"
+    assert loaded.client_id == sample["mqtt"]["client_id"] and loaded.spool_dir == Path(sample["spool"]["dir"])
+
+
+def test_a_sample_value_of_the_wrong_type_is_refused() -> None:
+    from gateway.service.sample import default
+
+    with pytest.raises(TypeError, match="mqtt.client_id"):
+        default("client_id", int)
