@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from hardware.errors import SimError as SimError  # re-exported: callers import it from here
 from hardware.faultproxy import FaultProxy
@@ -56,18 +55,6 @@ class SimOptions:
 
     def device_id(self, index: int) -> str:
         return f"{self.device_prefix}-{index:04d}"
-
-
-def parse_mqtt_url(url: str) -> tuple[str, int]:
-    """`mqtt://HOST:PORT` → (host, port); a clear SimError for anything else."""
-    parts = urlsplit(url)
-    if parts.scheme != "mqtt" or not parts.hostname:
-        raise SimError(f"--mqtt must look like mqtt://HOST:PORT, got {url!r}")
-    try:
-        port = parts.port or 1883
-    except ValueError as exc:
-        raise SimError(f"--mqtt has a bad port: {url!r}") from exc
-    return parts.hostname, port
 
 
 def find_micropython() -> str:

@@ -205,9 +205,12 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from hardware import sim
     from hardware.faults import FaultPlan, FaultPlanError
 
+    from gateway.service.options import parse_mqtt_url
+
     if args.mqtt is None and not args.serial:
         raise sim.SimError("give --mqtt mqtt://HOST:PORT, or --serial for USB serial boards")
-    host, port = sim.parse_mqtt_url(args.mqtt) if args.mqtt else ("127.0.0.1", 1883)
+    broker = parse_mqtt_url(args.mqtt, option="--mqtt") if args.mqtt else None
+    host, port = (broker.host, broker.port) if broker else ("127.0.0.1", 1883)
     try:
         plan = FaultPlan.load(args.fault_plan) if args.fault_plan else None
     except FaultPlanError as err:

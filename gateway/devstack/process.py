@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -14,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+from hardware.procs import stop_process
 
 from gateway.errors import GatewayError
 
@@ -116,14 +119,9 @@ class Service:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=_STOP_TIMEOUT_S)
         # Wait until the port is free again so a restart on the same port works.
         deadline = time.monotonic() + _STOP_TIMEOUT_S
         while port_open(self.port) and time.monotonic() < deadline:
@@ -132,9 +130,8 @@ class Service:
     def kill(self) -> None:
         """Stop at once, as a power cut would (SIGKILL)."""
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, sig=signal.SIGKILL)
 
     def restart(self) -> None:
         self.stop()

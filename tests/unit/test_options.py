@@ -89,3 +89,16 @@ def test_a_sample_value_of_the_wrong_type_is_refused() -> None:
 
     with pytest.raises(TypeError, match="mqtt.client_id"):
         default("client_id", int)
+
+
+def test_one_broker_url_rule_for_the_gateway_and_the_simulator() -> None:
+    # `sen sim --mqtt` parses with the gateway's parse_mqtt_url (there is one rule).
+    assert (parse_mqtt_url("mqtt://127.0.0.1:1884").host, parse_mqtt_url("mqtt://127.0.0.1:1884").port) == \
+        ("127.0.0.1", 1884)
+    assert (parse_mqtt_url("mqtt://broker").host, parse_mqtt_url("mqtt://broker").port) == ("broker", 1883)
+
+
+@pytest.mark.parametrize("url", ["http://h:1", "mqtt://", "mqtt://h:99999", "h:1883"])
+def test_parse_mqtt_url_refuses(url: str) -> None:
+    with pytest.raises(OptionsError):
+        parse_mqtt_url(url, option="--mqtt")

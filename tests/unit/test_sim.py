@@ -7,18 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware.sim import SimError, SimOptions, board_config, parse_mqtt_url, run
-
-
-def test_parse_mqtt_url() -> None:
-    assert parse_mqtt_url("mqtt://127.0.0.1:1884") == ("127.0.0.1", 1884)
-    assert parse_mqtt_url("mqtt://broker") == ("broker", 1883)
-
-
-@pytest.mark.parametrize("url", ["tcp://h:1", "mqtt://", "mqtt://h:99999", "h:1883"])
-def test_parse_mqtt_url_refuses(url: str) -> None:
-    with pytest.raises(SimError):
-        parse_mqtt_url(url)
+from hardware.sim import SimError, SimOptions, board_config, run
 
 
 def test_board_config_is_what_the_firmware_reads(tmp_path: Path) -> None:
