@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -95,6 +96,12 @@ def _render(rows: list[dict[str, Any]], out: IO[str], elapsed_s: float, tty: boo
     out.flush()
 
 
+def query_hint(port: int, database: str) -> list[str]:
+    """The `influx` shell line the demo suggests (Debian's influxdb-client, installed by set-up)."""
+    return ["influx", "-port", str(port), "-database", database,
+            "-execute", "SELECT * FROM telemetry WHERE time > now() - 1m"]
+
+
 def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s: float | None = None) -> int:
     base_dir = base_dir.resolve()
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -123,8 +130,7 @@ def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s:
             "--state-dir", str(base_dir / "boards"),
         ], base_dir / "sim.log"))
         header = (f"broker {broker.url}, InfluxDB {influx.url} (database {DATABASE}), logs in {base_dir}\n"
-                  f"query it meanwhile: influx -port {influx.port} -database {DATABASE} "
-                  "-execute 'SELECT * FROM telemetry WHERE time > now() - 1m'")
+                  f"query it meanwhile: {shlex.join(query_hint(influx.port, DATABASE))}")
         print(header, file=sys.stderr)
         tty = sys.stdout.isatty()
         while not stop_requested:

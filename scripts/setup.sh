@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sen's one set-up step, for a fresh Debian or Raspberry Pi OS machine and for CI.
-# Installs the system packages that are missing (Mosquitto, InfluxDB 1.x, docker-compose for
+# Installs the system packages that are missing (Mosquitto, InfluxDB 1.x and its `influx` shell, docker-compose for
 # validating the compose file, python3-venv), then a virtual environment in .venv with Sen and
 # its development dependencies. Idempotent: a second run changes nothing and says so.
 set -euo pipefail
@@ -18,6 +18,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
 command -v influxd >/dev/null 2>&1 || need_pkgs+=(influxdb)
+command -v influx >/dev/null 2>&1 || need_pkgs+=(influxdb-client)  # the `influx` shell the README and demo use
 command -v victoria-metrics >/dev/null 2>&1 || need_pkgs+=(victoria-metrics)
 command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the web page's screenshot test

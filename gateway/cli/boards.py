@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     sim.add_argument("--site", default="lab", help="site name in the topics")
     sim.add_argument("--seed", type=non_negative_int, default=0, help="seed of the simulated sensors")
     sim.add_argument("--heapsize", type=heapsize, metavar="SIZE",
-                     help="cap each board's MicroPython heap, e.g. 88K (the firmware does not fit 64K yet)")
+                     help="cap each board's MicroPython heap as an ESP32 would, e.g. 64K (the firmware runs in 64K)")
     sim.add_argument("--state-dir", type=Path, default=Path(".sen/sim"), metavar="DIR",
                      help="where each board keeps its flash (config.json, boot counter, console.log)")
     _register_tools(commands)
@@ -135,11 +135,12 @@ def _cmd_flash(args: argparse.Namespace) -> int:
     try:
         profile = load_board(args.board)
         steps = flash_steps(profile, args.port, args.image, baud=args.baud, erase=not args.no_erase)
+        # A dry run checks the image too: it shows what would run, and that it could.
+        if not args.image.is_file():
+            raise FlashError(f"{args.image}: no such image (download {profile.image} from micropython.org)")
         if args.dry_run:
             print(show(steps))
             return 0
-        if not args.image.is_file():
-            raise FlashError(f"{args.image}: no such image (download {profile.image} from micropython.org)")
         check_port(args.port)
         run_steps(steps)
     except (BoardError, FlashError) as err:

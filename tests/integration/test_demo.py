@@ -6,9 +6,14 @@ import os
 import re
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from gateway.demo import query_hint
+from gateway.devstack import InfluxDB
 
 pytestmark = [pytest.mark.integration, pytest.mark.firmware, pytest.mark.slow]
 
@@ -43,3 +48,16 @@ def test_demo_shows_readings_and_stops_every_child(tmp_path: Path) -> None:
     summary = re.search(r"demo stopped: (\d+) points from 3 board\(s\)", result.stderr)
     assert summary and int(summary.group(1)) >= 3, result.stderr
     assert _processes_using(demo_dir) == []
+
+
+@pytest.mark.integration
+def test_the_query_line_the_demo_suggests_runs(influxdb: InfluxDB, influx_db: str) -> None:
+    """The demo tells the user to run `influx ...`: set-up installs it, and the line works."""
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{influxdb.url}/write?db={influx_db}&precision=ms",
+            data=f"telemetry,device=d seq=1i {int(time.time() * 1000)}".encode(), method="POST"), timeout=10):
+        pass
+    result = subprocess.run(query_hint(influxdb.port, influx_db), capture_output=True, text=True, timeout=30,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert "telemetry" in result.stdout and "seq" in result.stdout, result.stdout

@@ -67,16 +67,26 @@ def test_tool_output_is_explained() -> None:
     assert "busy" in explain("Could not exclusively lock port /dev/ttyUSB0")
 
 
-def _sen(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=60)
+def _sen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=60,
+                          cwd=cwd)
 
 
-def test_cli_dry_runs_print_the_exact_steps() -> None:
-    flash = _sen("flash", "--board", "esp32-devkitc", "--port", "/dev/ttyUSB0", "--image", "fw.bin", "--dry-run")
+def test_cli_dry_runs_print_the_exact_steps(tmp_path: Path) -> None:
+    (tmp_path / "fw.bin").write_bytes(b"\0")
+    flash = _sen("flash", "--board", "esp32-devkitc", "--port", "/dev/ttyUSB0", "--image", "fw.bin", "--dry-run",
+                 cwd=tmp_path)
     assert flash.returncode == 0, flash.stderr
     assert "-m esptool --chip esp32 --port /dev/ttyUSB0" in flash.stdout and "0x1000 fw.bin" in flash.stdout
     deploy = _sen("deploy", "--port", "/dev/ttyUSB0", "--dry-run")
     assert deploy.returncode == 0 and "-m mpremote connect /dev/ttyUSB0 fs cp -r" in deploy.stdout
+
+
+def test_cli_flash_dry_run_refuses_a_missing_image(tmp_path: Path) -> None:
+    result = _sen("flash", "--board", "yolo-uno", "--port", "/dev/ttyUSB0", "--image", str(tmp_path / "missing.bin"),
+                  "--dry-run")
+    assert result.returncode == 2, result.stdout
+    assert "missing.bin: no such image" in result.stderr and "esptool" not in result.stdout
 
 
 def test_cli_flash_missing_port_is_one_clear_line(tmp_path: Path) -> None:
