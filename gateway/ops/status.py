@@ -2,13 +2,18 @@
 
     DEVICE              STATE     LAST SEEN  LAST READING          BOOT  SEQ   GAPS
     lab/sim-0001        online    3 s ago    2025-11-22 08:13:20   7     20    2 missing (5-6)
+      sensor bme280               2025-11-22 08:13:20
+      sensor sht31                2025-11-22 08:13:19
+
+One line per device, then one per sensor with its last reading (readings that name no sensor,
+from older firmware, count for the device only).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import GatewayError
@@ -26,6 +31,7 @@ class DeviceRow:
     boot: int | None
     highest_seq: int
     gaps: list[tuple[int, int]]
+    sensors: dict[str, int] = field(default_factory=dict)  # sensor -> its last reading's time
 
     @property
     def missing(self) -> int:
@@ -42,14 +48,19 @@ def read_devices(spool_dir: Path) -> list[DeviceRow]:
             rows = db.execute(
                 "SELECT d.site, d.device, d.state, d.until_ms, d.last_seen_ms, d.last_reading_ms,"
                 " d.boot, coalesce(b.highest_seq, 0), coalesce(b.gaps, '') FROM devices d"
-                " LEFT JOIN boots b ON b.device = d.device AND b.boot = d.boot"
-                " ORDER BY d.site, d.device").fetchall()
+                " LEFT JOIN boots b ON b.site = d.site AND b.device = d.device AND b.fid = d.fid"
+                " AND b.boot = d.boot ORDER BY d.site, d.device").fetchall()
+            sensors: dict[tuple[str, str], dict[str, int]] = {}
+            for site, device, sensor, last in db.execute(
+                    "SELECT site, device, sensor, last_reading_ms FROM sensors ORDER BY sensor"):
+                sensors.setdefault((site, device), {})[sensor] = last
         finally:
             db.close()
     except sqlite3.Error as err:
         raise GatewayError(f"cannot read registry {path}: {err}") from err
     return [DeviceRow(site=r[0], device=r[1], state=r[2], until_ms=r[3], last_seen_ms=r[4],
-                      last_reading_ms=r[5], boot=r[6], highest_seq=r[7], gaps=parse_gaps(r[8]))
+                      last_reading_ms=r[5], boot=r[6], highest_seq=r[7], gaps=parse_gaps(r[8]),
+                      sensors=sensors.get((r[0], r[1]), {}))
             for r in rows]
 
 
@@ -78,11 +89,16 @@ def _gaps(row: DeviceRow) -> str:
 def format_table(rows: list[DeviceRow], *, now_ms: int | None = None) -> str:
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
     header = ("DEVICE", "STATE", "LAST SEEN", "LAST READING", "BOOT", "SEQ", "GAPS")
-    table = [header] + [(
-        f"{r.site}/{r.device}", _state(r, now_ms), _ago(r.last_seen_ms, now_ms),
-        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.last_reading_ms / 1000))
-        if r.last_reading_ms else "-",
-        str(r.boot) if r.boot is not None else "-", str(r.highest_seq), _gaps(r)) for r in rows]
+    table: list[tuple[str, ...]] = [header]
+    for r in rows:
+        table.append((f"{r.site}/{r.device}", _state(r, now_ms), _ago(r.last_seen_ms, now_ms),
+                      _when(r.last_reading_ms), str(r.boot) if r.boot is not None else "-",
+                      str(r.highest_seq), _gaps(r)))
+        table.extend((f"  sensor {name}", "", "", _when(last), "", "", "") for name, last in r.sensors.items())
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
                      for line in table)
+
+
+def _when(ms: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"

@@ -28,7 +28,8 @@ def format_message(topic: str, payload: bytes) -> list[str]:
         when = (time.strftime("%H:%M:%S", time.localtime(r.ts_ms / 1000)) if r.ts_ms is not None
                 else f"up {r.up_ms} ms")
         metrics = " ".join(f"{k}={v:g}" for k, v in sorted(r.metrics.items()))
-        out.append(f"{decoded.site}/{decoded.device} boot {decoded.boot} seq {r.seq} {when} {metrics}")
+        sensor = f" {r.sensor}" if r.sensor else ""
+        out.append(f"{decoded.site}/{decoded.device}{sensor} boot {decoded.boot} seq {r.seq} {when} {metrics}")
     return out
 
 

@@ -15,15 +15,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from gateway.service.identity import BootKey
 from gateway.service.topics import NAME_RE, Topic
 
 MAX_MESSAGE_BYTES = 4096
 SCHEMA_VERSION = 1
 METRIC_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-RESERVED_FIELDS = frozenset({"seq", "boot", "time"})
+# Field names the schema uses, and tag names: a metric named like a tag would shadow it in
+# InfluxQL (WHERE device = '...' would compare the field), so neither may be a metric.
+RESERVED_FIELDS = frozenset({"seq", "boot", "time", "site", "device", "board", "sensor"})
 DEFAULT_BOARD = "unknown"
 STATES = frozenset({"online", "sleeping", "offline"})
 _INT64_MAX = 2**63 - 1
+# Bounds of what a board can send (its outbox keeps boot and seq in 32 bits, fid is 32 bits);
+# anything larger is refused here, so no later sum (anchor + up) can leave 64 bits.
+_U32_MAX = 2**32 - 1
+_MAX_UP_MS = 2**42  # about 139 years of uptime
 _MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
 _MAX_DIAG_STRING = 64
 
@@ -63,6 +70,7 @@ class Reading:
     ts_ms: int | None
     up_ms: int | None
     metrics: Mapping[str, float]
+    sensor: str | None = None  # the reading's ``s``; None from firmware that predates it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,10 +80,15 @@ class Telemetry:
     board: str
     boot: int
     up_ms: int | None
+    fid: int = 0  # the flash id; 0 from firmware that predates it
     readings: tuple[Reading, ...]
     diag: Mapping[str, DiagValue] = field(default_factory=dict)
     lo: int | None = None  # seqs of this boot below it are settled on the device (tests/contract/ack.md)
     ob: int | None = None  # the oldest boot the device still holds records of, when older than boot
+
+    @property
+    def key(self) -> BootKey:
+        return BootKey(self.site, self.device, self.fid, self.boot)
 
     @property
     def needs_anchor(self) -> bool:
@@ -158,18 +171,19 @@ def _metrics(value: object, where: str) -> dict[str, float]:
 def _reading(value: object, index: int, envelope_up: int | None) -> Reading:
     where = f"r[{index}]"
     doc = _object(value, where)
-    seq = _int(_require(doc, "seq", where), f"{where}.seq")
+    seq = _int(_require(doc, "seq", where), f"{where}.seq", high=_U32_MAX)
     ts_ms = up_ms = None
     if "ts" in doc:
         ts_ms = _int(doc["ts"], f"{where}.ts", high=_MAX_TS_MS)
     elif "up" in doc:
-        up_ms = _int(doc["up"], f"{where}.up")
+        up_ms = _int(doc["up"], f"{where}.up", high=_MAX_UP_MS)
         if envelope_up is None:
             raise _Refused(Reason.MISSING_KEY, f"{where} has only 'up' but the envelope has no 'up'")
     else:
         raise _Refused(Reason.MISSING_KEY, f"{where}: missing 'ts' or 'up'")
     metrics = _metrics(_require(doc, "m", where), where)
-    return Reading(seq=seq, ts_ms=ts_ms, up_ms=up_ms, metrics=metrics)
+    sensor = _name(doc["s"], f"{where}.s") if "s" in doc else None
+    return Reading(seq=seq, ts_ms=ts_ms, up_ms=up_ms, metrics=metrics, sensor=sensor)
 
 
 _GOOD_METRICS: set[str] = set()  # metric names that passed METRIC_RE and are not reserved
@@ -191,15 +205,17 @@ def _plain_readings(raw: list[object], envelope_up: int | None) -> tuple[Reading
     for item in raw:
         if type(item) is not dict:
             return None
-        seq, ts, up, metrics = item.get("seq"), item.get("ts"), None, item.get("m")
-        if type(seq) is not int or not 0 <= seq <= _INT64_MAX or type(metrics) is not dict:
+        seq, ts, up, metrics, sensor = item.get("seq"), item.get("ts"), None, item.get("m"), item.get("s")
+        if type(seq) is not int or not 0 <= seq <= _U32_MAX or type(metrics) is not dict:
+            return None
+        if (sensor is not None or "s" in item) and (type(sensor) is not str or not NAME_RE.fullmatch(sensor)):
             return None
         if "ts" in item:
             if type(ts) is not int or not 0 <= ts <= _MAX_TS_MS:
                 return None
         else:
             up = item.get("up")
-            if type(up) is not int or not 0 <= up <= _INT64_MAX or envelope_up is None:
+            if type(up) is not int or not 0 <= up <= _MAX_UP_MS or envelope_up is None:
                 return None
         values: dict[str, float] = {}
         for name, value in metrics.items():
@@ -210,7 +226,7 @@ def _plain_readings(raw: list[object], envelope_up: int | None) -> tuple[Reading
             elif type(value) is not float or not math.isfinite(value):
                 return None
             values[name] = value
-        out.append(Reading(seq=seq, ts_ms=ts, up_ms=up, metrics=values))
+        out.append(Reading(seq=seq, ts_ms=ts, up_ms=up, metrics=values, sensor=sensor))
     return tuple(out)
 
 
@@ -237,10 +253,11 @@ def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None
     device = _name(_require(doc, "dev", "envelope"), "dev")
     if device != topic.device:
         raise _Refused(Reason.TOPIC_MISMATCH, f"dev {device!r} published on {str(topic)!r}")
-    boot = _int(_require(doc, "boot", "envelope"), "boot")
-    up_ms = _int(doc["up"], "up") if "up" in doc else None
-    lo = _int(doc["lo"], "lo") if "lo" in doc else None
-    ob = _int(doc["ob"], "ob") if "ob" in doc else None
+    boot = _int(_require(doc, "boot", "envelope"), "boot", high=_U32_MAX)
+    fid = _int(doc["fid"], "fid", high=_U32_MAX) if "fid" in doc else 0
+    up_ms = _int(doc["up"], "up", high=_MAX_UP_MS) if "up" in doc else None
+    lo = _int(doc["lo"], "lo", high=_U32_MAX) if "lo" in doc else None
+    ob = _int(doc["ob"], "ob", high=_U32_MAX) if "ob" in doc else None
     if ob is not None and ob >= boot:
         ob = None  # says nothing: only an older boot changes which boot is acked
     board = _name(doc.get("board", DEFAULT_BOARD), "board")
@@ -251,7 +268,7 @@ def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None
     if readings is None:  # something unusual: the careful path names it
         readings = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings))
     diag = _diag(doc["d"]) if "d" in doc else {}
-    return Telemetry(site=topic.site, device=device, board=board, boot=boot, up_ms=up_ms,
+    return Telemetry(site=topic.site, device=device, board=board, boot=boot, fid=fid, up_ms=up_ms,
                      readings=readings, diag=diag, lo=lo, ob=ob)
 
 

@@ -17,12 +17,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 MAX_GAPS_PER_BOOT = 200  # past this the oldest ranges merge into one, so memory stays bounded
+BOOTS_KEPT = 3  # boots of a device kept in memory: the newest few (an older one's records replay first)
+SENSORS_KEPT = 32  # sensors of a device whose last reading is kept
 FIRST_SEQ = 1
 
 
 @dataclass(kw_only=True)
 class BootState:
     boot: int
+    fid: int = 0
     highest: int = 0  # 0: nothing of this boot seen yet
     gaps: list[tuple[int, int]] = field(default_factory=list)  # inclusive ranges, ascending
     floor: int = 0  # every seq <= floor is settled, gaps or not (retained ack, device's lo)
@@ -84,19 +87,31 @@ class DeviceState:
     last_reading_ms: int | None = None
     readings: int = 0
     duplicates: int = 0
-    boots: dict[int, BootState] = field(default_factory=dict)
+    # (fid, boot) -> state, in the order the boots were first seen: a flash id is random, so
+    # "newest" is the order of arrival, not the key's.
+    boots: dict[tuple[int, int], BootState] = field(default_factory=dict)
+    sensors: dict[str, int] = field(default_factory=dict)  # sensor -> its last reading's time
 
     @property
-    def boot(self) -> int | None:
-        return max(self.boots) if self.boots else None
+    def latest(self) -> BootState | None:
+        """The boot seen most recently for the first time (the board's current one)."""
+        return next(reversed(self.boots.values())) if self.boots else None
 
-    def boot_state(self, boot: int) -> BootState:
-        found = self.boots.get(boot)
+    def boot_state(self, fid: int, boot: int) -> BootState:
+        found = self.boots.get((fid, boot))
         if found is None:
-            found = self.boots[boot] = BootState(boot=boot)
-            for old in sorted(self.boots)[:-3]:  # keep the newest few boots in memory
-                del self.boots[old]
+            found = self.boots[(fid, boot)] = BootState(boot=boot, fid=fid)
+            same_flash = [key for key in self.boots if key[0] == fid]
+            # Of one flash keep the highest boots; other flashes' boots go first (oldest first).
+            while len(self.boots) > BOOTS_KEPT:
+                older_flash = [key for key in self.boots if key[0] != fid]
+                del self.boots[older_flash[0] if older_flash else min(same_flash)]
+                same_flash = [key for key in self.boots if key[0] == fid]
         return found
+
+    def note_sensor(self, sensor: str, last_reading_ms: int) -> None:
+        if sensor in self.sensors or len(self.sensors) < SENSORS_KEPT:
+            self.sensors[sensor] = max(self.sensors.get(sensor, 0), last_reading_ms)
 
     @property
     def missing(self) -> int:

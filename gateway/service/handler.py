@@ -23,6 +23,7 @@ from ingest.spool import Entry, Spool
 
 from gateway.service.acks import Ack, decode_ack
 from gateway.service.decode import Reason, Reject, Telemetry, decode_status, decode_telemetry
+from gateway.service.identity import BootKey
 from gateway.service.points import reading_time, to_spool
 from gateway.errors import TopicError
 from gateway.service.registry import Registry
@@ -94,7 +95,7 @@ class Handler:
         pending: list[_Pending] = []
         decoded = [(i, m, t) for i, m in enumerate(messages) if (t := self._decode(m)) is not None]
         # New boots' anchors: stored together, one registry commit for the batch.
-        anchors = self._registry.anchors({(t.device, t.boot): m.received_ms - t.up_ms
+        anchors = self._registry.anchors({t.key: m.received_ms - t.up_ms
                                           for _, m, t in reversed(decoded) if t.up_ms is not None})
         for index, message, telemetry in decoded:
             entries = self._entries(message, telemetry, anchors)
@@ -109,16 +110,15 @@ class Handler:
         added_total = duplicates_total = 0
         for item, result in zip(pending, results):
             t = item.telemetry
-            anchor = self._registry.known_anchor(t.device, t.boot) if result.added else None
+            anchor = self._registry.known_anchor(t.key) if result.added else None
             times = [reading_time(r, anchor) for r in t.readings] if result.added else []
             self._registry.note_readings(
-                site=t.site, device=t.device, boot=t.boot, seqs=[r.seq for r in t.readings],
-                added=result.added, duplicates=result.duplicates,
-                last_reading_ms=max(times) if times else None, received_ms=item.received_ms,
-                lo=t.lo)
+                t.key, seqs=[r.seq for r in t.readings], added=result.added,
+                duplicates=result.duplicates, last_reading_ms=max(times) if times else None,
+                received_ms=item.received_ms, lo=t.lo, sensors=_sensor_times(t, times))
             # While the device still holds an older boot's records, ack that boot: an ack
             # for this one would free them unseen (tests/contract/ack.md, "Older boots").
-            acks[item.index] = self._registry.ack_for(t.site, t.device, t.boot if t.ob is None else t.ob)
+            acks[item.index] = self._registry.ack_for(t.key if t.ob is None else t.key._replace(boot=t.ob))
             added_total += result.added
             duplicates_total += result.duplicates
         with self._lock:
@@ -154,8 +154,8 @@ class Handler:
         return None
 
     def _entries(self, message: Message, telemetry: Telemetry,
-                 anchors: dict[tuple[str, int], int]) -> list[Entry | Run] | None:
-        anchor = anchors.get((telemetry.device, telemetry.boot))
+                 anchors: Mapping[BootKey, int]) -> list[Entry | Run] | None:
+        anchor = anchors.get(telemetry.key)
         if anchor is None:
             anchor = self._anchor(telemetry, message.received_ms)
         try:
@@ -172,9 +172,8 @@ class Handler:
     def _anchor(self, telemetry: Telemetry, received_ms: int) -> int | None:
         """The boot's anchor: stored, adopted from the retained ack, or made from ``up``."""
         if telemetry.up_ms is None:
-            return self._registry.known_anchor(telemetry.device, telemetry.boot)
-        return self._registry.anchor(telemetry.device, telemetry.boot,
-                                     candidate_ms=received_ms - telemetry.up_ms)
+            return self._registry.known_anchor(telemetry.key)
+        return self._registry.anchor(telemetry.key, candidate_ms=received_ms - telemetry.up_ms)
 
     def _status(self, topic: Topic, message: Message) -> None:
         if not message.payload:  # a cleared retained status
@@ -187,3 +186,12 @@ class Handler:
                                       state=decoded.state, until_ms=decoded.until_ms,
                                       received_ms=message.received_ms):
             _LOGGER.info("device %s/%s is %s", decoded.site, decoded.device, decoded.state)
+
+
+def _sensor_times(telemetry: Telemetry, times: list[int]) -> dict[str, int]:
+    """Each sensor's newest reading time in this message (``times``: the readings' times)."""
+    newest: dict[str, int] = {}
+    for reading, when in zip(telemetry.readings, times):
+        if reading.sensor is not None and when > newest.get(reading.sensor, -1):
+            newest[reading.sensor] = when
+    return newest

@@ -1,12 +1,12 @@
 """Decoded telemetry → line-protocol spool entries, on the InfluxDB schema of DESIGN.md.
 
-- ``telemetry``: tags site, device, board; a float field per metric, integer fields seq and
+- ``telemetry``: tags site, device, board, sensor (when the reading has one); a float field per metric, integer fields seq and
   boot; time = the reading's ``ts``, or ``anchor + up`` for uptime-only readings.
 - ``device_diag``: tags site, device; fields from ``d`` (numbers as floats, so a field keeps
   one type whatever a firmware sends); time = ``anchor + envelope up`` when anchored, else
   the newest reading's time, else the receive time.
 
-Each reading's spool key is (device, boot, seq), so a redelivered reading is spooled once:
+Each reading's spool key is (site, device, fid, boot, seq), so a redelivered reading is spooled once:
 :func:`to_spool` gives a message's readings as one :class:`~ingest.ranges.Run` (one spool
 row, deduplicated by seq ranges); :func:`to_entries` the same lines one keyed entry each.
 The lines are built as :func:`ingest.lineproto.encode` builds them (tests pin the two
@@ -32,11 +32,7 @@ def reading_time(reading: Reading, anchor_ms: int | None) -> int:
 
 
 def reading_key(telemetry: Telemetry, reading: Reading) -> str:
-    return f"{_stream(telemetry)}/{reading.seq}"
-
-
-def _stream(telemetry: Telemetry) -> str:
-    return f"r/{telemetry.device}/{telemetry.boot}"
+    return f"{telemetry.key.stream}/{reading.seq}"
 
 
 _FIELD_KEYS: dict[str, str] = {}  # metric name -> "escaped_name=", checked once
@@ -52,27 +48,27 @@ def _field_key(name: str) -> str:
     return found
 
 
-_HEADS: dict[tuple[str, str, str], str] = {}  # (site, device, board) -> "telemetry,board=..."
+_HEADS: dict[tuple[str, str, str, str | None], str] = {}  # tags -> "telemetry,board=..."
 _HEADS_MAX = 65536
 
 
-def _head(site: str, device: str, board: str) -> str:
-    found = _HEADS.get((site, device, board))
+def _head(site: str, device: str, board: str, sensor: str | None) -> str:
+    found = _HEADS.get((site, device, board, sensor))
     if found is None:
-        tags = {"site": site, "device": device, "board": board}
+        tags = {"site": site, "device": device, "board": board, "sensor": sensor or ""}
         found = ",".join([escape_measurement("telemetry")] + [
             f"{escape_key('tag key', k)}={escape_key('tag value', tags[k])}"
             for k in sorted(tags) if tags[k]])
         if len(_HEADS) >= _HEADS_MAX:
             _HEADS.clear()
-        _HEADS[(site, device, board)] = found
+        _HEADS[(site, device, board, sensor)] = found
     return found
 
 
 def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[str], int | None]:
     """The ``telemetry`` lines of every reading (as :func:`ingest.lineproto.encode` writes
     them, without building a Point per reading) and the newest reading time."""
-    head = _head(telemetry.site, telemetry.device, telemetry.board)
+    site, device, board = telemetry.site, telemetry.device, telemetry.board
     boot = ("boot", f"boot={telemetry.boot}i")
     lines: list[str] = []
     newest: int | None = None
@@ -87,17 +83,17 @@ def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[st
                 text = format_field_value(key, value)
             fields.append((key, _field_key(key) + text))
         fields.sort()
-        lines.append(f"{head} {','.join(f for _, f in fields)} {ts}")
+        lines.append(f"{_head(site, device, board, reading.sensor)} {','.join(f for _, f in fields)} {ts}")
     return lines, newest
 
 
 def to_spool(telemetry: Telemetry, *, anchor_ms: int | None,
              received_ms: int) -> list[Entry | Run]:
-    """The readings as one :class:`Run` keyed by (device, boot, seq), plus the diag line."""
+    """The readings as one :class:`Run` keyed by (boot key, seq), plus the diag line."""
     lines, newest = _reading_lines(telemetry, anchor_ms)
     out: list[Entry | Run] = []
     if lines:
-        out.append(Run(stream=_stream(telemetry), seqs=tuple(r.seq for r in telemetry.readings),
+        out.append(Run(stream=telemetry.key.stream, seqs=tuple(r.seq for r in telemetry.readings),
                        lines=tuple(lines)))
     if telemetry.diag:
         out.append(_diag_entry(telemetry, anchor_ms, newest, received_ms))
@@ -125,4 +121,5 @@ def _diag_entry(telemetry: Telemetry, anchor_ms: int | None, newest: int | None,
     point = Point(measurement="device_diag",
                   tags={"site": telemetry.site, "device": telemetry.device},
                   fields=dict(telemetry.diag), ts_ms=diag_ts)
-    return Entry(line=encode(point), key=f"d/{telemetry.device}/{telemetry.boot}/{diag_ts}")
+    key = telemetry.key
+    return Entry(line=encode(point), key=f"d/{key.site}/{key.device}/{key.fid}/{key.boot}/{diag_ts}")

@@ -45,7 +45,7 @@ def test_handle_returns_the_ack_of_the_committed_readings(parts) -> None:  # typ
     handler, spool, _ = parts
     ack = handler.handle(TOPIC, _env([1, 2]), received_ms=100_000)
     assert ack == Ack(site="lab", device="dev-1", boot=3, seq=2, anchor=90_000)
-    assert ack.payload() == {"boot": 3, "seq": 2, "anchor": 90_000}
+    assert ack.payload() == {"fid": 0, "boot": 3, "seq": 2, "anchor": 90_000}  # fid 0: no fid sent
     assert spool.depth() == 2
     assert handler.handle(TOPIC, _env([1, 2]), received_ms=200_000) == ack  # redelivery: same ack
     assert handler.handle(TOPIC, b"nonsense", received_ms=1) is None

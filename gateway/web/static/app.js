@@ -1,9 +1,13 @@
-// Sen's built-in page: the device table and one SVG chart per device, refreshed every 5 s.
+// Sen's built-in page: the device table and, per device, a uPlot chart of the chosen metric with one
+// line per sensor (readings without a sensor: one line named for the device), refreshed every 5 s.
+// The server puts a null where a line has an outage, so uPlot breaks the line there.
 "use strict";
-const LINE = "#e4572e";          // the chart colour (the screenshot test looks for it)
+// Line colours, by sensor name across the page (the screenshot test reads this list).
+const PALETTE = ["#e4572e", "#2e86de", "#1b998b", "#8e44ad", "#f0a202", "#d81b60", "#6a994e", "#795548"];
 const REFRESH_MS = 5000;
+const CHART_HEIGHT = 200;
 const $ = (sel) => document.querySelector(sel);
-let chosenMetric = "";
+const state = { metric: "", units: new Map(), colours: new Map(), charts: new Map(), busy: false, again: false };
 
 function ago(ms) {
   if (ms == null) return "-";
@@ -14,11 +18,41 @@ function cell(row, text, cls) {
   const td = row.insertCell();
   td.textContent = text == null ? "-" : String(text);
   if (cls) td.className = cls;
+  return td;
 }
 function gaps(d) {
   if (!d.gaps) return null;
   if (!d.gaps.length) return "none";
   return d.gaps.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(",");
+}
+// A value with its unit, at most 2 decimals: 21.5 °C, 55 %, 1013.25 hPa.
+function withUnit(v, unit) {
+  if (v == null) return "–";
+  const text = Number.isInteger(v) ? String(v) : String(+v.toFixed(2));
+  return unit ? `${text} ${unit}` : text;
+}
+function colourOf(sensor) { return state.colours.get(sensor ?? "") ?? PALETTE[0]; }
+function assignColours(keys) {  // sorted, so a sensor keeps its colour on every chart
+  const sorted = [...new Set(keys)].sort();
+  if (sorted.join("\n") === [...state.colours.keys()].join("\n")) return;
+  state.colours = new Map(sorted.map((k, i) => [k, PALETTE[i % PALETTE.length]]));
+}
+
+function sensorsCell(td, d) {
+  const unit = state.units.get(state.metric) ?? "";
+  for (const s of d.sensors ?? []) {
+    const span = document.createElement("span");
+    span.className = "sensor";
+    const dot = document.createElement("b");
+    dot.textContent = "●";
+    dot.style.color = colourOf(s.sensor);
+    const value = s.values?.[state.metric];
+    span.append(dot, ` ${s.label}${value == null ? "" : " " + withUnit(value, unit)}`);
+    span.title = `${s.sensor == null ? "no sensor tag (older firmware)" : s.sensor}, last reading ${ago(s.last_ms)}\n`
+      + Object.entries(s.values ?? {}).map(([m, v]) => `${m} ${withUnit(v, state.units.get(m) ?? "")}`).join(", ");
+    td.append(span);
+  }
+  if (!td.childNodes.length) td.textContent = "-";
 }
 
 function renderTable(devices) {
@@ -27,6 +61,7 @@ function renderTable(devices) {
   for (const d of devices) {
     const row = body.insertRow();
     cell(row, d.site); cell(row, d.device); cell(row, d.board);
+    sensorsCell(cell(row, "", "sensors"), d);
     cell(row, d.state, d.state); cell(row, ago(d.last_reading_ms ?? d.last_seen_ms));
     cell(row, d.seq ?? d.highest_seq, "num"); cell(row, d.rssi_dbm, "num");
     cell(row, d.heap_free, "num"); cell(row, d.outbox, "num"); cell(row, d.dropped, "num");
@@ -34,35 +69,106 @@ function renderTable(devices) {
   }
 }
 
-function svgEl(name, attrs) {
-  const el = document.createElementNS("http://www.w3.org/2000/svg", name);
-  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-  return el;
+// Axis width from its longest tick label (uPlot's axis-autosize recipe).
+function axisSize(u, values, axisIdx, cycleNum) {
+  const axis = u.axes[axisIdx];
+  if (cycleNum > 1) return axis._size;
+  let size = axis.ticks.size + axis.gap;
+  const longest = (values ?? []).reduce((a, v) => (String(v).length > a.length ? String(v) : a), "");
+  if (longest) {
+    u.ctx.font = axis.font[0];
+    size += u.ctx.measureText(longest).width / devicePixelRatio;
+  }
+  return Math.ceil(size) + 4;
+}
+// Tick labels with the unit and as many decimals as the tick step needs.
+function valueTicks(unit) {
+  return (u, splits) => {
+    const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1;
+    let dec = 0;
+    while (dec < 6 && Math.abs(Math.round(step * 10 ** dec) - step * 10 ** dec) > 1e-6) dec++;
+    return splits.map((v) => (v == null ? "" : `${v.toFixed(dec)}${unit ? " " + unit : ""}`));
+  };
 }
 
-function chart(points, metric) {
-  const W = 360, H = 140, L = 40, R = 8, T = 8, B = 18;
-  const svg = svgEl("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img" });
-  const pts = points.filter((p) => typeof p[metric] === "number");
-  if (pts.length < 2) {
-    const t = svgEl("text", { x: L, y: H / 2 }); t.textContent = "waiting for readings…"; svg.append(t);
-    return svg;
+// uPlot's aligned data: one x array (ms), one y array per line; a line's own nulls stay gaps.
+function aligned(lines) {
+  const tables = lines.map((l) => [l.points.map((p) => p[0]), l.points.map((p) => p[1])]);
+  return uPlot.join(tables, tables.map(() => [null, 2]));  // 2: expand a null gap over alignment holes
+}
+
+function makeChart(fig, lines, unit, range) {
+  const opts = {
+    width: Math.max(300, fig.clientWidth - 16), height: CHART_HEIGHT, ms: 1,
+    cursor: { sync: { key: "sen" }, points: { size: 7 } },
+    legend: { live: true },
+    scales: { x: { time: true, range: () => [range.from, range.to] } },
+    axes: [
+      { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ccc" } },
+      { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ccc" }, values: valueTicks(unit), size: axisSize },
+    ],
+    series: [
+      { label: "time", value: "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}" },
+      ...lines.map((l) => ({ label: l.label, stroke: colourOf(l.sensor), width: 2, spanGaps: false,
+                             value: (u, v) => withUnit(v, unit) })),
+    ],
+  };
+  return new uPlot(opts, aligned(lines), fig.querySelector(".plot"));
+}
+
+// Where the plot area is on the page (CSS px): the screenshot test looks there.
+function markPlot(fig, u) {
+  const r = u.over.getBoundingClientRect();
+  fig.dataset.plot = [r.left + scrollX, r.top + scrollY, r.width, r.height].map(Math.round).join(",");
+}
+
+function figureFor(d) {
+  const key = `${d.site}/${d.device}`;
+  let entry = state.charts.get(key);
+  if (!entry) {
+    const fig = document.createElement("figure");
+    fig.dataset.device = key;
+    fig.append(document.createElement("figcaption"), Object.assign(document.createElement("div"), { className: "plot" }));
+    entry = { fig, u: null, sig: "", range: { from: 0, to: 1 } };
+    state.charts.set(key, entry);
   }
-  const t0 = pts[0].time, t1 = pts[pts.length - 1].time;
-  let lo = Math.min(...pts.map((p) => p[metric])), hi = Math.max(...pts.map((p) => p[metric]));
-  if (hi === lo) { hi += 1; lo -= 1; }
-  const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
-  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
-  svg.append(svgEl("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#ccc" }));
-  for (const [v, yy] of [[hi, T + 8], [lo, H - B]]) {
-    const label = svgEl("text", { x: 2, y: yy }); label.textContent = v.toFixed(2); svg.append(label);
+  return entry;
+}
+
+function renderCharts(devices, answer) {
+  const { metric, unit, minutes } = answer;
+  const byDevice = new Map();
+  for (const line of answer.lines) {
+    const key = `${line.site}/${line.device}`;
+    byDevice.set(key, [...(byDevice.get(key) ?? []), line]);
   }
-  const end = svgEl("text", { x: W - R - 60, y: H - 4 });
-  end.textContent = new Date(t1).toLocaleTimeString(); svg.append(end);
-  const d = pts.map((p) => `${x(p.time).toFixed(1)},${y(p[metric]).toFixed(1)}`).join(" ");
-  svg.append(svgEl("polyline", { points: d, fill: "none", stroke: LINE, "stroke-width": 3,
-                                 "stroke-linejoin": "round", "shape-rendering": "crispEdges" }));
-  return svg;
+  const entries = devices.map(figureFor);
+  const keep = new Set(entries.map((e) => e.fig.dataset.device));
+  for (const [key, entry] of state.charts) {
+    if (!keep.has(key)) { entry.u?.destroy(); state.charts.delete(key); }
+  }
+  $("#charts").replaceChildren(...entries.map((e) => e.fig));  // in the page first: charts take its width
+  for (const entry of entries) {
+    const key = entry.fig.dataset.device;
+    const lines = byDevice.get(key) ?? [];
+    entry.range.from = answer.from_ms; entry.range.to = answer.to_ms;
+    entry.fig.querySelector("figcaption").textContent = `${key} — ${metric}${unit ? " (" + unit + ")" : ""}`;
+    const sig = [metric, unit, ...lines.map((l) => `${l.label}:${colourOf(l.sensor)}`)].join("|");
+    if (entry.u && (sig !== entry.sig || !lines.length)) { entry.u.destroy(); entry.u = null; }
+    const plot = entry.fig.querySelector(".plot");
+    if (!lines.length) {
+      plot.textContent = `no ${metric} readings in the last ${minutes} min`;
+      plot.className = "plot empty";
+      delete entry.fig.dataset.plot;
+    } else if (entry.u) {
+      entry.u.setData(aligned(lines));
+    } else {
+      plot.replaceChildren(); plot.className = "plot";
+      entry.u = makeChart(entry.fig, lines, unit, entry.range);
+    }
+    entry.sig = sig;
+  }
+  for (const entry of entries) if (entry.u) markPlot(entry.fig, entry.u);
 }
 
 async function getJSON(url) {
@@ -73,37 +179,46 @@ async function getJSON(url) {
 }
 
 async function refresh() {
+  if (state.busy) { state.again = true; return; }
+  state.busy = true;
   try {
-    const devices = await getJSON("/api/devices");
-    renderTable(devices);
-    const minutes = $("#minutes").value;
-    const all = await Promise.all(devices.map((d) =>
-      getJSON(`/api/series?site=${encodeURIComponent(d.site)}&device=${encodeURIComponent(d.device)}&minutes=${minutes}`)
-        .then((s) => [d, s])));
-    const metrics = [...new Set(all.flatMap(([, s]) => s.metrics))].sort();
+    const [devices, known] = await Promise.all([getJSON("/api/devices"), getJSON("/api/metrics")]);
+    state.units = new Map(known.metrics.map((m) => [m.name, m.unit]));
+    const names = known.metrics.map((m) => m.name);
     const select = $("#metric");
-    if (metrics.join() !== [...select.options].map((o) => o.value).join()) {
-      select.replaceChildren(...metrics.map((m) => new Option(m, m)));
+    if (names.join() !== [...select.options].map((o) => o.value).join()) {
+      select.replaceChildren(...known.metrics.map((m) => new Option(m.unit ? `${m.name} (${m.unit})` : m.name, m.name)));
     }
-    chosenMetric = metrics.includes(chosenMetric) ? chosenMetric : (metrics.includes("temp_c") ? "temp_c" : metrics[0] || "");
-    select.value = chosenMetric;
-    const charts = all.map(([d, s]) => {
-      const fig = document.createElement("figure");
-      const cap = document.createElement("figcaption");
-      cap.textContent = `${d.site}/${d.device} — ${chosenMetric}`;
-      fig.append(cap, chart(s.points, chosenMetric));
-      return fig;
-    });
-    $("#charts").replaceChildren(...charts);
+    state.metric = names.includes(state.metric) ? state.metric : (names.includes("temp_c") ? "temp_c" : names[0] || "");
+    select.value = state.metric;
+    const answer = state.metric
+      ? await getJSON(`/api/series?metric=${encodeURIComponent(state.metric)}&minutes=${encodeURIComponent($("#minutes").value)}`)
+      : { metric: "", unit: "", minutes: 0, from_ms: 0, to_ms: 1, lines: [] };
+    assignColours([...devices.flatMap((d) => (d.sensors ?? []).map((s) => s.sensor ?? "")),
+                   ...answer.lines.map((l) => l.sensor ?? "")]);
+    renderTable(devices);
+    renderCharts(devices, answer);
     $("#status").textContent = `${devices.length} devices · updated ${new Date().toLocaleTimeString()}`;
     $("#status").className = "";
   } catch (err) {
     $("#status").textContent = `error: ${err.message}`;
     $("#status").className = "error";
+  } finally {
+    state.busy = false;
+    if (state.again) { state.again = false; refresh(); }
   }
 }
 
-$("#metric").addEventListener("change", (e) => { chosenMetric = e.target.value; refresh(); });
+function resize() {
+  for (const entry of state.charts.values()) {
+    if (!entry.u) continue;
+    entry.u.setSize({ width: Math.max(300, entry.fig.clientWidth - 16), height: CHART_HEIGHT });
+    markPlot(entry.fig, entry.u);
+  }
+}
+
+$("#metric").addEventListener("change", (e) => { state.metric = e.target.value; refresh(); });
 $("#minutes").addEventListener("change", refresh);
+window.addEventListener("resize", resize);
 refresh();
 setInterval(refresh, REFRESH_MS);

@@ -1,0 +1,88 @@
+"""The registry file's tables, and the upgrade of a registry written before boots had a site
+and a flash id.
+
+Version 2 keys every boot by (site, device, fid, boot) (DESIGN.md, Identity) and keeps the last
+reading time of each sensor. A version-1 file (anchors and boots keyed by (device, boot)) is
+upgraded in place, in one transaction, when the gateway opens it: each row takes the site of
+its device from the devices table (a name at two sites, which version 1 could not tell apart,
+gives each site the row) and flash id 0, what a board that sends no ``fid`` is keyed by.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from ingest.sqlite import open_durable
+
+_LOGGER = logging.getLogger(__name__)
+
+VERSION = 2
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS anchors (
+    site TEXT NOT NULL, device TEXT NOT NULL, fid INTEGER NOT NULL, boot INTEGER NOT NULL,
+    anchor_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, device, fid, boot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devices (
+    site TEXT NOT NULL, device TEXT NOT NULL, state TEXT NOT NULL, until_ms INTEGER,
+    last_seen_ms INTEGER NOT NULL, last_reading_ms INTEGER, fid INTEGER, boot INTEGER,
+    readings INTEGER NOT NULL, duplicates INTEGER NOT NULL,
+    PRIMARY KEY (site, device)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS boots (
+    site TEXT NOT NULL, device TEXT NOT NULL, fid INTEGER NOT NULL, boot INTEGER NOT NULL,
+    highest_seq INTEGER NOT NULL, acked_seq INTEGER NOT NULL DEFAULT 0, gaps TEXT NOT NULL,
+    PRIMARY KEY (site, device, fid, boot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sensors (
+    site TEXT NOT NULL, device TEXT NOT NULL, sensor TEXT NOT NULL, last_reading_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, device, sensor)
+) WITHOUT ROWID;
+"""
+
+_UPGRADE_1 = """
+ALTER TABLE anchors RENAME TO anchors_v1;
+ALTER TABLE boots RENAME TO boots_v1;
+ALTER TABLE devices RENAME TO devices_v1;
+""" + SCHEMA + """
+INSERT INTO devices SELECT site, device, state, until_ms, last_seen_ms, last_reading_ms, 0, boot,
+    readings, duplicates FROM devices_v1;
+INSERT OR IGNORE INTO anchors SELECT d.site, a.device, 0, a.boot, a.anchor_ms
+    FROM anchors_v1 a JOIN devices_v1 d ON d.device = a.device;
+INSERT OR IGNORE INTO boots SELECT d.site, b.device, 0, b.boot, b.highest_seq, b.acked_seq, b.gaps
+    FROM boots_v1 b JOIN devices_v1 d ON d.device = b.device;
+DROP TABLE anchors_v1;
+DROP TABLE boots_v1;
+DROP TABLE devices_v1;
+"""
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {str(row[1]) for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+def open_registry(path: Path) -> sqlite3.Connection:
+    """Open the registry file at ``path``, creating or upgrading its tables. Raises OSError or
+    sqlite3.Error (the registry wraps them)."""
+    db = open_durable(path, "")
+    try:
+        if "anchors" in {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} \
+                and "site" not in _columns(db, "anchors"):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in filter(str.strip, _UPGRADE_1.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {VERSION}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            _LOGGER.info("registry %s upgraded: boots are keyed by site and flash id now", path)
+        db.executescript(SCHEMA)
+        db.execute(f"PRAGMA user_version = {VERSION}")
+    except BaseException:
+        db.close()
+        raise
+    return db
