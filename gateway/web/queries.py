@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from itertools import pairwise
 from typing import Any
 
 from gateway.errors import GatewayError
@@ -118,12 +119,12 @@ def device_table(devices: Devices, query: QueryInflux) -> list[dict[str, Any]]:
 def with_gaps(points: list[Point], factor: float = GAP_FACTOR) -> list[Point]:
     """``points`` (time-ordered) with a null point wherever the next reading came more than
     ``factor`` typical intervals (the median step) after the one before."""
-    steps = sorted(b[0] - a[0] for a, b in zip(points, points[1:]))
+    steps = sorted(b[0] - a[0] for a, b in pairwise(points))
     if len(steps) < 2:
         return list(points)
     limit = factor * max(1, steps[len(steps) // 2])
     out = points[:1]
-    for prev, cur in zip(points, points[1:]):
+    for prev, cur in pairwise(points):
         if cur[0] - prev[0] > limit:
             out.append(((prev[0] + cur[0]) // 2, None))
         out.append(cur)
