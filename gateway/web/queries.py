@@ -60,7 +60,7 @@ def _series(answer: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _rows(series: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(zip(series["columns"], values)) for values in series.get("values", [])]
+    return [dict(zip(series["columns"], values, strict=True)) for values in series.get("values", [])]
 
 
 def _number(value: object) -> bool:
@@ -75,8 +75,9 @@ def metrics(query: QueryInflux) -> list[str]:
                    if r.get("fieldType") in ("float", "integer") and r["fieldKey"] not in NOT_METRICS})
 
 
-def _sensor_entry(device: str, sensor: str) -> dict[str, Any]:
-    return {"sensor": sensor or None, "label": sensor or device, "last_ms": None, "values": {}}
+def _sensor_entry(by_sensor: dict[str, dict[str, Any]], device: str, sensor: str) -> dict[str, Any]:
+    return by_sensor.setdefault(sensor, {"sensor": sensor or None, "label": sensor or device, "last_ms": None,
+                                         "values": {}})
 
 
 def device_table(devices: Devices, query: QueryInflux) -> list[dict[str, Any]]:
@@ -95,13 +96,13 @@ def device_table(devices: Devices, query: QueryInflux) -> list[dict[str, Any]]:
         row_entry, by_sensor = entry(tags)
         if row["time"] >= row_entry.get("last_reading_ms", row["time"]):
             row_entry.update(board=tags.get("board", ""), last_reading_ms=row["time"], seq=row["seq"])
-        sensor = by_sensor.setdefault(tags.get("sensor", ""), _sensor_entry(row_entry["device"], tags.get("sensor", "")))
+        sensor = _sensor_entry(by_sensor, row_entry["device"], tags.get("sensor", ""))
         sensor["last_ms"] = max(row["time"], sensor["last_ms"] or row["time"])
     for s in _series(query(f'SELECT last(*) FROM "telemetry" WHERE time > now() - {_LOOKBACK} '
                            'GROUP BY "site", "device", "sensor"')):
         tags, row = s.get("tags", {}), _rows(s)[0]
         row_entry, by_sensor = entry(tags)
-        sensor = by_sensor.setdefault(tags.get("sensor", ""), _sensor_entry(row_entry["device"], tags.get("sensor", "")))
+        sensor = _sensor_entry(by_sensor, row_entry["device"], tags.get("sensor", ""))
         sensor["values"] = {k[len("last_"):]: v for k, v in sorted(row.items()) if k.startswith("last_")
                             and k[len("last_"):] not in NOT_METRICS and _number(v)}
     fields = ", ".join(f'last("{f}") AS "{f}"' for f in _DIAG)

@@ -127,7 +127,7 @@ class WebServer:
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:  # http.server's name
                 url = urllib.parse.urlsplit(self.path)
                 status, ctype, body = server.answer(url.path, urllib.parse.parse_qs(url.query))
                 self.send_response(status)
@@ -138,7 +138,7 @@ class WebServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
+            def log_message(self, format: str, *args: Any) -> None:  # http.server's names
                 _LOGGER.debug("web: " + format, *args)
 
         return _Handler
