@@ -15,7 +15,6 @@ import argparse
 import json
 import signal
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from typing import cast

@@ -38,10 +38,13 @@ def throughput(kind: str, readings: int, work: Path, *, profile_dir: Path | None
             peak_rss = 0
             try:
                 started = publisher.publish_all(messages)
+                counter: Callable[[], int]
                 if kind == "ceiling":
-                    counter: Callable[[], int] = lambda: int((work / kind / "ceiling.count").read_text() or 0)
+                    def counter() -> int:
+                        return int((work / kind / "ceiling.count").read_text() or 0)
                 else:
-                    counter = lambda: count(influx)
+                    def counter() -> int:
+                        return count(influx)
                 deadline = started + 600
                 done = 0
                 while done < readings and time.monotonic() < deadline:

@@ -46,7 +46,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"RSS < {TARGETS['rss_mib']:.0f} MiB", _verdict(lat["rss_mib"] < TARGETS["rss_mib"])))
     rp = results["replay"]
     out.append((f"spool replay of {rp['readings']:,} readings", f"{rp['readings_per_s']:,} readings/s "
-                f"({rp['seconds']} s)", f">= {TARGETS['replay']:,}/s", _verdict(rp["readings_per_s"] >= TARGETS["replay"])))
+                f"({rp['seconds']} s)", f">= {TARGETS['replay']:,}/s",
+                _verdict(rp["readings_per_s"] >= TARGETS["replay"])))
     out.extend(_serial_rows(results["serial"]))
     out.extend(_firmware_rows(results["firmware"]))
     return out
@@ -71,7 +72,7 @@ def _firmware_rows(fw: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                        if k != "64K" and v.get("peak_heap_bytes"))
     target = fw["heap_target"]["peak_below"]
     met = not at64["memory_error"] and (at64["peak_heap_bytes"] or target) < target
-    rows = [(f"firmware heap at -X heapsize=64K", f"{figure}" + (f" ({others})" if others else ""),
+    rows = [("firmware heap at -X heapsize=64K", f"{figure}" + (f" ({others})" if others else ""),
              f"peak < {target // 1024} KiB", _verdict(met))]
     for batch, b in fw["bytes_per_reading"].items():
         e = fw["encode_us_per_reading"][batch]
@@ -86,7 +87,7 @@ def table(results: dict[str, Any]) -> str:
     lines = [f"Sen benchmarks — {results['when']} — {results['machine']['cpus']} CPUs, {results['machine']['platform']}"
              + (" — QUICK (smoke run, not a measurement)" if results["quick"] else "")]
     for r in [("measure", "figure", "target", ""), *body]:
-        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
     return "\n".join(lines)
 
 

@@ -4,7 +4,8 @@ The board process's stdout and stdin are pipes to the relay; the relay copies bo
 to the pty's master side (and to the board's console log) and whatever arrives on the master
 to the board's stdin. Like a USB CDC port that sees the host's DTR, the relay holds board
 output while no program has the port open (the master reports a hang-up), and starts
-sending a moment after one opens it (pyserial flushes the input buffer as it opens). The slave side is the "USB port": its path (``/dev/pts/N``) is kept
+sending a moment after one opens it (pyserial flushes the input buffer as it opens). The slave side is
+the "USB port": its path (``/dev/pts/N``) is kept
 under a stable symlink such as ``.sen/dev/ttySIM0``, which pyserial, ``screen`` and the
 gateway open like ``/dev/ttyUSB0``.
 

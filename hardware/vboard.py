@@ -125,7 +125,7 @@ class VirtualBoard:
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         (self.flash_dir / "config.json").write_text(json.dumps(self.config, indent=1) + "\n")
         if self._console is None:
-            self._console = open(self.console_log, "ab")  # noqa: SIM115 — lives as long as the board
+            self._console = open(self.console_log, "ab")
         command = [self.micropython] + (["-X", f"heapsize={self.heapsize}"] if self.heapsize else [])
         command.append(str(FIRMWARE_MAIN))
         env = dict(os.environ)

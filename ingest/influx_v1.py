@@ -16,7 +16,6 @@ import gzip
 import http.client
 import json
 import logging
-import socket
 import urllib.parse
 from dataclasses import dataclass
 
@@ -73,7 +72,7 @@ class InfluxV1:
             response = conn.getresponse()
             return _Answer(status=response.status, body=response.read(),
                            headers={k.lower(): v for k, v in response.getheaders()})
-        except (OSError, http.client.HTTPException, socket.timeout) as err:
+        except (TimeoutError, OSError, http.client.HTTPException) as err:
             raise InfluxUnavailable(f"InfluxDB at {self.url} unreachable: {err}") from err
         finally:
             conn.close()

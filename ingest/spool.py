@@ -104,7 +104,7 @@ class Spool:
                 for entry in entries:
                     if isinstance(entry, Run):
                         fresh = claim(db, entry.stream, entry.seqs, now)
-                        lines = [line for line, new in zip(entry.lines, fresh) if new]
+                        lines = [line for line, new in zip(entry.lines, fresh, strict=True) if new]
                         if lines:
                             db.execute("INSERT INTO lines (line, added_ms, n) VALUES (?, ?, ?)",
                                        ("\n".join(lines), now, len(lines)))

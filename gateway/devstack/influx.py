@@ -70,7 +70,7 @@ class InfluxDB(Service):
         for series in self.query(q, db)["results"][0].get("series", []):
             tags = series.get("tags", {})
             for values in series["values"]:
-                row = dict(zip(series["columns"], values))
+                row = dict(zip(series["columns"], values, strict=True))
                 row.update(tags)
                 out.append(row)
         return out

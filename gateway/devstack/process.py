@@ -95,7 +95,7 @@ class Service:
             return
         command = self._command()
         _LOGGER.debug("starting %s: %s", self.name, " ".join(command))
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it open
+        log = open(self.log_path, "ab")
         try:
             self._proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -115,7 +115,8 @@ class Service:
                 return
             time.sleep(0.05)
         self.stop()
-        raise DevStackError(f"{self.name} did not become ready in {_START_TIMEOUT_S:.0f} s; log {self.log_path}:\n{self.log_tail()}")
+        raise DevStackError(f"{self.name} did not become ready in {_START_TIMEOUT_S:.0f} s; "
+                            f"log {self.log_path}:\n{self.log_tail()}")
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

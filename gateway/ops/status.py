@@ -96,7 +96,7 @@ def format_table(rows: list[DeviceRow], *, now_ms: int | None = None) -> str:
                       str(r.highest_seq), _gaps(r)))
         table.extend((f"  sensor {name}", "", "", _when(last), "", "", "") for name, last in r.sensors.items())
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
                      for line in table)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from gateway.errors import OptionsError
 from gateway.service.options import GatewayOptions
-from gateway.service.sample import FIELDS, SAMPLE, SECRET_ENV, SECRET_FILES, load_sample
+from gateway.service.sample import FIELDS, SECRET_ENV, SECRET_FILES, load_sample
 
 def _line_of(text: str, section: str, key: str) -> int | None:
     current = ""

@@ -108,7 +108,7 @@ class Handler:
             return acks
         results = self._spool.commit_many([p.entries for p in pending])
         added_total = duplicates_total = 0
-        for item, result in zip(pending, results):
+        for item, result in zip(pending, results, strict=True):
             t = item.telemetry
             anchor = self._registry.known_anchor(t.key) if result.added else None
             times = [reading_time(r, anchor) for r in t.readings] if result.added else []
@@ -191,7 +191,9 @@ class Handler:
 def _sensor_times(telemetry: Telemetry, times: list[int]) -> dict[str, int]:
     """Each sensor's newest reading time in this message (``times``: the readings' times)."""
     newest: dict[str, int] = {}
-    for reading, when in zip(telemetry.readings, times):
+    if not times:  # nothing of the message was new
+        return newest
+    for reading, when in zip(telemetry.readings, times, strict=True):
         if reading.sensor is not None and when > newest.get(reading.sensor, -1):
             newest[reading.sensor] = when
     return newest

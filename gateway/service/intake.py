@@ -116,14 +116,14 @@ class Intake:
             _LOGGER.error("could not commit %s messages (%s); not acknowledged, retrying",
                           len(batch), err)
             return False
-        except Exception:  # noqa: BLE001 — a bug must not end the thread and stall every ack
+        except Exception:
             _LOGGER.exception("unexpected error committing %s messages; not acknowledged, retrying",
                               len(batch))
             return False
         self._backoff.reset()
         self.batches += 1
         self.committed += len(batch)
-        for (_, done), ack in zip(batch, acks):
+        for (_, done), ack in zip(batch, acks, strict=True):
             done(ack)
         self._after_batch()
         return True

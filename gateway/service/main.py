@@ -105,7 +105,7 @@ class _Parts:
                 if time.monotonic() >= next_report:
                     next_report += self.options.stats_interval_s
                     self.report()
-            except Exception:  # noqa: BLE001 — bookkeeping must not end the service
+            except Exception:
                 _LOGGER.exception("periodic bookkeeping failed; trying again in %s s", _TICK_S)
 
 

@@ -1,6 +1,7 @@
 """Decoded telemetry → line-protocol spool entries, on the InfluxDB schema of DESIGN.md.
 
-- ``telemetry``: tags site, device, board, sensor (when the reading has one); a float field per metric, integer fields seq and
+- ``telemetry``: tags site, device, board, sensor (when the reading has one); a float field
+  per metric, integer fields seq and
   boot; time = the reading's ``ts``, or ``anchor + up`` for uptime-only readings.
 - ``device_diag``: tags site, device; fields from ``d`` (numbers as floats, so a field keeps
   one type whatever a firmware sends); time = ``anchor + envelope up`` when anchored, else
@@ -106,7 +107,7 @@ def to_entries(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int)
     for item in to_spool(telemetry, anchor_ms=anchor_ms, received_ms=received_ms):
         if isinstance(item, Run):
             entries.extend(Entry(line=line, key=f"{item.stream}/{seq}")
-                           for seq, line in zip(item.seqs, item.lines))
+                           for seq, line in zip(item.seqs, item.lines, strict=True))
         else:
             entries.append(item)
     return entries

@@ -15,7 +15,7 @@ import json
 import re
 import zlib
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from gateway.service.topics import Topic, is_name
@@ -25,7 +25,7 @@ MAX_LINE = 4096 + 64
 _CRC = re.compile(rb"[0-9a-fA-F]{8}")
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     TELEMETRY = "telemetry"
     STATUS = "status"
     ACK = "ack"

@@ -52,7 +52,7 @@ def test_kill_9_of_the_gateway_three_times_loses_and_doubles_nothing(
     try:
         for _ in range(3):
             seen = len(stored(influxdb, influx_db))
-            wait_for(lambda: len(stored(influxdb, influx_db)) > seen or not sending.is_alive(),
+            wait_for(lambda seen=seen: len(stored(influxdb, influx_db)) > seen or not sending.is_alive(),
                      timeout=30, what="progress before the kill")
             mid_stream.append(sending.is_alive())
             gw.kill()

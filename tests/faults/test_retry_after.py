@@ -7,6 +7,8 @@ The writer runs in-process on a real spool with the real sinks (``/write`` to In
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +56,7 @@ def _through_faults(proxy: FaultProxy, sink: Sink, status: int, device: str,
         spool.close()
     writes = list(proxy.writes)
     assert writes[-1][3] // 100 == 2
-    gaps = [later[0] - earlier[0] for earlier, later in zip(writes, writes[1:])
+    gaps = [later[0] - earlier[0] for earlier, later in pairwise(writes)
             if earlier[3] == status]
     assert len(gaps) >= 2
     # About Retry-After: not sooner (backoff alone would retry within 0.05 s), not much later.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import time
 
-import pytest
 
 from gateway.service.serial_frame import Outcome, Parsed, ack_frame, parse_line
 from tests.hil.conftest import INTERVAL_MS, Board
@@ -58,7 +59,7 @@ def test_readings_in_physical_ranges_at_the_configured_cadence(board: Board) -> 
             lo, hi = RANGES.get(metric, (float("-inf"), float("inf")))
             assert lo <= value <= hi, (metric, value)
     stamps = sorted(r["ts"] for r in readings if "p_hpa" in r["m"] and "ts" in r)  # one sensor
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    gaps = [b - a for a, b in pairwise(stamps)]
     assert gaps and all(gap >= INTERVAL_MS * 0.5 for gap in gaps), gaps
     assert sum(gaps) / len(gaps) <= INTERVAL_MS * 5, gaps
 

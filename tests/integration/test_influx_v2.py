@@ -42,7 +42,7 @@ def samples(vm: VictoriaMetrics, metric: str, device: str) -> Counter[tuple[int,
     """(timestamp, value) -> how many times VictoriaMetrics holds it, for one device."""
     out: Counter[tuple[int, float]] = Counter()
     for series in vm.export(f'{{__name__="{metric}",device="{device}"}}'):
-        out.update(zip(series["timestamps"], series["values"]))
+        out.update(zip(series["timestamps"], series["values"], strict=True))
     return out
 
 

@@ -269,8 +269,11 @@ def _read_port(link: Path, log: PortLog, stop: threading.Event) -> None:
                     log.outcomes.append((time.time(), parsed.outcome, parsed.message.get("boot")))
 
 
+SerialRun = tuple[dict[tuple[str, str], float], list[PortLog]]
+
+
 @pytest.fixture(scope="module")
-def serial_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[tuple[str, str], float], list[PortLog]]]:
+def serial_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SerialRun]:
     tmp = tmp_path_factory.mktemp("sim-faults-serial")
     plan = tmp / "plan.json"
     plan.write_text(json.dumps(SERIAL_PLAN))
@@ -299,7 +302,7 @@ def serial_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[
     yield fault_times(sim_log), logs
 
 
-def test_garbage_on_serial_is_skipped_and_frames_go_on(serial_run: tuple[dict[tuple[str, str], float], list[PortLog]]) -> None:
+def test_garbage_on_serial_is_skipped_and_frames_go_on(serial_run: SerialRun) -> None:
     times, logs = serial_run
     log = logs[GARBAGE]
     step = SERIAL_PLAN[0]
@@ -314,7 +317,7 @@ def test_garbage_on_serial_is_skipped_and_frames_go_on(serial_run: tuple[dict[tu
     assert any(o == Outcome.TELEMETRY for t, o, _ in log.outcomes if t > at), "no frames after the garbage"
 
 
-def test_unplug_breaks_the_port_and_replug_brings_the_board_back(serial_run: tuple[dict[tuple[str, str], float], list[PortLog]]) -> None:
+def test_unplug_breaks_the_port_and_replug_brings_the_board_back(serial_run: SerialRun) -> None:
     times, logs = serial_run
     log = logs[UNPLUG]
     unplug_at, replug_at = times[("unplug", "sim-0001")], times[("replug", "sim-0001")]

@@ -67,7 +67,8 @@ def test_gateway_config_loads_and_agrees_with_influxdb_and_mosquitto(tmp_path: P
     options = config.load(toml, env={"SEN_MQTT_PASSWORD_FILE": str(secret), "SEN_INFLUX_TOKEN_FILE": str(secret)})
     env = services["influxdb"]["environment"]
     assert options.influx_api == "v2" and options.influx_token == "s3cret"
-    assert (options.influx_org, options.influx_bucket) == (env["DOCKER_INFLUXDB_INIT_ORG"], env["DOCKER_INFLUXDB_INIT_BUCKET"])
+    assert (options.influx_org, options.influx_bucket) == (env["DOCKER_INFLUXDB_INIT_ORG"],
+                                                           env["DOCKER_INFLUXDB_INIT_BUCKET"])
     assert options.mqtt_url == "mqtt://mosquitto:1883" and options.mqtt_username == "sen-gateway"
     # InfluxDB takes its secrets from files (_FILE), the same files the gateway and Grafana read.
     assert "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN" not in env and "DOCKER_INFLUXDB_INIT_PASSWORD" not in env

@@ -61,7 +61,7 @@ def test_valid_contract_payload_decodes(path: Path) -> None:
     assert isinstance(result, Telemetry), result
     assert result.device == doc["dev"] and result.boot == doc["boot"]
     assert [r.seq for r in result.readings] == [r["seq"] for r in doc["r"]]
-    for reading, raw in zip(result.readings, doc["r"]):
+    for reading, raw in zip(result.readings, doc["r"], strict=True):
         assert dict(reading.metrics) == raw["m"]
         assert reading.ts_ms == raw.get("ts")
         assert reading.up_ms == (None if "ts" in raw else raw["up"])
@@ -104,7 +104,7 @@ def test_board_names_are_checked(board: str) -> None:
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999"])
 def test_non_finite_numbers_are_refused(value: str) -> None:
     payload = ('{"v":1,"dev":"sim-0001","boot":1,"up":1,"r":[{"seq":1,"ts":1763800000000,'
-               '"m":{"temp_c":%s}}]}' % value).encode()
+               '"m":{"temp_c":' + value + '}}]}').encode()
     assert _reason(payload) == "non_finite"
 
 

@@ -15,6 +15,7 @@ from gateway.errors import OptionsError
 from gateway.service.handler import Handler, Message
 from gateway.service.intake import Intake
 from gateway.service.registry import Registry
+from gateway.service.sample import SAMPLE
 from gateway.service.rejects import RejectLog
 from gateway.ops.status import format_table, read_devices
 from ingest.errors import SpoolError
@@ -147,7 +148,7 @@ def test_full_spool_takes_nothing_and_disk_full_raises(tmp_path: Path) -> None:
 
 
 def test_config_sample_documents_every_key_and_errors_name_key_and_line(tmp_path: Path) -> None:
-    sample = config.SAMPLE.read_text()
+    sample = SAMPLE.read_text()
     for section, table in config.load_sample().items():
         for key in table:
             line = config._line_of(sample, section, key)

@@ -126,7 +126,8 @@ def test_fault_plan_parsing() -> None:
     assert [s.fault for s in plan.steps] == ["unplug", "sensor", "replug"]
     assert plan.steps[1].board is None
     for bad, key in [([{"at_s": 1, "fault": "melt"}], "fault"), ([{"at_s": -1, "fault": "cut"}], "at_s"),
-                     ([{"at_s": 1, "fault": "sensor"}], "sensor"), ([{"at_s": 1, "fault": "cut", "board": "x"}], "board"),
+                     ([{"at_s": 1, "fault": "sensor"}], "sensor"),
+                     ([{"at_s": 1, "fault": "cut", "board": "x"}], "board"),
                      ([{"at_s": 1, "fault": "sensor", "sensor": "sht31", "value": "smoke"}], "value")]:
         with pytest.raises(FaultPlanError, match=f"key '{key}'"):
             FaultPlan.parse(bad, "plan.json")
