@@ -91,26 +91,60 @@ function valueTicks(unit) {
   };
 }
 
+// The value axis: 10 % around the data; a flat line gets a narrow band around it, not 0 to 2000.
+function valueRange(u, min, max) {
+  if (min == null || max == null) return [0, 1];
+  if (min === max) {
+    const d = Math.max(Math.abs(min) * 0.005, 0.5);
+    return [min - d, max + d];
+  }
+  return uPlot.rangeNum(min, max, 0.1, true);
+}
+function windowText(minutes) {
+  return minutes >= 60 && minutes % 60 === 0 ? `${minutes / 60} h` : `${minutes} min`;
+}
+
 // uPlot's aligned data: one x array (ms), one y array per line; a line's own nulls stay gaps.
 function aligned(lines) {
   const tables = lines.map((l) => [l.points.map((p) => p[0]), l.points.map((p) => p[1])]);
   return uPlot.join(tables, tables.map(() => [null, 2]));  // 2: expand a null gap over alignment holes
 }
 
+// The series' index nearest the cursor that has a value: lines are sampled at their own times, so
+// at another line's time a line has a hole; an outage's null is not looked across.
+function nearestIdx(u, sidx, idx) {
+  const ys = u.data[sidx];
+  if (sidx === 0 || idx == null || ys[idx] !== undefined) return idx;  // a value, or inside a gap
+  const xs = u.data[0];
+  let lo = idx - 1, hi = idx + 1;
+  while (lo >= 0 && ys[lo] === undefined) lo--;
+  while (hi < ys.length && ys[hi] === undefined) hi++;
+  const left = lo >= 0 && ys[lo] !== null ? lo : null;
+  const right = hi < ys.length && ys[hi] !== null ? hi : null;
+  if (left == null || right == null) return left ?? right ?? idx;
+  return xs[idx] - xs[left] <= xs[right] - xs[idx] ? left : right;
+}
+function lastValue(ys) {
+  for (let i = ys.length - 1; i >= 0; i--) if (ys[i] != null) return ys[i];
+  return null;
+}
+const fmtTime = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}");
+
 function makeChart(fig, lines, unit, range) {
   const opts = {
     width: Math.max(300, fig.clientWidth - 16), height: CHART_HEIGHT, ms: 1,
-    cursor: { sync: { key: "sen" }, points: { size: 7 } },
+    cursor: { sync: { key: "sen" }, points: { size: 7 }, dataIdx: nearestIdx },
     legend: { live: true },
-    scales: { x: { time: true, range: () => [range.from, range.to] } },
+    scales: { x: { time: true, range: () => [range.from, range.to] }, y: { range: valueRange } },
     axes: [
       { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ccc" } },
       { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ccc" }, values: valueTicks(unit), size: axisSize },
     ],
     series: [
-      { label: "time", value: "{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}" },
+      // the legend reads the values under the cursor; without a cursor, each line's latest value
+      { label: "time", value: (u, v) => (v == null ? "latest" : fmtTime(new Date(v))) },
       ...lines.map((l) => ({ label: l.label, stroke: colourOf(l.sensor), width: 2, spanGaps: false,
-                             value: (u, v) => withUnit(v, unit) })),
+                             value: (u, v, sidx, idx) => withUnit(idx == null ? lastValue(u.data[sidx]) : v, unit) })),
     ],
   };
   return new uPlot(opts, aligned(lines), fig.querySelector(".plot"));
@@ -157,7 +191,7 @@ function renderCharts(devices, answer) {
     if (entry.u && (sig !== entry.sig || !lines.length)) { entry.u.destroy(); entry.u = null; }
     const plot = entry.fig.querySelector(".plot");
     if (!lines.length) {
-      plot.textContent = `no ${metric} readings in the last ${minutes} min`;
+      plot.textContent = `no ${metric} readings in the last ${windowText(minutes)}`;
       plot.className = "plot empty";
       delete entry.fig.dataset.plot;
     } else if (entry.u) {
