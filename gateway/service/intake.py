@@ -8,6 +8,10 @@ acknowledge the message — and finally ``after_batch()``.
 Spool full (``Spool.full``): the thread stops taking messages until the writer drained it.
 Unacknowledged, the messages stay with the broker (and the broker sends no more than the
 gateway's MQTT receive maximum): backpressure, never a drop.
+The queue is bounded for what no backpressure reaches: a QoS0 message (``can_drop``: no
+delivery was promised for it, and the firmware sends QoS1) is dropped and counted when
+``max_waiting`` messages already wait, so a QoS0 flood cannot grow memory without limit.
+QoS1 messages are bounded by the receive maximum, serial frames by their port's window.
 A failed commit (spool error, disk full) is retried with backoff; nothing is acknowledged
 in the meantime.
 """
@@ -32,6 +36,7 @@ _LOGGER = logging.getLogger(__name__)
 
 Done = Callable[[Ack | None], None]
 _FULL_LOG_EVERY_S = 60.0
+MAX_WAITING = 10_000  # messages queued at most before QoS0 ones are dropped
 
 
 def _nothing() -> None:
@@ -41,7 +46,7 @@ def _nothing() -> None:
 class Intake:
     def __init__(self, handler: Handler, spool: Spool, *, max_batch: int = 500,
                  after_batch: Callable[[], None] = _nothing,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, max_waiting: int = MAX_WAITING) -> None:
         self._handler = handler
         self._spool = spool
         self._max_batch = max_batch
@@ -51,11 +56,25 @@ class Intake:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._full_logged: float | None = None
+        self._max_waiting = max_waiting
+        self._drop_logged: float | None = None
         self.batches = 0
         self.committed = 0
         self.full_waits = 0
+        self.dropped = 0
 
-    def put(self, message: Message, done: Done) -> None:
+    def put(self, message: Message, done: Done, *, can_drop: bool = False) -> None:
+        """Queue ``message``; ``done(ack)`` is called once its batch is committed. A message
+        that ``can_drop`` (QoS0) is dropped instead, and counted, when the queue is full."""
+        if can_drop and self._queue.qsize() >= self._max_waiting:
+            self.dropped += 1
+            now = time.monotonic()
+            if self._drop_logged is None or now - self._drop_logged >= _FULL_LOG_EVERY_S:
+                self._drop_logged = now
+                _LOGGER.warning("intake queue full (%s waiting): QoS0 message on %s dropped (%s so far); "
+                                "boards publish telemetry with QoS1", self._max_waiting, message.topic,
+                                self.dropped)
+            return
         self._queue.put((message, done))
 
     @property

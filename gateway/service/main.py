@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 _TICK_S = 1.0
+_PRUNE_EVERY_S = 3600.0
 
 
 def make_sink(options: GatewayOptions) -> Sink:
@@ -87,7 +88,8 @@ class _Parts:
                 "write_failures": written.failures, "spool_depth": self.spool.depth(),
                 "write_latency_ms": round(written.last_latency_ms, 3),
                 "watchdog_trips": self.mqtt.watchdog_trips,
-                "acks_published": self.mqtt.acks_published, "spool_full_waits": self.intake.full_waits}
+                "acks_published": self.mqtt.acks_published, "spool_full_waits": self.intake.full_waits,
+                "qos0_dropped": self.intake.dropped}
 
     def report(self) -> None:
         point = Point(measurement="gateway", tags={"gateway": self.options.client_id},
@@ -97,6 +99,7 @@ class _Parts:
 
     def tick(self, stop: threading.Event) -> None:
         next_report = time.monotonic() + self.options.stats_interval_s
+        next_prune = time.monotonic()
         while not stop.wait(_TICK_S):
             try:
                 self.mqtt.publish_acks()  # acks held back by the per-device interval
@@ -105,6 +108,9 @@ class _Parts:
                 if time.monotonic() >= next_report:
                     next_report += self.options.stats_interval_s
                     self.report()
+                if time.monotonic() >= next_prune:  # boots long gone (a deep sleeper makes many)
+                    next_prune = time.monotonic() + _PRUNE_EVERY_S
+                    self.registry.prune()
             except Exception:
                 _LOGGER.exception("periodic bookkeeping failed; trying again in %s s", _TICK_S)
 

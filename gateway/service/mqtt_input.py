@@ -195,7 +195,7 @@ class MqttInput:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int,
                       reason_codes: list[ReasonCode], properties: Any) -> None:
-        for topic, code in zip(self._subscriptions, reason_codes):
+        for topic, code in zip(self._subscriptions, reason_codes, strict=False):  # a broker may answer short
             if code.is_failure:
                 _LOGGER.error("subscription to %s refused: %s", topic, code)
             else:
@@ -207,4 +207,4 @@ class MqttInput:
         generation, mid, qos = self._generation, message.mid, message.qos
         item = Message(topic=message.topic, payload=bytes(message.payload),
                        received_ms=time.time_ns() // 1_000_000)
-        self._intake.put(item, lambda ack: self._done(generation, mid, qos, ack))
+        self._intake.put(item, lambda ack: self._done(generation, mid, qos, ack), can_drop=qos == 0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,12 @@ from gateway.service.registry_schema import open_registry
 _LOGGER = logging.getLogger(__name__)
 
 REGISTRY_FILE = "registry.sqlite3"
+ANCHORS_CACHED = 50_000  # anchors kept in memory; the table holds them all (until pruned)
+KEEP_BOOTS_S = 30 * 86_400  # anchors and boots not seen for this long are pruned
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _gaps_text(gaps: list[tuple[int, int]]) -> str:
@@ -133,12 +140,18 @@ class Registry:
         return found
 
     def _store_anchor(self, key: BootKey, anchor_ms: int) -> tuple[bool, int]:
-        cur = self._db.execute("INSERT OR IGNORE INTO anchors (site, device, fid, boot, anchor_ms)"
-                               " VALUES (?, ?, ?, ?, ?)", (*key, anchor_ms))
+        cur = self._db.execute("INSERT OR IGNORE INTO anchors (site, device, fid, boot, anchor_ms, added_ms)"
+                               " VALUES (?, ?, ?, ?, ?, ?)", (*key, anchor_ms, _now_ms()))
         row = self._db.execute("SELECT anchor_ms FROM anchors WHERE site = ? AND device = ? AND fid = ?"
                                " AND boot = ?", key).fetchone()
-        self._anchors[key] = int(row[0])
+        self._cache_anchor(key, int(row[0]))
         return cur.rowcount == 1, int(row[0])
+
+    def _cache_anchor(self, key: BootKey, anchor_ms: int) -> None:
+        # A cache of the table: bounded, since a deep-sleeping board makes a boot per wake.
+        if len(self._anchors) >= ANCHORS_CACHED:
+            self._anchors.clear()
+        self._anchors[key] = anchor_ms
 
     def known_anchor(self, key: BootKey) -> int | None:
         with self._lock:
@@ -147,7 +160,7 @@ class Registry:
                                        " AND fid = ? AND boot = ?", key).fetchone()
                 if row is None:
                     return None
-                self._anchors[key] = int(row[0])
+                self._cache_anchor(key, int(row[0]))
             return self._anchors[key]
 
     # -- retained acks (from any gateway of the group) ---------------------------------------
@@ -248,8 +261,32 @@ class Registry:
                           d.readings, d.duplicates))
         for b in d.boots.values():
             acked = self._acked.get(BootKey(d.site, d.device, b.fid, b.boot), 0)
-            self._db.execute("INSERT OR REPLACE INTO boots VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (d.site, d.device, b.fid, b.boot, b.highest, acked, _gaps_text(b.gaps)))
+            self._db.execute("INSERT OR REPLACE INTO boots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (d.site, d.device, b.fid, b.boot, b.highest, acked, _gaps_text(b.gaps),
+                              d.last_seen_ms))
         for sensor, last in d.sensors.items():
             self._db.execute("INSERT OR REPLACE INTO sensors VALUES (?, ?, ?, ?)",
                              (d.site, d.device, sensor, last))
+
+    def prune(self, *, older_than_ms: int | None = None) -> int:
+        """Drop anchors and boots made or last seen before ``older_than_ms`` (default: 30 days
+        ago) from the file and from memory; the devices stay. The boots a device keeps in
+        memory are never pruned. Returns the rows dropped."""
+        cutoff = _now_ms() - KEEP_BOOTS_S * 1000 if older_than_ms is None else older_than_ms
+        with self._lock:
+            live = {BootKey(d.site, d.device, b.fid, b.boot) for d in self._devices.values()
+                    for b in d.boots.values()}
+            with self._transaction():
+                old = [BootKey(*row) for row in self._db.execute(
+                    "SELECT site, device, fid, boot FROM anchors WHERE added_ms < ? UNION "
+                    "SELECT site, device, fid, boot FROM boots WHERE seen_ms < ?", (cutoff, cutoff))]
+                old = [key for key in old if key not in live]
+                for key in old:
+                    self._db.execute("DELETE FROM anchors WHERE site = ? AND device = ? AND fid = ? AND boot = ?", key)
+                    self._db.execute("DELETE FROM boots WHERE site = ? AND device = ? AND fid = ? AND boot = ?", key)
+            for key in old:
+                self._anchors.pop(key, None)
+                self._acked.pop(key, None)
+        if old:
+            _LOGGER.info("registry: %s boots not seen for %s days pruned", len(old), KEEP_BOOTS_S // 86_400)
+        return len(old)

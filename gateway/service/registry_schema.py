@@ -1,8 +1,10 @@
 """The registry file's tables, and the upgrade of a registry written before boots had a site
 and a flash id.
 
-Version 2 keys every boot by (site, device, fid, boot) (DESIGN.md, Identity) and keeps the last
-reading time of each sensor. A version-1 file (anchors and boots keyed by (device, boot)) is
+Version 2 keys every boot by (site, device, fid, boot) (DESIGN.md, Identity), keeps the last
+reading time of each sensor, and stamps anchors and boots with when they were made or last
+seen, so :meth:`~gateway.service.registry.Registry.prune` can drop the ones long gone (a board
+that deep-sleeps makes a boot per wake). A version-1 file (anchors and boots keyed by (device, boot)) is
 upgraded in place, in one transaction, when the gateway opens it: each row takes the site of
 its device from the devices table (a name at two sites, which version 1 could not tell apart,
 gives each site the row) and flash id 0, what a board that sends no ``fid`` is keyed by.
@@ -22,7 +24,7 @@ VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS anchors (
     site TEXT NOT NULL, device TEXT NOT NULL, fid INTEGER NOT NULL, boot INTEGER NOT NULL,
-    anchor_ms INTEGER NOT NULL,
+    anchor_ms INTEGER NOT NULL, added_ms INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (site, device, fid, boot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS devices (
@@ -34,6 +36,7 @@ CREATE TABLE IF NOT EXISTS devices (
 CREATE TABLE IF NOT EXISTS boots (
     site TEXT NOT NULL, device TEXT NOT NULL, fid INTEGER NOT NULL, boot INTEGER NOT NULL,
     highest_seq INTEGER NOT NULL, acked_seq INTEGER NOT NULL DEFAULT 0, gaps TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (site, device, fid, boot)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sensors (
@@ -49,10 +52,10 @@ ALTER TABLE devices RENAME TO devices_v1;
 """ + SCHEMA + """
 INSERT INTO devices SELECT site, device, state, until_ms, last_seen_ms, last_reading_ms, 0, boot,
     readings, duplicates FROM devices_v1;
-INSERT OR IGNORE INTO anchors SELECT d.site, a.device, 0, a.boot, a.anchor_ms
+INSERT OR IGNORE INTO anchors SELECT d.site, a.device, 0, a.boot, a.anchor_ms, d.last_seen_ms
     FROM anchors_v1 a JOIN devices_v1 d ON d.device = a.device;
-INSERT OR IGNORE INTO boots SELECT d.site, b.device, 0, b.boot, b.highest_seq, b.acked_seq, b.gaps
-    FROM boots_v1 b JOIN devices_v1 d ON d.device = b.device;
+INSERT OR IGNORE INTO boots SELECT d.site, b.device, 0, b.boot, b.highest_seq, b.acked_seq, b.gaps,
+    d.last_seen_ms FROM boots_v1 b JOIN devices_v1 d ON d.device = b.device;
 DROP TABLE anchors_v1;
 DROP TABLE boots_v1;
 DROP TABLE devices_v1;

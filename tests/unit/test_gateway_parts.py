@@ -186,3 +186,14 @@ def test_serial_ports_come_from_the_config_file_or_the_flags(tmp_path: Path) -> 
     conf.write_text('[serial]\nbaudrate = "fast"\n')
     with pytest.raises(OptionsError, match=r"sen.toml:2: serial.baudrate"):
         config.load(conf, env={})
+
+
+def test_the_intake_queue_drops_qos0_past_its_bound_and_never_qos1(parts) -> None:  # type: ignore[no-untyped-def]
+    handler, spool, _ = parts
+    intake = Intake(handler, spool, max_waiting=5)  # not started: nothing drains
+    message = Message(topic=TOPIC, payload=_env([1]), received_ms=1)
+    for _ in range(8):
+        intake.put(message, lambda ack: None, can_drop=True)
+    for _ in range(3):
+        intake.put(message, lambda ack: None)  # QoS1: bounded by the receive maximum, never dropped
+    assert (intake.waiting, intake.dropped) == (8, 3)

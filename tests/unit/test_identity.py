@@ -166,3 +166,17 @@ def test_a_registry_of_the_old_layout_is_upgraded_with_its_sites(tmp_path: Path)
     finally:
         registry.close()
     assert read_devices(tmp_path)[0].highest_seq == 40
+
+
+def test_boots_long_gone_are_pruned_and_live_ones_kept(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    try:
+        old, live = BootKey("lab", "sleeper", 7, 1), BootKey("lab", "sleeper", 7, 2)
+        registry.anchor(old, candidate_ms=1)
+        registry.anchor(live, candidate_ms=2)
+        registry.note_readings(live, seqs=[1], added=1, duplicates=0, last_reading_ms=3, received_ms=3)
+        registry.flush()
+        assert registry.prune(older_than_ms=TS * 10) == 1  # everything is older: only the held boot stays
+        assert registry.known_anchor(old) is None and registry.known_anchor(live) == 2
+    finally:
+        registry.close()
