@@ -225,6 +225,8 @@ def test_page_draws_a_line_per_sensor_with_a_gap_in_chromium(page: str, tmp_path
     assert sorted(boxes) == sorted(f"{s}/{d}" for s, d, _ in DEVICES), dom.stdout[-3000:]
     for label in ("sht31", "dht20", "bme280", "sim-0000"):
         assert f'<div class="u-label">{label}</div>' in dom.stdout, label
+    # the legend (it reads the values under the cursor) shows each line's latest value with its unit
+    assert len(re.findall(r'<td class="u-value">2\d(?:\.\d+)? °C</td>', dom.stdout)) == 4, dom.stdout[-3000:]
 
     shot = tmp_path / "page.png"
     result = _chromium(tmp_path, f"--screenshot={shot}", page)
