@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import threading
 from pathlib import Path
 
-from gateway.cli.args import Handler, add_command, positive_int
+from gateway.cli.args import Handler, add_command, positive_int, stop_on_signals
 
 DEFAULT_BROKER_DIR = Path("/etc/mosquitto/sen")
 
@@ -77,13 +75,20 @@ def _register_broker(commands: argparse._SubParsersAction[argparse.ArgumentParse
     tls.add_argument("--new-ca", action="store_true", help="make a new CA even if OUT has one")
     conf = add_command(
         sub, "conf", summary="write the Mosquitto config that turns all this on",
-        description="Write DIR/sen.conf: no anonymous clients, the password file, the ACL, a plain listener "
-                    "and (with --tls-dir) a TLS listener. Include it from /etc/mosquitto/conf.d/.",
+        description="Write DIR/sen.conf: no anonymous clients, the password file, the ACL, client ids bound to "
+                    "accounts (use_username_as_clientid), packets of at most 16 KiB, and the listeners: a plain "
+                    "one; with --tls-dir a TLS one, and plain MQTT on 127.0.0.1 only (for a gateway on this "
+                    "machine; --no-plain leaves it out). Include it from /etc/mosquitto/conf.d/. Run it before "
+                    "add-device: the firmware keys it prints (port, tls) come from this file.",
         example="sen broker conf --dir /etc/mosquitto/sen --tls-dir /etc/mosquitto/sen/tls")
     conf.add_argument("--dir", type=Path, default=DEFAULT_BROKER_DIR, help="the broker directory")
     conf.add_argument("--tls-dir", type=Path, metavar="DIR", help="output of `sen broker tls`")
-    conf.add_argument("--port", type=positive_int, default=1883, help="plain MQTT listener")
+    conf.add_argument("--port", type=positive_int, default=1883,
+                      help="plain MQTT listener (with --tls-dir: on 127.0.0.1 only)")
     conf.add_argument("--tls-port", type=positive_int, default=8883, help="TLS listener")
+    conf.add_argument("--bind", default="", metavar="ADDR",
+                      help="address of the listener boards connect to (default: every interface)")
+    conf.add_argument("--no-plain", action="store_true", help="with --tls-dir: no plain listener at all")
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:
@@ -98,8 +103,10 @@ def _cmd_broker(args: argparse.Namespace) -> int:
               f"  certfile {files['server.crt']}\n  keyfile {files['server.key']}")
         return 0
     if args.broker_command == "conf":
+        if args.no_plain and args.tls_dir is None:
+            raise bs.BrokerSecurityError("--no-plain needs --tls-dir: without TLS the plain listener is the only one")
         text = bs.conf_text(args.dir.resolve(), port=args.port, tls_dir=args.tls_dir and args.tls_dir.resolve(),
-                            tls_port=args.tls_port)
+                            tls_port=args.tls_port, bind=args.bind, plain=not args.no_plain)
         args.dir.mkdir(parents=True, exist_ok=True)
         (args.dir / bs.CONF).write_text(text, encoding="utf-8")
         print(f"wrote {args.dir / bs.CONF}:\n{text}", end="")
@@ -113,11 +120,33 @@ def _cmd_broker(args: argparse.Namespace) -> int:
     password = store.add(account, rotate=args.rotate)
     secret = store.secret_path(account.user)
     print(f"account {account.user} ({account.kind}) in {args.dir}; password in {secret}")
+    listeners = bs.read_listeners(args.dir / bs.CONF) if (args.dir / bs.CONF).exists() else []
+    if not listeners:
+        print(f"(no {args.dir / bs.CONF} yet: the port and tls below assume plain MQTT on 1883; "
+              "run `sen broker conf` first to have them match the broker)")
     if account.kind == "device":
-        snippet = {"broker": {"user": account.user, "password": password, "tls": False}}
-        print("firmware config.json keys (with TLS: port 8883, \"tls\": true):\n" + json.dumps(snippet, indent=1))
+        board = bs.board_listener(args.dir) or bs.Listener(port=1883, bind="", tls=False)
+        keys: dict[str, object] = {"user": account.user, "password": password, "port": board.port,
+                                   "tls": board.tls}
+        if board.tls:
+            keys["ca"] = bs.TLS_CA_DER
+        print("firmware config.json keys (the broker binds the client id to the user name):\n"
+              + json.dumps({"broker": keys}, indent=1))
+        if board.tls:
+            print(f"copy {bs.TLS_CA_DER} (beside ca.crt, from `sen broker tls`) to the board's flash; "
+                  "broker.host must be a --host of the broker's certificate")
     else:
-        print(f"gateway.toml: [mqtt] username = \"{account.user}\", password_file = \"{secret}\"")
+        # The broker takes the user name as the client id; the gateway's client_id must say the same.
+        print(f"gateway.toml [mqtt]: username = \"{account.user}\", client_id = \"{account.user}\", "
+              f"password_file = \"{secret}\" (copied where the gateway's user can read it)")
+        for listener in listeners:
+            if listener.tls:
+                print(f"  over TLS: url = \"mqtts://HOST:{listener.port}\", ca_file = \"CA.crt\" "
+                      "(HOST a --host of the broker's certificate, CA.crt the ca.crt of `sen broker tls`)")
+            elif listener.bind == bs.LOCALHOST:
+                print(f"  on the broker's machine: url = \"mqtt://127.0.0.1:{listener.port}\"")
+            else:
+                print(f"  url = \"mqtt://HOST:{listener.port}\"")
     print("then reload Mosquitto: systemctl reload mosquitto")
     return 0
 
@@ -128,9 +157,7 @@ def _cmd_web(args: argparse.Namespace) -> int:
     token = args.token_file.read_text(encoding="utf-8").strip() if args.token_file else None
     devices = web.registry_devices(args.spool) if args.spool else (lambda: [])
     server = web.WebServer(args.host, args.port, devices, web.influx_query(args.influx, args.database, token=token))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     server.start()
     print(f"sen web: {server.url}  (Ctrl-C stops)", flush=True)
     try:

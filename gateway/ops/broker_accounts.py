@@ -13,6 +13,12 @@ Everything lives in one broker directory (e.g. ``/etc/mosquitto/sen``)::
 A device's user name is ``SITE.DEVICE`` (``.`` is not allowed in either name, so it cannot
 be ambiguous). The password file is written with Debian's ``mosquitto_passwd`` when it is
 installed, else with the same hash computed here (the tests check both against a real broker).
+
+``sen.conf`` binds every client id to its account (``use_username_as_clientid``): the broker
+replaces the id a client sends with its user name, so no account can resume, wipe or kick
+another's session (the gateway's, with its queued readings, above all), and two boards of the
+same name at two sites stay two clients. It caps a packet at :data:`MAX_PACKET_SIZE`, and with
+TLS it keeps plain MQTT to this machine (127.0.0.1) or leaves it out.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import GatewayError
 
@@ -41,6 +48,11 @@ PASSWD = "passwd"
 ACL = "acl"
 CONF = "sen.conf"
 SECRETS = "secrets"
+TLS_CA_DER = "ca.der"  # the CA as the boards read it (written by `sen broker tls`)
+# A packet is at most 16 KiB: a telemetry message is at most 4 KiB (DESIGN.md) and an OTA
+# chunk about 8 KiB; a client that sends more is disconnected before the broker reads it.
+MAX_PACKET_SIZE = 16384
+LOCALHOST = "127.0.0.1"
 _PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
 _SALT_BYTES = 12
 
@@ -79,28 +91,78 @@ def acl_text(accounts: list[Account]) -> str:
         lines.append(f"user {acc.user}")
         if acc.kind == "gateway":
             lines += ["topic read sen/v1/+/+/telemetry", "topic read sen/v1/+/+/status",
-                      "topic readwrite sen/v1/+/+/ack", "topic write sen/v1/+/+/cmd"]
+                      "topic readwrite sen/v1/+/+/ack", "topic write sen/v1/+/+/cmd",
+                      "topic write sen/v1/+/+/ota"]
         else:
             base = f"sen/v1/{acc.site}/{acc.device}"
             lines += [f"topic write {base}/telemetry", f"topic write {base}/status",
-                      f"topic read {base}/ack", f"topic read {base}/cmd"]
+                      f"topic read {base}/ack", f"topic read {base}/cmd", f"topic read {base}/ota"]
         lines.append("")
     return "\n".join(lines)
 
 
 def conf_text(broker_dir: Path, *, port: int = 1883, tls_dir: Path | None = None, tls_port: int = 8883,
-              bind: str = "") -> str:
-    """Mosquitto lines for a secured listener (and a TLS one when ``tls_dir`` is given)."""
-    host = f" {bind}" if bind else ""
-    lines = ["# Written by `sen broker`: password file, ACL, no anonymous clients.",
+              bind: str = "", plain: bool = True) -> str:
+    """Mosquitto lines: no anonymous clients, the password file and ACL, client ids bound to
+    accounts, a packet size cap, and the listeners.
+
+    Without ``tls_dir``: one plain listener on ``port`` (``bind``: an address, "" for every
+    interface). With it: the TLS listener on ``tls_port`` (and ``bind``), and plain MQTT on
+    ``port`` of 127.0.0.1 only, for a gateway on the broker's machine (``plain=False``: none).
+    """
+    if tls_dir is None and not plain:
+        raise BrokerSecurityError("without TLS the plain listener is the only one: it cannot be left out")
+    lines = ["# Written by `sen broker conf`: password file, ACL, no anonymous clients.",
              "per_listener_settings false", "allow_anonymous false",
              f"password_file {broker_dir / PASSWD}", f"acl_file {broker_dir / ACL}",
-             f"listener {port}{host}"]
-    if tls_dir is not None:
-        lines += [f"listener {tls_port}{host}", f"cafile {tls_dir / 'ca.crt'}",
-                  f"certfile {tls_dir / 'server.crt'}", f"keyfile {tls_dir / 'server.key'}",
-                  "tls_version tlsv1.2"]
+             "# A packet is at most 16 KiB (a telemetry message <= 4 KiB, an OTA chunk ~8 KiB);",
+             "# a client sending a bigger one is disconnected.",
+             f"max_packet_size {MAX_PACKET_SIZE}"]
+    # Per listener: the broker takes the user name as the client id, so one account can
+    # neither resume nor wipe nor kick off another's session (the gateway's above all).
+    bound = "use_username_as_clientid true"
+    if tls_dir is None:
+        lines += [f"listener {port}{f' {bind}' if bind else ''}", bound]
+        return "\n".join(lines) + "\n"
+    if plain:
+        lines += ["# Plain MQTT for clients on this machine only (the gateway); boards use TLS.",
+                  f"listener {port} {LOCALHOST}", bound]
+    lines += [f"listener {tls_port}{f' {bind}' if bind else ''}", bound, f"cafile {tls_dir / 'ca.crt'}",
+              f"certfile {tls_dir / 'server.crt'}", f"keyfile {tls_dir / 'server.key'}",
+              "tls_version tlsv1.2"]
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listener:
+    port: int
+    bind: str  # "" for every interface
+    tls: bool
+
+
+def read_listeners(conf: Path) -> list[Listener]:
+    """The listeners of a ``sen.conf`` (a ``listener`` line, TLS when a ``certfile`` follows it)."""
+    found: list[dict[str, Any]] = []
+    for line in conf.read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if words[:1] == ["listener"] and len(words) >= 2 and words[1].isdigit():
+            found.append({"port": int(words[1]), "bind": words[2] if len(words) > 2 else "", "tls": False})
+        elif words[:1] == ["certfile"] and found:
+            found[-1]["tls"] = True
+    return [Listener(**item) for item in found]
+
+
+def board_listener(broker_dir: Path) -> Listener | None:
+    """The listener boards connect to: the TLS one when ``sen.conf`` has it, else the plain
+    one not bound to this machine; None without a ``sen.conf``."""
+    conf = broker_dir / CONF
+    if not conf.exists():
+        return None
+    listeners = read_listeners(conf)
+    for listener in [*(item for item in listeners if item.tls), *listeners]:
+        if listener.tls or listener.bind != LOCALHOST:
+            return listener
+    return None
 
 
 class BrokerDir:

@@ -18,14 +18,17 @@ class Client:
     """Connects on creation (``connected`` tells whether the broker accepted); collects messages."""
 
     def __init__(self, port: int, *, user: str | None = None, password: str | None = None,
-                 tls: Path | None = None, client_id: str = "") -> None:
-        """``tls``: a CA file to trust (the connection is TLS then)."""
+                 tls: Path | None = None, client_id: str = "", clean_session: bool = True,
+                 host: str = "127.0.0.1") -> None:
+        """``tls``: a CA file to trust (the connection is TLS then); ``clean_session=False``
+        asks for a persistent session (of ``client_id``)."""
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.reason: str | None = None
         self._answered = threading.Event()
         self._subscribed = threading.Event()
+        self.disconnected = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv311)
+                                  protocol=mqtt.MQTTv311, clean_session=clean_session)
         if user is not None:
             self.client.username_pw_set(user, password)
         if tls is not None:
@@ -37,7 +40,7 @@ class Client:
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.error: Exception | None = None
         try:
-            self.client.connect("127.0.0.1", port, keepalive=30)
+            self.client.connect(host, port, keepalive=30)
         except (OSError, ssl.SSLError) as exc:
             self.error = exc
             self._answered.set()
@@ -56,6 +59,7 @@ class Client:
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self.reason is None:
             self.reason = f"disconnected: {reason}"
+        self.disconnected.set()
         self._answered.set()
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:

@@ -25,6 +25,7 @@ def stack_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dic
     base = tmp_path_factory.mktemp("compose-broker")
     store = BrokerDir(base / "broker")
     store.add(Account(user=GATEWAY_USER, kind="gateway"))
+    store.add(Account(user="farm.esp32-0001", kind="device", site="farm", device="esp32-0001"))
     make_tls(base / "broker" / "tls", hosts=["127.0.0.1"])
     ports = {p: free_port() for p in (1883, 8883, 1884)}
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text()
@@ -70,3 +71,23 @@ def test_compose_broker_config(stack_broker: tuple[dict[int, int], BrokerDir, Pa
     finally:
         gateway.close()
         sim.close()
+
+
+def test_compose_broker_binds_client_ids_and_caps_packets(
+        stack_broker: tuple[dict[int, int], BrokerDir, Path]) -> None:
+    ports, store, ca = stack_broker
+    secret = {u: store.secret_path(u).read_text().strip() for u in (GATEWAY_USER, "farm.esp32-0001")}
+    gateway = Client(ports[8883], user=GATEWAY_USER, password=secret[GATEWAY_USER], tls=ca, client_id=GATEWAY_USER)
+    intruder = Client(ports[1883], user="farm.esp32-0001", password=secret["farm.esp32-0001"],
+                      client_id=GATEWAY_USER)
+    try:
+        assert gateway.connected and intruder.connected, (gateway.reason, intruder.reason)
+        assert not gateway.disconnected.wait(1.0), "a device account took the gateway's client id"
+        gateway.subscribe("sen/v1/+/+/telemetry")
+        intruder.client.publish("sen/v1/farm/esp32-0001/telemetry", b"x" * 20_000, qos=1)
+        assert intruder.disconnected.wait(5.0), "the broker took a 20 KB packet"
+        with pytest.raises(queue.Empty):
+            gateway.next_message(timeout=0.5)
+    finally:
+        gateway.close()
+        intruder.close()

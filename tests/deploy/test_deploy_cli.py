@@ -33,3 +33,20 @@ def test_broker_conf_writes_the_mosquitto_lines(tmp_path: Path, capsys: pytest.C
     text = (base / "sen.conf").read_text()
     assert "allow_anonymous false" in text and f"acl_file {base.resolve() / 'acl'}" in text
     assert "listener 8883" in text and f"certfile {base.resolve() / 'tls' / 'server.crt'}" in text
+
+
+def test_broker_conf_binds_client_ids_caps_packets_and_keeps_plain_local_with_tls(tmp_path: Path) -> None:
+    def conf(*flags: str) -> list[str]:
+        assert main(["broker", "conf", "--dir", str(tmp_path), *flags]) == 0
+        return (tmp_path / "sen.conf").read_text().splitlines()
+
+    plain = conf("--bind", "192.168.1.10")
+    assert "listener 1883 192.168.1.10" in plain and "max_packet_size 16384" in plain
+    tls = conf("--tls-dir", str(tmp_path / "tls"))
+    listeners = [n for n, line in enumerate(tls) if line.startswith("listener ")]
+    assert [tls[n] for n in listeners] == ["listener 1883 127.0.0.1", "listener 8883"]
+    for n in listeners:  # the setting is per listener: every one carries it
+        assert tls[n + 1] == "use_username_as_clientid true"
+    only_tls = conf("--tls-dir", str(tmp_path / "tls"), "--no-plain")
+    assert [line for line in only_tls if line.startswith("listener ")] == ["listener 8883"]
+    assert main(["broker", "conf", "--dir", str(tmp_path), "--no-plain"]) == 2
