@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from hardware.procs import STOP_SIGNALS, die_with_parent
+
 from gateway.devstack import DevStackError, InfluxDB, Mosquitto
 
 _LOGGER = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ def _spawn(name: str, args: list[str], log_path: Path) -> _Child:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", *args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,  # even if the demo is killed outright, its children go too
         )
     _LOGGER.info("%s started (pid %d), log %s", name, process.pid, log_path)
     return _Child(name=name, process=process, log_path=log_path)
@@ -96,6 +99,14 @@ def _render(rows: list[dict[str, Any]], out: IO[str], elapsed_s: float, tty: boo
     out.flush()
 
 
+def _say(text: str) -> None:
+    """A line on stderr; nothing when the terminal is gone (closed: writes fail with EIO)."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
 def query_hint(port: int, database: str) -> list[str]:
     """The `influx` shell line the demo suggests (Debian's influxdb-client, installed by set-up)."""
     return ["influx", "-port", str(port), "-database", database,
@@ -105,8 +116,8 @@ def query_hint(port: int, database: str) -> list[str]:
 def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s: float | None = None) -> int:
     base_dir = base_dir.resolve()
     base_dir.mkdir(parents=True, exist_ok=True)
-    broker = Mosquitto(base_dir / "mosquitto")
-    influx = InfluxDB(base_dir / "influxdb")
+    broker = Mosquitto(base_dir / "mosquitto", die_with_parent=True)
+    influx = InfluxDB(base_dir / "influxdb", die_with_parent=True)
     children: list[_Child] = []
     stop_requested = False
 
@@ -114,7 +125,8 @@ def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s:
         nonlocal stop_requested
         stop_requested = True
 
-    previous = signal.signal(signal.SIGTERM, _on_term)
+    # Ctrl-C is KeyboardInterrupt; SIGTERM and SIGHUP (the terminal closed) stop it the same way.
+    previous = {sig: signal.signal(sig, _on_term) for sig in STOP_SIGNALS if sig != signal.SIGINT}
     started = time.monotonic()
     rows: list[dict[str, Any]] = []
     try:
@@ -131,7 +143,7 @@ def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s:
         ], base_dir / "sim.log"))
         header = (f"broker {broker.url}, InfluxDB {influx.url} (database {DATABASE}), logs in {base_dir}\n"
                   f"query it meanwhile: {shlex.join(query_hint(influx.port, DATABASE))}")
-        print(header, file=sys.stderr)
+        _say(header)
         tty = sys.stdout.isatty()
         while not stop_requested:
             elapsed = time.monotonic() - started
@@ -142,21 +154,24 @@ def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s:
                     raise DevStackError(f"{child.name} exited with code {child.process.returncode}; "
                                         f"see {child.log_path}")
             rows = _table(influx)
-            _render(rows, sys.stdout, elapsed, tty, header if tty else "")
+            try:
+                _render(rows, sys.stdout, elapsed, tty, header if tty else "")
+            except OSError:  # the terminal is gone (closed): stop as on SIGHUP
+                break
             time.sleep(min(_REFRESH_S, max(0.05, (duration_s or 1e9) - elapsed)))
     except KeyboardInterrupt:
         pass
     finally:
-        print("stopping: boards, gateway (flushing its spool), InfluxDB, Mosquitto", file=sys.stderr)
+        _say("stopping: boards, gateway (flushing its spool), InfluxDB, Mosquitto")
         for child in children:
             child.stop(signal.SIGINT if child.name == "boards" else signal.SIGTERM)
         rows = _table(influx) if influx.running else rows
         influx.stop()
         broker.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     total = sum(int(r["points"]) for r in rows)
-    print(f"demo stopped: {total} points from {len(rows)} board(s) in InfluxDB database {DATABASE!r} "
-          f"(data kept in {base_dir})", file=sys.stderr)
-    print("run the demo again to add to them; README.md (Looking at the data) has InfluxQL examples",
-          file=sys.stderr)
+    _say(f"demo stopped: {total} points from {len(rows)} board(s) in InfluxDB database {DATABASE!r} "
+         f"(data kept in {base_dir})\n"
+         "run the demo again to add to them; README.md (Looking at the data) has InfluxQL examples")
     return 0

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardware.errors import SimError as SimError  # re-exported: callers import it from here
+from hardware.procs import STOP_SIGNALS
 from hardware.faultproxy import FaultProxy
 from hardware.faults import FaultPlan
 from hardware.vboard import FIRMWARE_MAIN, VirtualBoard, build_mpy
@@ -136,7 +137,7 @@ def run(options: SimOptions) -> int:
         nonlocal stop_requested
         stop_requested = True
 
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, _on_signal) for sig in STOP_SIGNALS}
     boards: list[VirtualBoard] = []
     try:
         for i in range(options.boards):

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 from hardware.errors import VirtualBoardError
 from hardware.faultproxy import FaultProxy
-from hardware.procs import stop_process
+from hardware.procs import die_with_parent, stop_process
 from hardware.ptylink import PtyLink
 
 _LOGGER = logging.getLogger(__name__)
@@ -133,13 +133,15 @@ class VirtualBoard:
             env["SEN_MPY"] = str(self.mpy_dir.resolve())
         if self.link is None:
             self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.DEVNULL,
-                                            stdout=self._console, stderr=subprocess.STDOUT, env=env)
+                                            stdout=self._console, stderr=subprocess.STDOUT, env=env,
+                                            preexec_fn=die_with_parent)
         else:
             if self.link.console is None:
                 self.link.console = self._console
                 self.link.start()
             self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+                                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                            preexec_fn=die_with_parent)
             if self.process.stdout is None or self.process.stdin is None:
                 raise VirtualBoardError("board process without pipes")
             self.link.attach(self.process.stdout.fileno(), self.process.stdin.fileno())

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import threading
 from collections.abc import Callable
+
+from hardware.procs import STOP_SIGNALS
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -55,3 +60,18 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], n
     """A sub-command whose --help says what it does and shows an example."""
     return commands.add_parser(name, help=summary, description=description, epilog=f"example:\n  {example}",
                                formatter_class=Formatter)
+
+
+def stop_on_signals(log: logging.Logger | None = None) -> threading.Event:
+    """An event set by Ctrl-C, SIGTERM or SIGHUP (the terminal closed): a long-running command
+    waits on it and then stops cleanly, with everything it started."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        if log is not None:
+            log.info("%s received: flushing and stopping", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_signal)
+    return stop

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.cli.args import Handler, add_command, non_negative_int, positive_float, positive_int
+from gateway.cli.args import Handler, add_command, non_negative_int, positive_float, positive_int, stop_on_signals
 
 if TYPE_CHECKING:
     from gateway.service.options import GatewayOptions
@@ -91,22 +89,10 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     return handlers[args.gateway_command](args)
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        _LOGGER.info("%s received: flushing and stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    return stop
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from gateway.service import main
 
-    return main.run(options(args), stop=_stop_on_signals())
+    return main.run(options(args), stop=stop_on_signals(_LOGGER))
 
 
 def options(args: argparse.Namespace) -> GatewayOptions:
@@ -143,4 +129,4 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_tail(args: argparse.Namespace) -> int:
     from gateway.ops import tail
 
-    return tail.run(args.mqtt, out=sys.stdout, stop=_stop_on_signals(), duration_s=args.duration)
+    return tail.run(args.mqtt, out=sys.stdout, stop=stop_on_signals(_LOGGER), duration_s=args.duration)

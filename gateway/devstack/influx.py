@@ -18,8 +18,8 @@ class InfluxDB(Service):
 
     name = "influxd"
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
-        super().__init__(data_dir, port=port)
+    def __init__(self, data_dir: Path, *, port: int | None = None, die_with_parent: bool = False) -> None:
+        super().__init__(data_dir, port=port, die_with_parent=die_with_parent)
         self.rpc_port = free_port()
 
     @property

@@ -14,10 +14,10 @@ class Mosquitto(Service):
     name = "mosquitto"
 
     def __init__(self, data_dir: Path, *, port: int | None = None, anonymous: bool = True,
-                 extra_conf: Sequence[str] = ()) -> None:
+                 extra_conf: Sequence[str] = (), die_with_parent: bool = False) -> None:
         """``anonymous=False`` refuses clients without an account; ``extra_conf`` lines are
         appended to the config (password_file, acl_file, a TLS listener...)."""
-        super().__init__(data_dir, port=port)
+        super().__init__(data_dir, port=port, die_with_parent=die_with_parent)
         self.anonymous = anonymous
         self.extra_conf = list(extra_conf)
 

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from hardware.procs import stop_process
+from hardware.procs import die_with_parent, stop_process
 
 from gateway.errors import GatewayError
 
@@ -67,7 +67,10 @@ class Service:
 
     name = "service"
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None, die_with_parent: bool = False) -> None:
+        """``die_with_parent``: the server gets SIGTERM if this process dies (for the demo; start
+        it from the main thread)."""
+        self.die_with_parent = die_with_parent
         self.data_dir = Path(data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -100,6 +103,7 @@ class Service:
             self._proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.data_dir, start_new_session=True,
+                preexec_fn=die_with_parent if self.die_with_parent else None,
             )
         finally:
             log.close()

@@ -61,3 +61,36 @@ def test_the_query_line_the_demo_suggests_runs(influxdb: InfluxDB, influx_db: st
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert "telemetry" in result.stdout and "seq" in result.stdout, result.stdout
+
+
+def test_closing_the_demos_terminal_stops_everything_it_started(tmp_path: Path) -> None:
+    """SIGHUP, as when the ssh session to the Pi drops: the demo, its broker, its InfluxDB, its
+    gateway and its boards all end."""
+    import pty
+    import select
+
+    demo_dir = tmp_path / "demo"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the demo, in a new session whose controlling terminal is the pty
+        os.execv(sys.executable, [sys.executable, "-m", "gateway", "demo", "--interval-ms", "500",
+                                  "--dir", str(demo_dir)])
+    seen = b""
+    deadline = time.monotonic() + 90
+    try:
+        while b"sim-0000" not in seen and time.monotonic() < deadline:  # a board's reading in the table
+            if select.select([terminal], [], [], 1.0)[0]:
+                try:
+                    seen += os.read(terminal, 65536)
+                except OSError:
+                    break
+        assert b"sim-0000" in seen, seen[-2000:]
+        started = _processes_using(demo_dir)
+        assert len(started) >= 4, started  # mosquitto, influxd, the gateway, sen sim and its boards
+    finally:
+        os.close(terminal)  # the terminal closes: the kernel hangs up the demo's session
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) or os.WIFSIGNALED(status)
+    deadline = time.monotonic() + 60
+    while _processes_using(demo_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_using(demo_dir) == []
