@@ -10,7 +10,8 @@
 # renamed over the old one (atomic).
 # RAM (path None): the same log in an io.BytesIO, lost at reset, bounded and counted; no 'H'.
 # One loop, walk(), reads the log for every purpose (its modes below): fewer functions
-# loaded is less heap (firmware/README.md, Memory).
+# loaded is less heap (firmware/README.md, Memory). What it found is left in named fields
+# (w_*, see walk()); payload.py asks by name: take() and oldest().
 import io
 import os
 from binascii import crc32
@@ -24,7 +25,7 @@ _H = const(0x48)
 _REC_MAX = const(512)  # largest payload accepted
 _COMPACT_MIN = const(8192)  # head offset past which the live part is copied to a new file
 _MAX_FILE = const(262144)
-# walk() modes (payload.py passes ACK and TAKE as numbers)
+# walk() modes (private: payload.py calls take() and oldest())
 _ALL = const(0)  # every record: 'H' sets head and dropped
 _ACK = const(1)  # passes readings up to (b0, s0), stops at the first after them
 _TAKE = const(2)  # copies readings' JSON into fn (a memoryview), see walk()
@@ -52,17 +53,20 @@ class Outbox:
         # from there on
         self.count = self.dropped = self.head = self.end = self.torn = self.cursor = \
             self.unsent = 0
+        # walk()'s results, set here too: their room in the object is taken at boot, while
+        # the heap is still in one piece, not at the first envelope
+        self.w_n = self.w_boot = self.w_b = self.w_s = self.w_len = self.w_seq = self.w_up = 0
         self.last = (0, 0)  # (boot, seq) of the newest live reading
         if path:
             try:
                 self.end = size = os.stat(path)[6]
             except OSError:
                 return  # no log yet
-            self.end = self.walk(_ALL, 0, 0, 0, None)[0]
+            self.end = self.walk(_ALL, 0, 0, 0, None)
             # the live part counted without a second CRC pass (ACK past every boot: no stop)
-            r = self.walk(_ACK, self.head, 1 << 30, 0, None)
-            self.count = r[1]
-            self.last = (r[3], r[4])
+            self.walk(_ACK, self.head, 1 << 30, 0, None)
+            self.count = self.w_n
+            self.last = (self.w_b, self.w_s)
             self.rewind()
             self.torn = size - self.end
             if self.torn or self.head > _COMPACT_MIN:
@@ -70,11 +74,14 @@ class Outbox:
 
     # Reads the log from offset off to its end, record by record, for `mode` (above); ALL
     # (the boot scan) checks every record's CRC, the others trust what it checked and what
-    # was written since.
-    # Returns (offset where it stopped, readings passed, boot of the first reading, boot and
-    # seq of the last reading read (in ACK mode: the one it stopped at), and for TAKE: bytes
-    # put in fn, seq and up of the last reading taken). TAKE takes readings of one boot, b0
-    # at most, comma-separated, while they end below fn[s0].
+    # was written since. TAKE takes readings of one boot, b0 at most, comma-separated, while
+    # they end below fn[s0].
+    # Returns the offset where it stopped, and leaves what it found in named fields:
+    #   w_n              readings passed (TAKE: taken)
+    #   w_boot           boot of the first of them
+    #   w_b, w_s         boot and seq of the last reading read (ACK: the one it stopped at)
+    #   w_len            TAKE: bytes put in fn
+    #   w_seq, w_up      TAKE: seq and up (ms) of the last reading taken
     def walk(self, mode, off, b0, s0, fn):
         p = self.f
         f = open(p, "rb") if type(p) is str else p
@@ -151,7 +158,9 @@ class Outbox:
                 self.f = fn
             else:
                 os.rename(p + ".new", p)
-        return off, n, first, b, s, i, t, v
+        self.w_n, self.w_boot, self.w_b, self.w_s, self.w_len, self.w_seq, self.w_up = \
+            n, first, b, s, i, t, v
+        return off
 
     # Appends a record to the log, or to f (a new log): _rec[8:16] ('H') or _rec[8:20] ('R':
     # boot, seq, up), then x (a reading's JSON). An 'H' record (the head moved) is filled in
@@ -192,7 +201,7 @@ class Outbox:
         if n > _REC_MAX:
             return False
         if self.count >= self.limit:
-            off = self.walk(_DROP, self.head, 0, 0, None)[0]
+            off = self.walk(_DROP, self.head, 0, 0, None)
             if self.cursor < off:
                 self.cursor = off
                 self.unsent -= 1
@@ -210,15 +219,29 @@ class Outbox:
     # End-to-end ack: forget every reading of boots before `boot`, and of `boot` up to `seq`.
     # Returns the number of readings forgotten.
     def ack(self, boot, seq):
-        r = self.walk(_ACK, self.head, boot, seq, None)
-        n = r[1]
+        off = self.walk(_ACK, self.head, boot, seq, None)
+        n = self.w_n
         if n:
-            self.head = r[0]
+            self.head = off
             self.count -= n
             if self.cursor < self.head:
                 self.rewind()
             self._put(_H, b"", None)
         return n
+
+    # For payload.build, the next envelope's readings: copies the unsent ones from the cursor
+    # (one boot, bmax at most, comma-separated, while they fit in buf, a memoryview) into buf.
+    # Returns the offset after them (the cursor once they are handed over, see advance());
+    # w_n, w_boot, w_len, w_seq and w_up (walk) say how many, their boot, the bytes, and the
+    # last one's seq and up.
+    def take(self, buf, bmax):
+        return self.walk(_TAKE, self.cursor, bmax, len(buf), buf)
+
+    # The seq of boot's oldest live reading (an envelope's "lo"); w_boot is then the oldest
+    # boot still in the outbox (its "ob" when older than boot). boot has readings here.
+    def oldest(self, boot):
+        self.walk(_ACK, self.head, boot, -1, None)
+        return self.w_s
 
     # Hand everything live over again (after a reconnect, or no end-to-end ack in time).
     def rewind(self):

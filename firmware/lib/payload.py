@@ -1,12 +1,11 @@
-# Sen firmware: payload v1 encoding (see DESIGN.md, "Payload"). Readings are encoded once,
-# when sampled, and an envelope is their concatenation: no per-reading dicts wait in RAM.
+# Sen firmware: payload v1 encoding (the contract: DESIGN.md at the repo root, "Payload", and
+# tests/contract). Readings are encoded once, when sampled, and an envelope is their
+# concatenation: no per-reading dicts wait in RAM.
 import json
 
 from micropython import const
 
 _RES = const(224)  # room kept at the front of the buffer for the envelope header
-_ACK = const(1)  # outbox.walk() modes
-_TAKE = const(2)
 
 
 # One reading as JSON bytes; ts (Unix ms) when the clock is synced, else up (uptime ms).
@@ -31,20 +30,21 @@ def reading(seq, ts, up, m):
 # n = 0 when nothing is unsent.
 def build(outbox, buf, bmax, boot, up, diag, dev, board, site):
     tail = ('],"d":%s}' % json.dumps(diag, separators=(",", ":"))).encode()
-    r = outbox.walk(_TAKE, outbox.cursor, bmax, len(buf) - _RES - len(tail),
-                    memoryview(buf)[_RES:])
-    n = r[1]
+    nxt = outbox.take(memoryview(buf)[_RES:len(buf) - len(tail)], bmax)
+    n = outbox.w_n
     if not n:
-        return 0, 0, 0, r[0], 0, 0
-    b = r[2]
+        return 0, 0, 0, nxt, 0, 0
+    b, i, last = outbox.w_boot, _RES + outbox.w_len, outbox.w_seq
+    if b != boot:
+        up = outbox.w_up  # an older boot's envelope: the up of its last reading
     # "lo": the oldest live seq of this boot; "ob": the oldest boot still in the outbox,
     # when older than b (tests/contract/ack.md)
-    lo = outbox.walk(_ACK, outbox.head, b, -1, None)
+    lo = outbox.oldest(b)
+    ob = outbox.w_boot
     h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
-        '"site":"%s",' % site if site else "", dev, b, up if b == boot else r[7], lo[4],
-        ',"ob":%d' % lo[2] if lo[2] < b else "", board)).encode()
+        '"site":"%s",' % site if site else "", dev, b, up, lo,
+        ',"ob":%d' % ob if ob < b else "", board)).encode()
     a = _RES - len(h)
     buf[a:_RES] = h
-    i = _RES + r[5]
     buf[i:i + len(tail)] = tail
-    return a, i + len(tail), n, r[0], b, r[6]
+    return a, i + len(tail), n, nxt, b, last
