@@ -43,8 +43,37 @@ del runner
 gc.collect()
 if isinstance(_got, int):
     sys.exit(_got)
-import app
+import asyncio
 
-_code = app.main(*_got)
+import app
+from log import crash_set, log
+
+
+# Runs the app; returns the process exit code (firmware/README.md; runner.boot did the boot
+# checks).
+def _run(cfg, hal, boot):
+    a = app.App(cfg, hal, boot)
+    ob = a.ob
+    print("Sen firmware %s device=%s boot=%d board=%s site=%s port=%s" % (
+        app.VERSION, a.dev, boot, cfg["board"], cfg["site"], sys.platform))
+    log("%s %s:%d interval %d ms batch %d max_readings %d outbox %d (%s) reset %s" % (
+        cfg["transport"], cfg["host"], cfg["port"], cfg["interval_ms"], cfg["batch_max"],
+        cfg["max_readings"], ob.count, "ram" if cfg["outbox_ram"] else "flash", hal.reset))
+    try:
+        asyncio.run(a.run())
+    except KeyboardInterrupt:  # Ctrl-C / SIGINT: no DISCONNECT, so the broker sends the will
+        crash_set(0)
+        print("Sen interrupted: %d readings sampled, %d in outbox" % (a.seq, ob.count))
+        return 130
+    if a.error is not None:
+        print("Sen stopped: %r" % (a.error,))
+        return 1
+    crash_set(0)
+    print("Sen done: %d readings acked in %d envelopes, dropped %d, boot %d, peak heap %d B"
+          % (a.seq - (ob.count if a.e2e else ob.unsent), a.sent, ob.dropped, boot, a.peak))
+    return 0 if ob.dropped == 0 else 1
+
+
+_code = _run(*_got)
 if _code or sys.platform != "esp32":
     sys.exit(_code)

@@ -21,7 +21,6 @@ _LINGER_MS = const(5000)  # a reading waits at most this long for batch_max comp
 _STABLE_MS = const(60000)  # running this long clears the crash-boot counter
 _LARGEST_EVERY_MS = const(30000)
 _STEP_MS = const(20)  # how often a waiting task looks at its flag
-STATE = "sen_state.json"  # settings changed by cmd, persisted
 OUTBOX = "sen_outbox.bin"
 
 
@@ -52,15 +51,6 @@ class App:
         self.error = None
         self.samplers = ss = sensors.build(cfg["sensors"], hal, log)
         self._sampled_all = not ss
-        try:  # settings changed by cmd (cmd.py saves them)
-            with open(STATE) as f:
-                st = json.load(f)
-            for s in ss:
-                v = st.get("i_" + s.name, st.get("interval_ms"))
-                if isinstance(v, int) and 10 <= v <= 86400000:
-                    s.every = v
-        except (OSError, ValueError, AttributeError):
-            pass
         if self.serial:
             from seriallink import SerialLink
             m = SerialLink(log)
@@ -145,7 +135,8 @@ class App:
             self.bad_cmd += 1
             log("%s: bad message %r (%r)" % (kind, bytes(msg[:80]), e))
 
-    def _status(self, state, extra=""):
+    # The retained status message ("online", "sleeping"); extra: more JSON members.
+    def status(self, state, extra=""):
         c = self.cfg
         if self.serial:
             return ('{"v":1,"kind":"status","site":"%s","dev":"%s","state":"%s","boot":%d,'
@@ -158,7 +149,7 @@ class App:
         if self.e2e:
             self.ob.rewind()  # the broker may have lost what it PUBACKed: send it again
             self._ack_t = time.ticks_ms()
-        await self.mq.publish(self.t_status, self._status("online"), 1, True)
+        await self.mq.publish(self.t_status, self.status("online"), 1, True)
         self._ev = True
 
     # The envelope's d: diagnostics.
@@ -194,9 +185,23 @@ class App:
                 d["n_err_" + s.name] = s.errors
         return d
 
-    # Done: sampling is over and the outbox is empty (e2e) or all handed over.
-    def finished(self):
-        return self._sampled_all and not (self.ob.count if self.e2e else self.ob.unsent)
+    # Done: sampling is over and the outbox is empty (e2e) or all handed over. With wait (ms,
+    # deep sleep): also done once all is handed over and no ack came for that long.
+    def finished(self, wait=-1):
+        ob = self.ob
+        return self._sampled_all and (not (ob.count if self.e2e else ob.unsent) or wait >= 0 and
+                                      not ob.unsent and time.ticks_diff(time.ticks_ms(), self._ack_t) > wait)
+
+    # cmd "reboot": the ticker (run) reboots once the handler has returned.
+    def reboot(self):
+        self._reboot = True
+
+    # cmd "diag": every sensor samples now, and the next envelope goes at once, with the
+    # error counters in its diagnostics.
+    def flush(self):
+        self._flush = self._ev = True
+        for s in self.samplers:
+            s.wake = True
 
     async def _publisher(self):
         ob, cfg, mq = self.ob, self.cfg, self.mq
@@ -285,28 +290,3 @@ class App:
             if not t.done():
                 t.cancel()
         await self.mq.disconnect()
-
-
-# Runs the app; returns the process exit code (runner.boot did the boot checks).
-def main(cfg, hal, boot):
-    app = App(cfg, hal, boot)
-    print("Sen firmware %s device=%s boot=%d board=%s site=%s port=%s" % (
-        VERSION, app.dev, boot, cfg["board"], cfg["site"], sys.platform))
-    log("%s %s:%d interval %d ms batch %d max_readings %d outbox %d (%s) reset %s" % (
-        cfg["transport"], cfg["host"], cfg["port"], cfg["interval_ms"], cfg["batch_max"],
-        cfg["max_readings"], app.ob.count, "ram" if cfg["outbox_ram"] else "flash", hal.reset))
-    try:
-        asyncio.run(app.run())
-    except KeyboardInterrupt:  # Ctrl-C / SIGINT: no DISCONNECT, so the broker sends the will
-        crash_set(0)
-        print("Sen interrupted: %d readings sampled, %d in outbox" % (app.seq, app.ob.count))
-        return 130
-    if app.error is not None:
-        print("Sen stopped: %r" % (app.error,))
-        return 1
-    crash_set(0)
-    ob = app.ob
-    print("Sen done: %d readings acked in %d envelopes, dropped %d, boot %d, peak heap %d B"
-          % (app.seq - (ob.count if app.e2e else ob.unsent), app.sent, ob.dropped, boot, app.peak))
-    return 0 if ob.dropped == 0 else 1
-

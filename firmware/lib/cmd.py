@@ -3,11 +3,11 @@
 import json
 import os
 
-from app import STATE
 from log import log
+from sensors import STATE
 
 
-# settings changed by cmd, persisted in STATE (app.py reads them at boot)
+# settings changed by cmd, persisted in STATE (sensors.build reads them at boot)
 def _save_state(key, ms):
     try:
         with open(STATE) as f:
@@ -39,13 +39,10 @@ def handle(app, j):
         log("cmd: interval %d ms for %s (saved)" % (ms, name or "all sensors"))
     elif c == "reboot":
         log("cmd: reboot (the outbox is on flash)")
-        app._reboot = True
+        app.reboot()
     elif c == "diag":
         log("cmd: diagnostics now")
-        app._flush = True
-        for s in app.samplers:
-            s.wake = True  # a fresh reading to carry them
-        app._ev = True
+        app.flush()
     elif c == "sync_time":
         ms = j.get("epoch_ms")
         if isinstance(ms, bool) or not isinstance(ms, int) or ms < 1000000000000:

@@ -2,7 +2,7 @@
 # mode after safe_after boots in a row that neither ran 60 s nor ended cleanly: the
 # application is skipped, the REPL stays). main.py drops this module (and config,
 # bootcount) from sys.modules once boot() returns, so their code is garbage while the app
-# runs; the app (app.main) prints the boot line and owns the exit codes from then on.
+# runs; main.py then runs the app, prints the boot line and owns the exit codes.
 import gc
 import sys
 

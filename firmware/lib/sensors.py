@@ -2,7 +2,9 @@
 # filter ({"median": N} over the last N samples, or {"delta": X, "heartbeat_ms": M}: send
 # only when a metric moved by X, or M ms passed). A failing sensor (bus error, bad CRC,
 # out of range, a stuck raw value) is reported in diagnostics as e_<name> and the others
-# sample on; it is retried at its interval.
+# sample on; it is retried at its interval. Intervals changed by cmd (cmd.py) are kept in
+# STATE and win over config's from the next boot on.
+import json
 import time
 
 import asyncio
@@ -12,6 +14,7 @@ _STUCK_N = const(5)  # the same raw value this many times in a row = stuck
 _STEP_MS = const(50)  # a woken sensor (cmd) samples within this
 _NACK = (19, 116, 110)  # ENODEV, ETIMEDOUT (ESP32), ETIMEDOUT (POSIX)
 _REASONS = ("crc", "range", "stuck", "busy", "calibrated")
+STATE = "sen_state.json"  # {"interval_ms": all sensors, "i_<name>": one}, written by cmd.py
 
 
 def build(specs, hal, log):
@@ -31,6 +34,15 @@ def build(specs, hal, log):
     for x in out:  # two sensors of one type: name them by address
         if names.count(x.name) > 1:
             x.name = "%s_%x" % (x.name, getattr(x.drv, "addr", 0))
+    try:  # intervals changed by cmd
+        with open(STATE) as f:
+            st = json.load(f)
+        for x in out:
+            v = st.get("i_" + x.name, st.get("interval_ms"))
+            if isinstance(v, int) and 10 <= v <= 86400000:
+                x.every = v
+    except (OSError, ValueError, AttributeError):
+        pass
     return out
 
 

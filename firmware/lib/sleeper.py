@@ -11,19 +11,14 @@ async def run(app):
     hal, mq = app.hal, app.mq
     wait = app.cfg["ack_wait_ms"]
     t0 = time.ticks_ms()
-    while time.ticks_diff(time.ticks_ms(), t0) < wait + 10000:
-        if app.finished():
-            break
-        if app.ob.unsent == 0 and app._sampled_all and \
-                time.ticks_diff(time.ticks_ms(), app._ack_t) > wait:
-            break
+    while time.ticks_diff(time.ticks_ms(), t0) < wait + 10000 and not app.finished(wait):
         await asyncio.sleep_ms(50)
     ms = app.cfg["sleep_ms"]
     until = (hal.epoch_ms() or 0) + ms
     if mq.connected:
         try:
             await asyncio.wait_for_ms(mq.publish(
-                app.t_status, app._status("sleeping", ',"until":%d' % until), 1, True), 2000)
+                app.t_status, app.status("sleeping", ',"until":%d' % until), 1, True), 2000)
             await asyncio.wait_for_ms(mq.wait_idle(), 2000)
         except asyncio.TimeoutError:
             pass
