@@ -3,9 +3,10 @@
 #   TLS (with `ca`: the broker's certificate is verified)
 # - publish() only queues; QoS1 stays queued by packet id until its PUBACK and goes again
 #   with DUP and the same id after a reconnect
-# - run() is the one task that touches the socket: it connects (exponential backoff with
-#   jitter), subscribes to `subs` after each CONNACK, sends the queue, pings, reads
-#   (PUBACK, SUBACK, PINGRESP, PUBLISH -> on_message, PUBACK for QoS1)
+# - run() is the one task that touches the socket: it connects (_connect; exponential
+#   backoff with jitter), subscribes to `subs` after each CONNACK, sends the queue (_send),
+#   pings (_keepalive), reads (_read: PUBACK, SUBACK, PINGRESP, PUBLISH -> on_message,
+#   PUBACK for QoS1)
 # Built for a small heap: one task, no asyncio streams, locks, events or wait_for (each
 # loads an asyncio module): the socket is non-blocking and polled every _STEP_MS, and every
 # wait has a deadline, so a stuck socket ends in a reconnect, never a hung board.
@@ -34,13 +35,6 @@ _STEP_MS = const(10)  # how often a waiting task looks at its condition
 
 
 class MQTTClient:
-    # state the app only reads: class attributes cost no code in __init__
-    connected = False
-    connects = 0
-    _s = None  # the socket while a connection is up
-    _nx = 0  # index in _q of the next entry to send
-    _pid = 0
-
     def __init__(self, client_id, host, port, keepalive, will_topic, will_msg, log):
         self.host = host
         self.port = port
@@ -57,6 +51,14 @@ class MQTTClient:
         self.ca = None  # CA file on flash: verify the broker (else encrypted, not verified)
         # [packet id (0: QoS0), first header byte, topic, msg]; msg is not copied
         self._q = []  # type: list
+        # the connection's state (the app reads connected and connects): set here, so the
+        # object's attribute table has its full size from boot instead of growing at the
+        # first connect, when the heap is fuller and in pieces
+        self.connected = False
+        self.connects = self._pid = 0
+        self._nx = 0  # index in _q of the next entry to send
+        self._s = None  # the socket while a connection is up
+        self._rx = self._ping = time.ticks_ms()  # the last packet read, the last PINGREQ
 
     # Queues a publish (sent by run() when connected). Returns the packet id (0 for QoS0).
     async def publish(self, topic, msg, qos=1, retain=False):
@@ -103,124 +105,21 @@ class MQTTClient:
                 pass
         self.connected = False
 
-    # Connection manager: run as a task for the life of the board.
+    # Connection manager: run as a task for the life of the board. Connects (backoff with
+    # jitter between tries), then, while connected: sends the queue, keeps the link alive,
+    # reads what comes.
     async def run(self):
         d = _BACKOFF_MIN_MS
         while True:
             try:
-                if self.net_connect and not await self.net_connect():
-                    raise OSError("no network")
-                ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
-                s = self._s = socket.socket(ai[0], ai[1], ai[2])
-                s.setblocking(False)
-                try:  # TCP_NODELAY: a header and its payload are two writes (no Nagle wait)
-                    s.setsockopt(6, 1, 1)
-                except OSError:
-                    pass
-                try:
-                    s.connect(ai[-1])
-                except OSError as e:
-                    if e.errno != errno.EINPROGRESS:
-                        raise
-                p = select.poll()  # some ports refuse writes until the connect is done
-                p.register(s, select.POLLOUT)
-                t = time.ticks_ms()
-                while not p.poll(0):
-                    if time.ticks_diff(time.ticks_ms(), t) > _IO_TIMEOUT_MS:
-                        raise OSError("timeout")
-                    await asyncio.sleep_ms(_STEP_MS)
-                if self.tls:
-                    import ssl
-                    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                    c.verify_mode = ssl.CERT_REQUIRED if self.ca else ssl.CERT_NONE  # type: ignore[attr-defined]
-                    if self.ca:
-                        c.load_verify_locations(cafile=self.ca)
-                    s = self._s = c.wrap_socket(s, server_hostname=self.host, do_handshake_on_connect=False)
-                # flags: clean session 0x02, will 0x04, will QoS1 0x08, will retain 0x20,
-                # password 0x40, user name 0x80
-                v = bytearray(struct.pack("!H4sBBH", 4, "MQTT", 4, 0x2E if self.user is None else 0xEE,
-                                          self.keepalive))
-                for x in self._c + (self.user, self.password):
-                    if x is None:
-                        break
-                    if isinstance(x, str):
-                        x = x.encode()
-                    v += len(x).to_bytes(2, "big") + x
-                try:  # with TLS the handshake happens here
-                    await self._io(s, _CONNECT, v)
-                    v = await self._io(s, bytearray(4))
-                except ValueError as e:  # MicroPython's TLS: certificate refused
-                    raise OSError("tls: %s" % str(e).strip())
-                if v[0] != _CONNACK or v[3]:  # the packet in hex: 200200cc, cc the refusal code
-                    raise OSError("CONNACK %x" % int.from_bytes(v, "big"))
-                self.connected = True
-                self.connects += 1
+                s = await self._connect()
                 d = _BACKOFF_MIN_MS
-                self._log("mqtt: connected to %s:%d" % (self.host, self.port))
-                if self.subs:
-                    self._pid = self._pid % 65535 + 1
-                    v = bytearray(self._pid.to_bytes(2, "big"))
-                    for x in self.subs:
-                        x = x.encode()
-                        v += len(x).to_bytes(2, "big") + x
-                        v.append(1)  # QoS1
-                    await self._io(s, _SUBSCRIBE, v)  # SUBACK is read but not tracked
-                if self.on_connect:
-                    await self.on_connect()
-                self._nx = 0  # all again: unacked ones carry DUP
-                ka = self.keepalive * 1000
-                rx = ping = time.ticks_ms()
                 b = bytearray(1)
-                q = self._q
                 while self.connected:
-                    while self._nx < len(q):
-                        c = q[self._nx]
-                        p, k = c[0], c[1]
-                        if p:
-                            c[1] = k | _DUP
-                            self._nx += 1
-                        else:
-                            q.pop(self._nx)  # QoS0: sent once
-                        x = c[2].encode()
-                        # topic, packet id (none for QoS0), then the payload as it is
-                        await self._io(s, k, len(x).to_bytes(2, "big") + x + p.to_bytes(p and 2, "big"), c[3])
-                    t = time.ticks_ms()
-                    if time.ticks_diff(t, rx) > ka:
-                        raise OSError("no answer")
-                    if time.ticks_diff(t, ping) > ka // 2:
-                        ping = t
-                        await self._io(s, _PINGREQ, "")
-                    if s.readinto(b) is None:
+                    await self._send(s)
+                    await self._keepalive(s)
+                    if not await self._read(s, b):
                         await asyncio.sleep_ms(_STEP_MS)
-                        continue
-                    k = b[0]  # at EOF this is stale, and the next read raises
-                    n = sh = 0
-                    x = 128
-                    while x > 127:  # remaining length, up to 4 bytes
-                        x = (await self._io(s, b))[0]
-                        n |= (x & 127) << sh
-                        sh += 7
-                        if n > _RX_MAX or sh > 28:
-                            raise OSError("too large")
-                    v = await self._io(s, bytearray(n))
-                    rx = time.ticks_ms()
-                    if k & 0xF0 == _PUBACK:
-                        p = v[0] << 8 | v[1]
-                        for i in range(len(q)):
-                            if q[i][0] == p:
-                                q.pop(i)
-                                if i < self._nx:
-                                    self._nx -= 1
-                                break
-                    elif k & 0xF0 == _PUBLISH:
-                        i = 2 + (v[0] << 8 | v[1])
-                        x = v[2:i].decode()
-                        if k & 6:
-                            await self._io(s, _PUBACK, v[i:i + 2])
-                            i += 2
-                        if self.on_message:
-                            self.on_message(x, memoryview(v)[i:], k & 1)
-                    # SUBACK and PINGRESP: the rx time is all they change
                 return  # disconnect() ended it
             except (OSError, ValueError, IndexError) as e:
                 self.connected = False
@@ -230,6 +129,132 @@ class MQTTClient:
                 self._log("mqtt: error %r, down - retry in %d ms" % (e, w))
                 await asyncio.sleep_ms(w)
                 d = min(d * 2, _BACKOFF_MAX_MS)
+
+    # One connection: the network, TCP (non-blocking, with a deadline), TLS, CONNECT and its
+    # CONNACK, SUBSCRIBE, on_connect. Returns the socket; raises OSError on a failure.
+    async def _connect(self):
+        if self.net_connect and not await self.net_connect():
+            raise OSError("no network")
+        ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+        s = self._s = socket.socket(ai[0], ai[1], ai[2])
+        s.setblocking(False)
+        try:  # TCP_NODELAY: a header and its payload are two writes (no Nagle wait)
+            s.setsockopt(6, 1, 1)
+        except OSError:
+            pass
+        try:
+            s.connect(ai[-1])
+        except OSError as e:
+            if e.errno != errno.EINPROGRESS:
+                raise
+        p = select.poll()  # some ports refuse writes until the connect is done
+        p.register(s, select.POLLOUT)
+        t = time.ticks_ms()
+        while not p.poll(0):
+            if time.ticks_diff(time.ticks_ms(), t) > _IO_TIMEOUT_MS:
+                raise OSError("timeout")
+            await asyncio.sleep_ms(_STEP_MS)
+        if self.tls:
+            import ssl
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            c.verify_mode = ssl.CERT_REQUIRED if self.ca else ssl.CERT_NONE  # type: ignore[attr-defined]
+            if self.ca:
+                c.load_verify_locations(cafile=self.ca)
+            s = self._s = c.wrap_socket(s, server_hostname=self.host, do_handshake_on_connect=False)
+        # flags: clean session 0x02, will 0x04, will QoS1 0x08, will retain 0x20,
+        # password 0x40, user name 0x80
+        v = bytearray(struct.pack("!H4sBBH", 4, "MQTT", 4, 0x2E if self.user is None else 0xEE,
+                                  self.keepalive))
+        for x in self._c + (self.user, self.password):
+            if x is None:
+                break
+            if isinstance(x, str):
+                x = x.encode()
+            v += len(x).to_bytes(2, "big") + x
+        try:  # with TLS the handshake happens here
+            await self._io(s, _CONNECT, v)
+            v = await self._io(s, bytearray(4))
+        except ValueError as e:  # MicroPython's TLS: certificate refused
+            raise OSError("tls: %s" % str(e).strip())
+        if v[0] != _CONNACK or v[3]:  # the packet in hex: 200200cc, cc the refusal code
+            raise OSError("CONNACK %x" % int.from_bytes(v, "big"))
+        self.connected = True
+        self.connects += 1
+        self._log("mqtt: connected to %s:%d" % (self.host, self.port))
+        if self.subs:
+            self._pid = self._pid % 65535 + 1
+            v = bytearray(self._pid.to_bytes(2, "big"))
+            for x in self.subs:
+                x = x.encode()
+                v += len(x).to_bytes(2, "big") + x
+                v.append(1)  # QoS1
+            await self._io(s, _SUBSCRIBE, v)  # SUBACK is read but not tracked
+        if self.on_connect:
+            await self.on_connect()
+        self._nx = 0  # all again: unacked ones carry DUP
+        self._rx = self._ping = time.ticks_ms()
+        return s
+
+    # Sends what is queued and not sent on this connection: QoS1 keeps its entry (flagged
+    # DUP for a retransmit after a reconnect) until its PUBACK, QoS0 goes once.
+    async def _send(self, s):
+        q = self._q
+        while self._nx < len(q):
+            c = q[self._nx]
+            p, k = c[0], c[1]
+            if p:
+                c[1] = k | _DUP
+                self._nx += 1
+            else:
+                q.pop(self._nx)
+            x = c[2].encode()
+            # topic, packet id (none for QoS0), then the payload as it is
+            await self._io(s, k, len(x).to_bytes(2, "big") + x + p.to_bytes(p and 2, "big"), c[3])
+
+    # A PINGREQ every keepalive/2; nothing read for a whole keepalive: the link is dead.
+    async def _keepalive(self, s):
+        t = time.ticks_ms()
+        if time.ticks_diff(t, self._rx) > self.keepalive * 1000:
+            raise OSError("no answer")
+        if time.ticks_diff(t, self._ping) > self.keepalive * 500:
+            self._ping = t
+            await self._io(s, _PINGREQ, "")
+
+    # Reads one packet, if one has begun (else False), into a new buffer: PUBACK ends its
+    # publish's entry, PUBLISH goes to on_message (PUBACKed first when QoS1); SUBACK and
+    # PINGRESP only move the rx time. b: a 1-byte buffer.
+    async def _read(self, s, b):
+        if s.readinto(b) is None:
+            return False
+        k = b[0]  # at EOF this is stale, and the next read raises
+        n = sh = 0
+        x = 128
+        while x > 127:  # remaining length, up to 4 bytes
+            x = (await self._io(s, b))[0]
+            n |= (x & 127) << sh
+            sh += 7
+            if n > _RX_MAX or sh > 28:
+                raise OSError("too large")
+        v = await self._io(s, bytearray(n))
+        self._rx = time.ticks_ms()
+        if k & 0xF0 == _PUBACK:
+            p = v[0] << 8 | v[1]
+            q = self._q
+            for i in range(len(q)):
+                if q[i][0] == p:
+                    q.pop(i)
+                    if i < self._nx:
+                        self._nx -= 1
+                    break
+        elif k & 0xF0 == _PUBLISH:
+            i = 2 + (v[0] << 8 | v[1])
+            x = v[2:i].decode()
+            if k & 6:
+                await self._io(s, _PUBACK, v[i:i + 2])
+                i += 2
+            if self.on_message:
+                self.on_message(x, memoryview(v)[i:], k & 1)
+        return True
 
     # With parts: writes one packet (b = its first header byte, then the remaining length,
     # then the parts as they are: no copy). Without: fills the bytearray b. Polls the
