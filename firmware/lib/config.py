@@ -59,7 +59,8 @@ _path = ["config.json"]
 
 
 # Returns a flat, checked dict with defaults filled in. device_id is None when absent:
-# the HAL then derives one from the hardware.
+# the HAL then derives one from the hardware. Each part is checked by its own function
+# below (named after its key: no new names to intern).
 def load(path="config.json", board=None):
     _path[0] = path
     try:
@@ -77,20 +78,8 @@ def load(path="config.json", board=None):
     c = {"site": _get(raw, "site", "name")}
     c["device_id"] = _get(raw, "device_id", "name") if raw.get("device_id") is not None else None
     c["board"] = _get(raw, "board", "name", board)
-    if raw.get("broker") is None:
-        raise ConfigError("%s: key 'broker' is missing" % path)
-    b = _get(raw, "broker", "obj")
-    c["host"] = _get(b, "host", "str", None, "broker.")
-    c["port"] = _get(b, "port", (1, 65535), 1883, "broker.")
-    c["keepalive"] = _get(b, "keepalive", (5, 3600), 30, "broker.")
-    c["user"] = _get(b, "user", "str", None, "broker.") if b.get("user") is not None else None
-    c["bpass"] = _get(b, "password", "str", 0, "broker.") if b.get("password", "") != "" else ""
-    c["tls"] = _get(b, "tls", "bool", False, "broker.")
-    # CA certificate on flash that the broker's certificate must chain to; without it
-    # TLS encrypts but does not verify the broker.
-    c["ca"] = _get(b, "ca", "str", None, "broker.") if b.get("ca") is not None else None
-    if c["ca"] is not None and not c["tls"]:
-        raise ConfigError("%s: key 'broker.ca' needs broker.tls true" % path)
+    broker(raw, c)
+    # timing and counts, the modes, the outbox
     for k, lo, hi, dflt in (("interval_ms", 10, 86400000, 1000), ("batch_max", 1, 50, 10),
                             ("max_readings", 0, 1 << 30, 0), ("sleep_ms", 1000, 86400000, 60000),
                             ("ack_wait_ms", 0, 600000, 5000), ("ack_timeout_ms", 500, 3600000, 15000),
@@ -103,18 +92,45 @@ def load(path="config.json", board=None):
     o = _get(raw, "outbox", "obj")
     c["outbox_ram"] = _get(o, "store", ["flash", "ram"], "flash", "outbox.") == "ram"
     c["outbox_max"] = _get(o, "max", (1, 100000), 2000, "outbox.")
-    # pins: the board profile's keys, checked for type only (the HAL uses them)
-    c["pins"] = p = _get(raw, "pins", "obj")
+    c["pins"] = pins(raw)
+    c["sensors"] = sensors(raw.get("sensors"), c["interval_ms"])
+    w = _get(raw, "wifi", "obj")
+    c["ssid"] = _get(w, "ssid", "str", None, "wifi.") if w else None
+    c["password"] = _get(w, "password", "str", 0, "wifi.") if w.get("password", "") != "" else ""
+    return c
+
+
+# broker: host, port, keepalive, user and password, TLS and its CA, into c.
+def broker(raw, c):
+    if raw.get("broker") is None:
+        raise ConfigError("%s: key 'broker' is missing" % _path[0])
+    b = _get(raw, "broker", "obj")
+    c["host"] = _get(b, "host", "str", None, "broker.")
+    c["port"] = _get(b, "port", (1, 65535), 1883, "broker.")
+    c["keepalive"] = _get(b, "keepalive", (5, 3600), 30, "broker.")
+    c["user"] = _get(b, "user", "str", None, "broker.") if b.get("user") is not None else None
+    c["bpass"] = _get(b, "password", "str", 0, "broker.") if b.get("password", "") != "" else ""
+    c["tls"] = _get(b, "tls", "bool", False, "broker.")
+    # CA certificate on flash that the broker's certificate must chain to; without it
+    # TLS encrypts but does not verify the broker.
+    c["ca"] = _get(b, "ca", "str", None, "broker.") if b.get("ca") is not None else None
+    if c["ca"] is not None and not c["tls"]:
+        raise ConfigError("%s: key 'broker.ca' needs broker.tls true" % _path[0])
+
+
+# pins: the board profile's keys, checked for type only (the HAL uses them). Returns them.
+def pins(raw):
+    p = _get(raw, "pins", "obj")
     for k in p:
         if k not in _PINS:
-            raise ConfigError("%s: key 'pins.%s' is not a known pin key (%s)" % (path, k, ", ".join(_PINS)))
+            raise ConfigError("%s: key 'pins.%s' is not a known pin key (%s)" % (_path[0], k, ", ".join(_PINS)))
         if k not in ("i2c", "adc_vbat"):
             _get(p, k, "pin", None, "pins.")
     i = p.get("i2c")
     if i is not None:
         _get(p, "i2c", "obj", None, "pins.")
         if i.get("bus", 0) not in (0, 1, "soft"):
-            raise ConfigError("%s: key 'pins.i2c.bus' must be 0, 1 or \"soft\"" % path)
+            raise ConfigError("%s: key 'pins.i2c.bus' must be 0, 1 or \"soft\"" % _path[0])
         _get(i, "sda", "pin", None, "pins.i2c.")
         _get(i, "scl", "pin", None, "pins.i2c.")
         _get(i, "freq", (1000, 1000000), 100000, "pins.i2c.")
@@ -123,38 +139,38 @@ def load(path="config.json", board=None):
         _get(p, "adc_vbat", "obj", None, "pins.")
         _get(a, "pin", "pin", None, "pins.adc_vbat.")
         _get(a, "divider", "num", 1.0, "pins.adc_vbat.")
-    # sensors: None when absent (the HAL picks the board's default set)
-    lst = raw.get("sensors")
-    if lst is not None:
-        if not isinstance(lst, list):
-            raise ConfigError("%s: key 'sensors' must be a list" % path)
-        out = []
-        for n, s in enumerate(lst):
-            pre = "sensors[%d]." % n
-            if not isinstance(s, dict):
-                s = {}
-            t = _get(s, "type", list(_TYPES), None, pre)
-            e = {"type": t, "interval_ms": _get(s, "interval_ms", (10, 86400000), c["interval_ms"], pre)}
-            if t in ("bme280", "sht31", "dht20"):
-                e["addr"] = _get(s, "addr", (8, 119), None, pre)
-            f = s.get("filter")
-            if f is not None:
-                _get(s, "filter", "obj", None, pre)
-                pre += "filter."
-                if "median" in f:
-                    _get(f, "median", (1, 15), None, pre)
-                elif "delta" in f:
-                    if isinstance(f["delta"], bool) or not isinstance(f["delta"], (int, float)) \
-                            or f["delta"] < 0:
-                        raise ConfigError("%s: key '%sdelta' must be a number >= 0" % (path, pre))
-                    f["heartbeat_ms"] = _get(f, "heartbeat_ms", (10, 86400000), 600000, pre)
-                else:
-                    raise ConfigError("%s: key '%s' must hold median or delta" % (path, pre[:-1]))
-            e["filter"] = f
-            out.append(e)
-        lst = out
-    c["sensors"] = lst
-    w = _get(raw, "wifi", "obj")
-    c["ssid"] = _get(w, "ssid", "str", None, "wifi.") if w else None
-    c["password"] = _get(w, "password", "str", 0, "wifi.") if w.get("password", "") != "" else ""
-    return c
+    return p
+
+
+# sensors: the list, each entry's type, interval (default: every, config's interval_ms),
+# address and filter. None when absent (the HAL picks the board's default set).
+def sensors(specs, every):
+    if specs is None:
+        return None
+    if not isinstance(specs, list):
+        raise ConfigError("%s: key 'sensors' must be a list" % _path[0])
+    out = []
+    for n, s in enumerate(specs):
+        pre = "sensors[%d]." % n
+        if not isinstance(s, dict):
+            s = {}
+        t = _get(s, "type", list(_TYPES), None, pre)
+        e = {"type": t, "interval_ms": _get(s, "interval_ms", (10, 86400000), every, pre)}
+        if t in ("bme280", "sht31", "dht20"):
+            e["addr"] = _get(s, "addr", (8, 119), None, pre)
+        f = s.get("filter")
+        if f is not None:
+            _get(s, "filter", "obj", None, pre)
+            pre += "filter."
+            if "median" in f:
+                _get(f, "median", (1, 15), None, pre)
+            elif "delta" in f:
+                if isinstance(f["delta"], bool) or not isinstance(f["delta"], (int, float)) \
+                        or f["delta"] < 0:
+                    raise ConfigError("%s: key '%sdelta' must be a number >= 0" % (_path[0], pre))
+                f["heartbeat_ms"] = _get(f, "heartbeat_ms", (10, 86400000), 600000, pre)
+            else:
+                raise ConfigError("%s: key '%s' must hold median or delta" % (_path[0], pre[:-1]))
+        e["filter"] = f
+        out.append(e)
+    return out
