@@ -4,8 +4,9 @@
 
 - heap: one simulated board (BME280 + SHT31 + DHT20, precompiled .mpy as `sen sim` builds
   them), serial transport with `ack: puback` (no broker needed: a written frame counts as
-  delivered), run with `-X heapsize=64K` (the target), 76K (what it needs today) and 96K
-  (what it needed before the memory work); the peak is gc.mem_alloc() right after a
+  delivered), run with `-X heapsize=64K` (the target: it runs there, peak ~51 KiB), 56K
+  (the edge: about the least it needs, a run may fail there) and 96K (plenty: the same
+  peak, so the 64K figure is not squeezed); the peak is gc.mem_alloc() right after a
   collection, before each envelope (the firmware's own figure, "Sen done: ... peak heap N B").
 - wire: MQTT payload bytes per reading (envelope size / readings) for batch 1 and batch 10,
   from the frames the board wrote (the serial frame's "site" left out: MQTT carries it in

@@ -2,6 +2,8 @@
 # module before anything else) while the heap is still in one piece.
 from micropython import const
 
-ENV_MAX = const(2048)  # one envelope (DESIGN allows 4 KiB; ~28 two-metric readings fit)
+# one envelope: the contract (DESIGN.md at the repo root) allows 4 KiB; ~28 two-metric
+# readings fit in 2 KiB
+ENV_MAX = const(2048)
 
 env = bytearray(ENV_MAX)

@@ -1,6 +1,7 @@
 """Helpers for the firmware tests: a board (the real firmware on the MicroPython unix port,
 in a private flash directory), an MQTT collector (paho-mqtt), and a payload-v1 checker that
-follows DESIGN.md (not the gateway's code: the two sides are pinned to the contract apart)."""
+follows the contract (DESIGN.md at the repo root, tests/contract), not the gateway's code: the
+two sides are pinned to the contract apart."""
 
 from __future__ import annotations
 
@@ -158,7 +159,7 @@ def _number(v: Any) -> bool:
 
 
 def check_envelope(raw: bytes, device: str, board: str, now_ms: int) -> dict[str, Any]:
-    """Checks one telemetry message against DESIGN.md payload v1; returns it decoded."""
+    """Checks one telemetry message against payload v1 (DESIGN.md at the repo root); returns it decoded."""
     assert len(raw) <= MAX_MESSAGE, f"{len(raw)} B > 4 KiB"
     env = json.loads(raw)
     assert env["v"] == 1 and type(env["v"]) is int
