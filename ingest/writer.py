@@ -1,10 +1,10 @@
 """The writer thread: drains the spool to InfluxDB in batches, by size and by age.
 
-A batch goes out when it holds ``WORTH_A_WRITE`` lines (or ``batch_size``, when smaller) or
-its oldest line has waited ``flush_interval_s``; it takes up to ``batch_size`` lines, so under
-load (lines pile up while a write is on its way) batches grow and writes stay few, while at
-a moderate rate a line never waits for a big batch to fill. The batch leaves the spool only
-after a 2xx. A refused batch (400/413) is halved until the refused lines are isolated and
+A write goes out as soon as the writer is idle: nothing is in flight, so whatever the spool
+holds (up to ``batch_size`` lines) is written at once, and a reading at low load never waits
+for a batch to fill. While a write is on its way, lines pile up, and the next write takes them
+together: under load batches grow and writes stay few, with no timer. The batch leaves the
+spool only after a 2xx. A refused batch (400/413) is halved until the refused lines are isolated and
 set aside as dead letters; every other failure keeps the batch and retries with capped,
 jittered backoff.
 """
@@ -25,7 +25,6 @@ _LOGGER = logging.getLogger(__name__)
 
 _OUTAGE_LOG_EVERY_S = 60.0
 _KEY_PRUNE_EVERY_S = 600.0
-WORTH_A_WRITE = 500  # lines: a batch this big goes out without waiting for flush_interval_s
 
 
 class Sink(Protocol):
@@ -58,7 +57,6 @@ class Writer:
         self._spool = spool
         self._sink = sink
         self._batch_size = batch_size
-        self._ready = min(batch_size, WORTH_A_WRITE)
         self._flush_interval_s = flush_interval_s
         self._backoff = backoff or Backoff()
         self._keys_ttl_s = keys_ttl_s
@@ -140,10 +138,6 @@ class Writer:
                 return False
             self._prune_keys()
             self._sleep(self._flush_interval_s or 1.0)
-            return True
-        age_s = time.time() - batch.oldest_ms / 1000.0
-        if not stopping and len(batch) < self._ready and age_s < self._flush_interval_s:
-            self._sleep(self._flush_interval_s - age_s)
             return True
         if not self._deliver(batch):
             if stopping:

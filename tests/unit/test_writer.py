@@ -17,6 +17,7 @@ from ingest.writer import Writer
 class FakeSink:
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.writes: list[int] = []  # lines per successful write
         self.down = 0  # this many writes fail as unavailable
         self.missing = False
         self.created = 0
@@ -33,6 +34,7 @@ class FakeSink:
             if any("bad" in line for line in lines):
                 raise InfluxBadData(400, "field type conflict")
             self.lines.extend(lines)
+            self.writes.append(len(lines))
 
     def create_database(self) -> None:
         with self.lock:
@@ -81,15 +83,41 @@ def test_refused_lines_are_set_aside_and_the_rest_written(spool: Spool) -> None:
     assert [d.raw for d in spool.dead_letters()] == [b"m bad=1.0 4"]
 
 
-def test_a_small_batch_waits_for_the_flush_interval_and_stop_flushes(spool: Spool) -> None:
+def test_an_idle_writer_writes_a_single_line_at_once(spool: Spool) -> None:
+    # Low load: nothing in flight, so a reading never waits for a batch to fill (however
+    # long the idle poll interval is).
     sink = FakeSink()
     writer = _writer(spool, sink, batch_size=100, flush_interval_s=60.0)
     writer.start()
     spool.commit([Entry(line="m x=1.0 1")])
     writer.notify()
-    assert not writer.wait_idle(0.3) and sink.lines == []
+    assert writer.wait_idle(5) and sink.lines == ["m x=1.0 1"]
     writer.stop(flush_timeout_s=5)
-    assert sink.lines == ["m x=1.0 1"] and spool.depth() == 0
+    assert spool.depth() == 0
+
+
+def test_lines_that_arrive_during_a_write_go_out_together_in_the_next(spool: Spool) -> None:
+    sink = FakeSink()
+    in_write, release = threading.Event(), threading.Event()
+    real_write = sink.write
+
+    def slow_write(payload: bytes) -> None:
+        in_write.set()
+        release.wait(5)
+        real_write(payload)
+
+    sink.write = slow_write  # type: ignore[method-assign]
+    writer = _writer(spool, sink, batch_size=100, flush_interval_s=60.0)
+    writer.start()
+    spool.commit([Entry(line="m x=1.0 1")])
+    writer.notify()
+    assert in_write.wait(5)  # the first line is on its way
+    spool.commit([Entry(line=f"m x=1.0 {t}") for t in range(2, 12)])
+    writer.notify()
+    release.set()
+    assert writer.wait_idle(5)
+    writer.stop(flush_timeout_s=5)
+    assert sink.writes == [1, 10]
 
 
 def test_stop_while_down_keeps_lines_in_the_spool(spool: Spool) -> None:
