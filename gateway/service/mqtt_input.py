@@ -14,12 +14,18 @@
   several gateways split it; status and retained acks are read by every gateway.
 - End-to-end acks are published retained, QoS1, the highest per device once per batch.
 - Watchdog: no message for ``watchdog_s`` while connected is logged and counted.
+- TLS (``mqtts://``): the broker's certificate is verified against ``mqtt_ca_file`` (or the
+  system's CAs) and must name the URL's host; a failed handshake is logged with its reason
+  (e.g. the certificate does not verify against the CA file) and retried like any connect.
+- Client id: a broker set up by ``sen broker conf`` replaces it with the user name; the
+  options make sure the two agree, so the session is the account's.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -33,7 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from gateway.service.acks import Ack
 from gateway.service.handler import Message
 from gateway.service.intake import Intake
-from gateway.service.options import GatewayOptions
+from gateway.service.options import GatewayOptions, mqtt_tls_context
 from gateway.service.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
 
 _LOGGER = logging.getLogger(__name__)
@@ -77,6 +83,11 @@ class MqttInput:
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id,
                                    protocol=mqtt.MQTTv5)
         self._client.manual_ack_set(True)
+        self._ca_file = options.mqtt_ca_file
+        self._tls: ssl.SSLContext | None = None
+        if options.mqtt_tls:
+            self._tls = mqtt_tls_context(options.mqtt_ca_file)
+            self._client.tls_set_context(self._tls)  # verifies the certificate and the host name
         if options.mqtt_username:
             self._client.username_pw_set(options.mqtt_username, options.mqtt_password or None)
         self._client.reconnect_delay_set(min_delay=1, max_delay=options.reconnect_max_s)
@@ -92,7 +103,8 @@ class MqttInput:
 
     def start(self) -> None:
         """Connect in the background; paho's thread retries until the broker answers."""
-        _LOGGER.info("connecting to MQTT broker %s as %r", self._url, self._client_id)
+        over = "" if self._tls is None else f" over TLS, verified against {self._ca_file or 'the system CAs'}"
+        _LOGGER.info("connecting to MQTT broker %s as %r%s", self._url, self._client_id, over)
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self._session_expiry_s
         props.ReceiveMaximum = self._receive_max
@@ -176,10 +188,20 @@ class MqttInput:
                           self._url, self._probe(), self._failures)
 
     def _probe(self) -> str:
-        """Why the broker cannot be reached (paho does not tell): one TCP connect, 2 s at most."""
+        """Why the broker cannot be reached (paho does not tell): one TCP connect and, with TLS,
+        one handshake with the same context, 2 s at most each."""
         try:
-            with socket.create_connection((self._endpoint.host, self._endpoint.port), timeout=2.0):
-                return "TCP connects, MQTT handshake failed"
+            with socket.create_connection((self._endpoint.host, self._endpoint.port), timeout=2.0) as sock:
+                if self._tls is None:
+                    return "TCP connects, MQTT handshake failed"
+                with self._tls.wrap_socket(sock, server_hostname=self._endpoint.host):
+                    return "TCP and TLS connect, MQTT handshake failed"
+        except ssl.SSLCertVerificationError as err:
+            return (f"TLS: the broker's certificate is refused: certificate verify failed: {err.verify_message}; "
+                    f"it must chain to {self._ca_file or 'a CA of the system'} (mqtt.ca_file) and name "
+                    f"{self._endpoint.host!r}")
+        except ssl.SSLError as err:
+            return f"TLS handshake failed: {err.reason or err} (is {self._endpoint.port} the broker's TLS port?)"
         except OSError as err:
             return str(err) or type(err).__name__
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,26 @@ def parse_url(option: str, url: str, *, schemes: dict[str, int]) -> Endpoint:
                     port=port if port is not None else schemes[parts.scheme])
 
 
-def parse_mqtt_url(url: str, *, option: str = "mqtt_url") -> Endpoint:
-    return parse_url(option, url, schemes={"mqtt": 1883, "tcp": 1883})
+def parse_mqtt_url(url: str, *, option: str = "mqtt_url", tls: bool = False) -> Endpoint:
+    """``mqtt://HOST[:PORT]`` (or ``tcp://``); with ``tls`` (the gateway) also ``mqtts://HOST[:PORT]``,
+    port 8883 by default. Tools that speak no TLS (``sen tail``, ``sen sim``) refuse ``mqtts://``."""
+    schemes = {"mqtt": 1883, "tcp": 1883, **({"mqtts": 8883} if tls else {})}
+    return parse_url(option, url, schemes=schemes)
+
+
+def mqtt_tls_context(ca_file: str) -> ssl.SSLContext:
+    """A client context that verifies the broker's certificate and its name: against ``ca_file``
+    (PEM), or the system's CAs when it is ""; TLS 1.2 at least."""
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+    except FileNotFoundError:
+        raise OptionsError(f"mqtt_ca_file: cannot read {ca_file!r}: no such file") from None
+    except ssl.SSLError as err:  # before OSError, of which it is one
+        raise OptionsError(f"mqtt_ca_file: {ca_file!r} is not a PEM CA certificate ({err.reason})") from None
+    except OSError as err:
+        raise OptionsError(f"mqtt_ca_file: cannot read {ca_file!r}: {err.strerror or err}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def parse_influx_url(url: str, *, option: str = "influx_url") -> Endpoint:
@@ -83,6 +102,7 @@ class GatewayOptions:
     influx_token: str = field(default="", repr=False)  # a secret: from token_file or SEN_INFLUX_TOKEN
     mqtt_username: str = default("mqtt_username", str)
     mqtt_password: str = field(default="", repr=False)  # a secret: from password_file or SEN_MQTT_PASSWORD
+    mqtt_ca_file: str = default("mqtt_ca_file", str)  # with mqtts://: the broker's CA ("": the system's)
     ack_interval_s: float = default("ack_interval_s", float)  # a device's end-to-end acks coalesce within this
     serial_ports: tuple[str, ...] = ()  # paths or globs of USB serial boards (the sample's "": none)
     serial_baudrate: int = default("serial_baudrate", int)
@@ -90,7 +110,7 @@ class GatewayOptions:
     web_host: str = default("web_host", str)
 
     def __post_init__(self) -> None:
-        parse_mqtt_url(self.mqtt_url)
+        mqtt = parse_mqtt_url(self.mqtt_url, tls=True)
         parse_influx_url(self.influx_url)
         if not _DATABASE_RE.fullmatch(self.database):
             raise OptionsError(f"database: {self.database!r} must match {_DATABASE_RE.pattern}")
@@ -98,6 +118,18 @@ class GatewayOptions:
             raise OptionsError(f"spool_dir: {self.spool_dir!r} must be a pathlib.Path")
         if not _CLIENT_ID_RE.fullmatch(self.client_id):
             raise OptionsError(f"client_id: {self.client_id!r} must match {_CLIENT_ID_RE.pattern}")
+        if self.mqtt_username and self.client_id != self.mqtt_username:
+            raise OptionsError(
+                f"client_id: {self.client_id!r} must equal mqtt_username {self.mqtt_username!r}: a broker set "
+                "up by `sen broker conf` takes the user name as the client id (use_username_as_clientid), so "
+                "the gateway's session is its account's; set mqtt.client_id to the username")
+        if not isinstance(self.mqtt_ca_file, str):
+            raise OptionsError(f"mqtt_ca_file: {self.mqtt_ca_file!r} must be a file name (a str)")
+        if self.mqtt_ca_file and mqtt.scheme != "mqtts":
+            raise OptionsError(f"mqtt_ca_file: {self.mqtt_ca_file!r} is set but mqtt_url {self.mqtt_url!r} is "
+                               "not TLS: use mqtts://HOST:8883")
+        if self.mqtt_ca_file:
+            mqtt_tls_context(self.mqtt_ca_file)  # readable and a CA certificate, or a clear error now
         _positive("batch_size", self.batch_size, integer=True)
         _positive("serial_baudrate", self.serial_baudrate, integer=True)
         _positive("ack_interval_s", self.ack_interval_s, allow_zero=True)
@@ -128,7 +160,12 @@ class GatewayOptions:
 
     @property
     def mqtt(self) -> Endpoint:
-        return parse_mqtt_url(self.mqtt_url)
+        return parse_mqtt_url(self.mqtt_url, tls=True)
+
+    @property
+    def mqtt_tls(self) -> bool:
+        """``mqtts://``: the broker is reached over TLS and verified (``mqtt_ca_file``)."""
+        return self.mqtt.scheme == "mqtts"
 
     @property
     def influx(self) -> Endpoint:

@@ -22,6 +22,7 @@ FIELDS = {
     ("mqtt", "session_expiry_s"): "session_expiry_s", ("mqtt", "receive_max"): "receive_max",
     ("mqtt", "shared_group"): "shared_group", ("mqtt", "watchdog_s"): "watchdog_s",
     ("mqtt", "username"): "mqtt_username", ("mqtt", "ack_interval_s"): "ack_interval_s",
+    ("mqtt", "ca_file"): "mqtt_ca_file",
     ("influx", "url"): "influx_url", ("influx", "api"): "influx_api",
     ("influx", "database"): "database", ("influx", "bucket"): "influx_bucket",
     ("influx", "org"): "influx_org", ("influx", "timeout_s"): "influx_timeout_s",
