@@ -35,7 +35,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     install.add_argument("--root", type=Path, default=Path("/"), metavar="DIR", help="install under DIR")
     install.add_argument("--arch", choices=("auto", "32", "64"), default="auto", help="Pi OS word size")
     install.add_argument("--sen", metavar="PATH", help="the sen command the service runs (default: this one)")
-    install.add_argument("--user", default="sen", help="system user the service runs as")
+    install.add_argument("--user", default="sen",
+                         help="system user the service runs as (the unit's User= and Group=; created on /)")
     install.add_argument("--enable", action="store_true", help="systemctl enable --now (only with --root /)")
     install.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
     return {"broker": _cmd_broker, "web": _cmd_web, "install-service": _cmd_install}

@@ -6,15 +6,18 @@ Writes, under ROOT (``/`` on the Pi; any directory to stage or test it):
   ``/var/lib/sen``; on 32-bit Pi OS the InfluxDB 1.x ``/write`` API, since InfluxDB 2.x needs a
   64-bit OS). An existing file is kept: it is the operator's.
 - ``etc/systemd/system/sen-gateway.service``: ``deploy/systemd/sen-gateway.service`` with
-  ``ExecStart`` pointing at this installation's ``sen``.
+  ``ExecStart`` pointing at this installation's ``sen`` and ``User=``/``Group=`` the ``--user``
+  (its group: the user's primary group when it exists on ``/``, else the group of its name that
+  ``useradd`` makes). The unit reads USB serial boards through the ``dialout`` group.
 - ``var/lib/sen``: the spool and registry directory.
 
-Only with ROOT ``/`` does it also create the ``sen`` system user, hand it the directories and,
+Only with ROOT ``/`` does it also create the system user (``sen``), hand it the directories and,
 with ``enable``, run ``systemctl enable --now``. ``dry_run`` prints the plan and touches nothing.
 """
 
 from __future__ import annotations
 
+import grp
 import os
 import platform
 import pwd
@@ -58,15 +61,32 @@ def pi_config(bits: int) -> str:
     return head + text
 
 
-def unit_text(sen_path: str, template: Path = UNIT_TEMPLATE) -> str:
+_NAME_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")  # what useradd takes (and nothing systemd would expand)
+
+
+def unit_text(sen_path: str, template: Path = UNIT_TEMPLATE, *, user: str = "sen", group: str | None = None) -> str:
+    """The unit template with ``ExecStart`` at ``sen_path`` and ``User=``/``Group=`` set."""
+    for what, name in (("user", user), ("group", group or user)):
+        if not _NAME_RE.fullmatch(name):
+            raise InstallError(f"{what} {name!r} is not a system account name ({_NAME_RE.pattern})")
     try:
         text = template.read_text(encoding="utf-8")
     except OSError as err:
         raise InstallError(f"cannot read the unit template {template}: {err.strerror}") from None
-    new, count = re.subn(r"(?m)^ExecStart=\S+", f"ExecStart={sen_path}", text, count=1)
-    if count != 1:
-        raise InstallError(f"{template} has no ExecStart= line")
-    return new
+    for key, value in (("ExecStart", sen_path), ("User", user), ("Group", group or user)):
+        text, count = re.subn(rf"(?m)^{key}=\S+", lambda _m: f"{key}={value}", text, count=1)
+        if count != 1:
+            raise InstallError(f"{template} has no {key}= line")
+    return text
+
+
+def primary_group(user: str) -> str:
+    """The group the service runs as: ``user``'s primary group if it exists here, else ``user``
+    (the group ``useradd`` makes for a new system user)."""
+    try:
+        return grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name
+    except KeyError:
+        return user
 
 
 @dataclass
@@ -125,22 +145,24 @@ def plan(*, root: Path, bits: int, sen_path: str, user: str = "sen", enable: boo
     real = root.resolve() == Path("/")
     etc, state = root / "etc" / "sen", root / "var" / "lib" / "sen"
     config, unit = etc / "gateway.toml", root / "etc" / "systemd" / "system" / UNIT_NAME
+    group = primary_group(user) if real else user
     steps = Plan()
     steps.add(f"create {etc} (0750) and {state} (0750)", _all(_mkdir(etc, 0o750), _mkdir(state, 0o750)))
     if config.exists():
         steps.add(f"keep the existing {config}", lambda: None)
     else:
         steps.add(f"write {config} ({bits}-bit Pi OS settings)", _write(config, pi_config(bits), 0o640))
-    steps.add(f"write {unit} (ExecStart={sen_path})", _write(unit, unit_text(sen_path), 0o644))
+    steps.add(f"write {unit} (ExecStart={sen_path}, User={user}, Group={group})",
+              _write(unit, unit_text(sen_path, user=user, group=group), 0o644))
     if real:
         try:
             pwd.getpwnam(user)
         except KeyError:
             steps.add(f"create the system user {user}", _run("useradd", "--system", "--home-dir", "/var/lib/sen",
                                                              "--shell", "/usr/sbin/nologin", user))
-        steps.add(f"give {state} to {user} and {config} to group {user}",
-                  _all(_run("chown", "-R", f"{user}:{user}", str(state)),
-                       _run("chown", f"root:{user}", str(etc), str(config))))
+        steps.add(f"give {state} to {user} and {config} to group {group}",
+                  _all(_run("chown", "-R", f"{user}:{group}", str(state)),
+                       _run("chown", f"root:{group}", str(etc), str(config))))
         steps.add("systemctl daemon-reload", _run("systemctl", "daemon-reload"))
         if enable:
             steps.add(f"systemctl enable --now {UNIT_NAME}", _run("systemctl", "enable", "--now", UNIT_NAME))
