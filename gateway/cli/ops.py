@@ -74,6 +74,8 @@ def _register_broker(commands: argparse._SubParsersAction[argparse.ArgumentParse
     tls.add_argument("--host", action="append", required=True, help="a name or address clients connect to")
     tls.add_argument("--days", type=positive_int, default=825, help="certificate lifetime")
     tls.add_argument("--new-ca", action="store_true", help="make a new CA even if OUT has one")
+    tls.add_argument("--ca-key", type=Path, metavar="FILE",
+                     help="the CA's private key where you keep it (default OUT/ca.key; root's, never the broker's)")
     conf = add_command(
         sub, "conf", summary="write the Mosquitto config that turns all this on",
         description="Write DIR/sen.conf: no anonymous clients, the password file, the ACL, client ids bound to "
@@ -98,10 +100,11 @@ def _cmd_broker(args: argparse.Namespace) -> int:
     if args.broker_command == "tls":
         from gateway.ops.broker_tls import make_tls
 
-        files = make_tls(args.out, hosts=args.host, days=args.days, new_ca=args.new_ca)
+        files = make_tls(args.out, hosts=args.host, days=args.days, new_ca=args.new_ca, ca_key=args.ca_key)
         print("\n".join(f"{name}: {path}" for name, path in files.items()))
-        print(f"Mosquitto TLS listener:\n  listener 8883\n  cafile {files['ca.crt']}\n"
-              f"  certfile {files['server.crt']}\n  keyfile {files['server.key']}")
+        print(f"next: sen broker conf --tls-dir {args.out} (the TLS listener, plain MQTT on 127.0.0.1 only); "
+              f"the broker's user reads {files['server.key']} (chgrp mosquitto, 0640); {files['ca.key']} "
+              "stays root's (0600), best kept off the broker (--ca-key FILE next time)")
         return 0
     if args.broker_command == "conf":
         if args.no_plain and args.tls_dir is None:

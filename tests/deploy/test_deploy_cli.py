@@ -50,3 +50,23 @@ def test_broker_conf_binds_client_ids_caps_packets_and_keeps_plain_local_with_tl
     only_tls = conf("--tls-dir", str(tmp_path / "tls"), "--no-plain")
     assert [line for line in only_tls if line.startswith("listener ")] == ["listener 8883"]
     assert main(["broker", "conf", "--dir", str(tmp_path), "--no-plain"]) == 2
+
+
+def test_broker_tls_with_the_ca_key_kept_elsewhere(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    import subprocess
+
+    out, kept = tmp_path / "tls", tmp_path / "offline" / "ca.key"
+    assert main(["broker", "tls", "--out", str(out), "--host", "pi.local"]) == 0
+    ca = (out / "ca.crt").read_bytes()
+    kept.parent.mkdir()
+    shutil.move(out / "ca.key", kept)  # the operator keeps the CA key off the broker
+    # Without the key the CA cannot sign: refused, not silently replaced (boards trust the old one).
+    assert main(["broker", "tls", "--out", str(out), "--host", "pi.local", "--host", "10.0.0.2"]) == 2
+    assert "--ca-key" in capsys.readouterr().err and (out / "ca.crt").read_bytes() == ca
+    assert main(["broker", "tls", "--out", str(out), "--host", "pi.local", "--host", "10.0.0.2",
+                 "--ca-key", str(kept)]) == 0
+    assert (out / "ca.crt").read_bytes() == ca and not (out / "ca.key").exists()
+    verify = subprocess.run(["openssl", "verify", "-CAfile", str(out / "ca.crt"), str(out / "server.crt")],
+                            capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stderr
