@@ -6,7 +6,10 @@
   HTTP request, no batching, no spool.
 
 Usage: python -m bench.baselines {ceiling|naive} --mqtt-port P [--influx URL --database DB] --count-file F
-The process writes the number of readings it handled to F every 100 ms.
+        [--persistent]
+The process writes the number of readings it handled to F every 100 ms. ``--persistent``
+keeps its session (clean session off, the same client id), so it can drain a backlog the
+broker queued while it was away.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def main() -> int:
     parser.add_argument("--influx", default="")
     parser.add_argument("--database", default="")
     parser.add_argument("--count-file", type=Path, required=True)
+    parser.add_argument("--persistent", action="store_true", help="keep the session: drain a queued backlog")
     args = parser.parse_args()
 
     count = 0
@@ -57,8 +61,8 @@ def main() -> int:
         with lock:
             count += n
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{args.kind}", clean_session=True,
-                         protocol=mqtt.MQTTv311)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{args.kind}",
+                         clean_session=not args.persistent, protocol=mqtt.MQTTv311)
     subscribed = threading.Event()
     client.on_message = on_message
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(TOPIC, qos=1)

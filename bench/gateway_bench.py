@@ -5,6 +5,8 @@
 - :func:`latency`: publish-to-queryable latency of probe readings (p50, p99) under a steady
   background load, with the gateway's memory and CPU.
 - :func:`replay`: how fast a spool filled during an outage drains into InfluxDB.
+- :func:`backlog`: how fast a backlog the broker queued while the consumer was away drains
+  (the gateway into InfluxDB, or the bare subscriber), one or ten readings per message.
 """
 
 from __future__ import annotations
@@ -148,3 +150,41 @@ def replay(readings: int, work: Path) -> dict[str, Any]:
             wait(lambda: count(influx) >= readings, 1800, "the spool to drain")
         seconds = time.monotonic() - started
     return {"readings": readings, "seconds": round(seconds, 2), "readings_per_s": round(readings / seconds)}
+
+
+def backlog(kind: str, messages: int, per_envelope: int, work: Path, *extra: str) -> dict[str, Any]:
+    """Messages per second a consumer drains from a backlog of MESSAGES queued QoS1 messages
+    (1,000 devices, PER_ENVELOPE readings each): its session made first, the backlog
+    published while it is away, then timed from its start to the last reading counted
+    (in InfluxDB for Sen; by the process itself for the bare subscriber)."""
+    load = Load(readings=messages * per_envelope, per_envelope=per_envelope)
+    payloads = envelopes(load, base_ms=int(time.time() * 1000) - 86_400_000)
+    name = f"backlog-{kind}-{per_envelope}-{len(extra)}"
+    with servers(work, name) as (broker, influx):
+        def consumer(run: str) -> Any:
+            where = work / name / run
+            return (gateway(broker, influx, where, *extra) if kind == "sen"
+                    else baseline(kind, broker, influx, where, "--persistent"))
+
+        with consumer("session"):
+            pass  # the broker now keeps this consumer's session and queues for it
+        publisher = Publisher(broker.host, broker.port, f"load-{name}")
+        try:
+            publisher.publish_all(payloads)
+            if not publisher.wait_acked(len(payloads), 600):
+                raise TimeoutError("the broker did not take the whole backlog")
+        finally:
+            publisher.close()
+        started = time.monotonic()
+        with consumer("drain") as proc:
+            done = peak_rss = 0
+            while done < load.readings and time.monotonic() < started + 900:
+                time.sleep(_POLL_S)
+                done = (count(influx) if kind == "sen"
+                        else int((work / name / "drain" / f"{kind}.count").read_text() or 0))
+                peak_rss = max(peak_rss, proc_stats(proc.pid)[0])
+            seconds = time.monotonic() - started
+    return {"kind": kind, "messages": len(payloads), "per_envelope": per_envelope, "readings": load.readings,
+            "confirmed": done, "seconds": round(seconds, 2), "messages_per_s": round(len(payloads) * done
+                                                                                    / load.readings / seconds),
+            "readings_per_s": round(done / seconds), "peak_rss_mib": round(peak_rss / 2**20, 1), "flags": list(extra)}

@@ -99,17 +99,21 @@ def nothing() -> Iterator[None]:
     yield
 
 
-def gateway(broker: Mosquitto, influx: InfluxDB, work: Path) -> Child:
-    """The Sen gateway, ready once it has subscribed; its spool in WORK/spool."""
+def gateway(broker: Mosquitto, influx: InfluxDB, work: Path, *extra: str) -> Child:
+    """The Sen gateway, ready once it has subscribed; its spool in WORK/spool, EXTRA flags."""
+    work.mkdir(parents=True, exist_ok=True)
     log = work / "gateway.log"
+    mark = log.stat().st_size if log.exists() else 0
     return process([sys.executable, "-m", "gateway", "gateway", "run", "--mqtt", broker.url, "--influx", influx.url,
-                    "--database", DB, "--spool", str(work / "spool")], log,
-                   lambda: log.exists() and "subscribed to sen/v1/+/+/telemetry" in log.read_text())
+                    "--database", DB, "--spool", str(work / "spool"), *extra], log,
+                   lambda: log.exists() and "subscribed to sen/v1/+/+/telemetry" in log.read_text()[mark:])
 
 
-def baseline(kind: str, broker: Mosquitto, influx: InfluxDB, work: Path) -> Child:
+def baseline(kind: str, broker: Mosquitto, influx: InfluxDB, work: Path, *extra: str) -> Child:
     """A baseline of :mod:`bench.baselines`, ready once it writes its count file."""
+    work.mkdir(parents=True, exist_ok=True)
     counts = work / f"{kind}.count"
+    counts.unlink(missing_ok=True)
     return process([sys.executable, "-m", "bench.baselines", kind, "--mqtt-port", str(broker.port),
-                    "--influx", influx.url, "--database", DB, "--count-file", str(counts)],
+                    "--influx", influx.url, "--database", DB, "--count-file", str(counts), *extra],
                    work / f"{kind}.log", counts.exists)

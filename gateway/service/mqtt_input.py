@@ -35,6 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.service.acks import Ack
 from gateway.service.handler import Message
@@ -177,7 +178,10 @@ class MqttInput:
         self._had_session = True
         _LOGGER.info("connected to MQTT broker %s (session present: %s)", self._url,
                      flags.session_present)
-        client.subscribe([(topic, _QOS) for topic in self._subscriptions])
+        # No Local on the acks: this gateway's own acks do not come back to it (only other
+        # gateways' acks matter to it); one message saved per ack it publishes.
+        client.subscribe([(topic, SubscribeOptions(qos=_QOS, noLocal=topic == ACK_FILTER))
+                          for topic in self._subscriptions])
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._failures += 1

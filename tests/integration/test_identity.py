@@ -4,6 +4,7 @@ sites, a re-flashed board counting from boot 1 again, and one series per sensor.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +122,21 @@ def test_each_sensor_is_its_own_series_and_untagged_readings_stay_queryable(
     assert _count(influxdb, influx_db, "WHERE sensor = ''") == 5  # readings that name no sensor
     means = influxdb.rows('SELECT mean("temp_c") FROM "telemetry" GROUP BY "sensor"', influx_db)
     assert sorted((r["sensor"], r["mean"]) for r in means) == [("", 22.0), ("dht20", 21.0), ("sht31", 20.0)]
+
+
+def test_the_gateways_own_acks_do_not_come_back_to_it(
+    options: GatewayOptions, influxdb: InfluxDB, influx_db: str, publisher: Publisher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MQTT v5 No Local on the ack subscription: N telemetry messages are N messages received,
+    not N plus one per ack the gateway published (it acks after every batch here)."""
+    gateway = Gateway(options, caplog)
+    try:
+        for seq in range(1, 21):
+            _send(publisher, "lab", range(seq, seq + 1), ts=True)
+        wait_for(lambda: _count(influxdb, influx_db) >= 20, timeout=30, what="20 points")
+        time.sleep(1.0)  # let any ack that would come back arrive
+    finally:
+        gateway.stop()
+    stopped = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("gateway stopped"))
+    assert "received 20," in stopped and "acks_published 0," not in stopped, stopped
