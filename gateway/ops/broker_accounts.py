@@ -223,10 +223,22 @@ class BrokerDir:
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    """Write atomically with ``mode`` from the start (secrets never exist world-readable)."""
+    """Write atomically with ``mode`` from the start (secrets never exist world-readable),
+    keeping an existing file's owner and group (``passwd`` is the broker user's group's to read,
+    as mosquitto_passwd keeps it)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
     os.chmod(tmp, mode)
+    try:
+        old = path.stat()
+    except FileNotFoundError:
+        old = None
+    if old is not None and (old.st_uid, old.st_gid) != (tmp.stat().st_uid, tmp.stat().st_gid):
+        try:
+            os.chown(tmp, old.st_uid, old.st_gid)
+        except PermissionError:
+            _LOGGER.warning("%s: could not keep its owner and group (%s:%s): check who may read it",
+                            path, old.st_uid, old.st_gid)
     os.replace(tmp, path)

@@ -16,22 +16,24 @@ class GeneratedBroker(Service):
 
     name = "mosquitto"
 
-    def __init__(self, data_dir: Path, sen_conf: Path, *, port: int) -> None:
+    def __init__(self, data_dir: Path, sen_conf: Path, *, port: int, user: str = "root") -> None:
+        """``user``: the account Mosquitto switches to when started as root (Debian's: mosquitto)."""
         super().__init__(data_dir, port=port)
         self.sen_conf = sen_conf
+        self.user = user
 
     def _command(self) -> list[str]:
         conf_d = self.data_dir / "conf.d"
         conf_d.mkdir(exist_ok=True)
         shutil.copyfile(self.sen_conf, conf_d / "sen.conf")
         main_conf = self.data_dir / "mosquitto.conf"
-        # What Debian's mosquitto.conf says, with this test's paths (and as root no user switch).
+        # What Debian's mosquitto.conf says, with this test's paths (and by default no user switch).
         main_conf.write_text(
             "persistence true\n"
             f"persistence_location {self.data_dir}/\n"
             "autosave_interval 1\n"
             "log_dest stdout\nlog_type all\n"
-            "user root\n"
+            f"user {self.user}\n"
             f"include_dir {conf_d}\n")
         return [find_program("mosquitto"), "-c", str(main_conf)]
 

@@ -5,9 +5,15 @@ the plain listener on localhost only once TLS is on, and a packet size cap."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import queue
+import re
+import shutil
+import signal
 import socket
 import ssl
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +29,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gateway.cli import main
-from gateway.ops.broker_accounts import GATEWAY_USER
+from gateway.ops.broker_accounts import GATEWAY_USER, Account, BrokerDir
+from tests.integration.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 QUIET_S = 1.0  # how long "never arrives" / "is not disconnected" is watched
@@ -233,3 +240,71 @@ def test_add_device_prints_the_broker_the_conf_describes(tmp_path: Path, capsys:
     assert main(["broker", "add-gateway", "--dir", str(broker_dir), "--user", "gw-b"]) == 0
     out = capsys.readouterr().out
     assert 'username = "gw-b"' in out and 'client_id = "gw-b"' in out
+
+
+def _connected(port: int, user: str, password: str, ca: Path) -> bool:
+    client = Client(port, user=user, password=password, tls=ca)
+    client.close()
+    return client.connected
+
+
+def _mosquitto_ids() -> tuple[int, int] | None:
+    try:
+        entry = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or _mosquitto_ids() is None,
+                    reason="needs root and Debian's mosquitto user, to let Mosquitto drop to it")
+def test_the_broker_needs_only_its_password_file_and_server_key() -> None:
+    """deploy/README.md's permissions: root owns everything; the broker's user gets the group of
+    the password file and the server key (0640); the CA key and the secrets stay root's."""
+    ids = _mosquitto_ids()
+    assert ids is not None
+    uid, gid = ids
+    base = Path(tempfile.mkdtemp(prefix="sen-broker-perms-", dir="/tmp"))  # not under root's 0700 tmp
+    broker = None
+    try:
+        base.chmod(0o755)
+        store, passwords = make_broker_dir(base, devices=[("lab", "dev-a")], tls=True)
+        tls_dir = store.path / "tls"
+        for path in (store.path / "passwd", tls_dir / "server.key"):  # what the README says to run
+            os.chown(path, 0, gid)
+            path.chmod(0o640)
+        _, tls = ports()
+        assert main(["broker", "conf", "--dir", str(store.path), "--tls-dir", str(tls_dir), "--tls-port", str(tls),
+                     "--bind", "127.0.0.1", "--no-plain"]) == 0
+        data = base / "mosquitto"
+        data.mkdir()
+        os.chown(data, uid, gid)  # Debian's /var/lib/mosquitto
+        broker = GeneratedBroker(data, store.path / "sen.conf", port=tls, user="mosquitto")
+        broker.start()
+        assert broker.pid is not None
+        status = Path(f"/proc/{broker.pid}/status").read_text()
+        assert re.search(rf"(?m)^Uid:\s+{uid}\s", status), "Mosquitto did not drop to its user"
+        board = Client(tls, user="lab.dev-a", password=passwords["lab.dev-a"], tls=tls_dir / "ca.crt")
+        assert board.connected, (board.reason, broker.log_tail())
+        board.close()
+        # Accounts added later (by mosquitto_passwd, and by the Python writer that stands in for
+        # it) keep the password file the broker's to read, after a reload too.
+        added = {"lab.dev-b": BrokerDir(store.path).add(Account(user="lab.dev-b", kind="device", site="lab",
+                                                                device="dev-b")),
+                 "lab.dev-c": BrokerDir(store.path, passwd_tool=None).add(Account(user="lab.dev-c", kind="device",
+                                                                                  site="lab", device="dev-c"))}
+        assert (store.path / "passwd").stat().st_gid == gid
+        os.kill(broker.pid, signal.SIGHUP)  # systemctl reload mosquitto
+        for user, password in added.items():
+            wait_for(lambda u=user, p=password: _connected(tls, u, p, tls_dir / "ca.crt"), timeout=10,
+                             what=f"{user} accepted after the reload")
+        # Nothing else secret is the broker's to read.
+        for path, mode in ((tls_dir / "ca.key", 0o600), (store.path / "secrets", 0o700)):
+            info = path.stat()
+            assert (info.st_uid, info.st_mode & 0o777) == (0, mode), path
+        for secret in (store.path / "secrets").iterdir():
+            assert (secret.stat().st_uid, secret.stat().st_mode & 0o777) == (0, 0o600), secret
+    finally:
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(base)
