@@ -6,7 +6,14 @@
 Every check names the file and the key: unknown keys, pins outside the MCU's GPIO range or
 on pins the chip does not have, a pin used twice, an ADC pin not on ADC1 (ADC2 stops working
 while WiFi is on), a flash offset or image that does not fit the MCU, an I2C sensor with no
-address.
+address, a sensor whose pin the profile does not give.
+
+Pins a kit's sensors plug into (hardware/WIRING.md): ``pins.i2c`` (DHT20, SHT30/SHT31, BH1750,
+BME280), ``pins.onewire`` (DS18B20), ``pins.adc`` (analog ports by role: ``soil`` for a
+capacitive soil-moisture probe, ``light`` for an LDR, ``gas`` for an MQ-series sensor; ADC1
+only) and ``pins.hcsr04`` (``trig`` and ``echo`` of an ultrasonic distance sensor). ``pins.adc``
+and ``pins.hcsr04`` describe the board's ports; ``sen provision`` copies the ones a chosen
+sensor uses into that sensor's entry (``pin``, ``trig``/``echo``), not into config.json's ``pins``.
 """
 
 from __future__ import annotations
@@ -43,12 +50,18 @@ MCUS: dict[str, Mcu] = {
     "esp32c3": Mcu(_span(0, 21), _span(0, 4), 0x0, ("ESP32_GENERIC_C3",), "esp32c3"),
     "sim": Mcu(_span(0, 63), _span(0, 63), None, (), "sim"),
 }
-SENSOR_TYPES = ("bme280", "sht31", "dht20", "dht22", "vbat", "chip_temp")
-I2C_SENSORS = ("bme280", "sht31", "dht20")
+SENSOR_TYPES = ("bme280", "sht31", "dht20", "dht22", "vbat", "chip_temp", "ds18b20", "soil", "bh1750", "hcsr04",
+                "adc")
+I2C_SENSORS = ("bme280", "sht31", "dht20", "bh1750")
+ADC_SENSORS = ("soil", "adc")  # an entry of these types names its ADC1 pin ("pin")
+ADC_ROLES = ("soil", "light", "gas")  # the keys of pins.adc
+RAW_MAX = 65535  # soil "dry"/"wet": raw ADC readings (read_u16 scale at most)
 _TOP = {"id", "name", "vendor", "mcu", "flash_offset", "image", "flash_size", "pins", "sensors",
         "usb", "notes"}
 _REQUIRED = _TOP - {"notes"}
-_PIN_KEYS = {"i2c", "onewire", "adc_vbat", "led", "dht22"}
+_PIN_KEYS = {"i2c", "onewire", "adc_vbat", "led", "dht22", "adc", "hcsr04"}
+PORT_KEYS = ("adc", "hcsr04")  # the profile's port map: copied into sensor entries, not config.json's pins
+_SENSOR_KEYS = {"type", "addr", "interval_ms", "filter", "name", "pin", "dry", "wet", "trig", "echo"}
 _ID = re.compile(r"[a-z0-9_-]{1,32}")
 _HEX4 = re.compile(r"[0-9a-f]{4}")
 
@@ -146,8 +159,8 @@ def check_profile(doc: object, path: Path) -> BoardProfile:
         raise ck.fail("image", f"must be {' or '.join(mcu.images)} for {mcu_name} (got {image!r})")
     if not mcu.images and image is not None:
         raise ck.fail("image", "must be null for the simulator")
-    pins = _pins(ck, doc["pins"], mcu)
-    sensors = _sensors(ck, doc["sensors"], pins)
+    pins, used = _pins(ck, doc["pins"], mcu)
+    sensors = _sensors(ck, doc["sensors"], pins, mcu, used)
     usb = _usb(ck, doc["usb"])
     return BoardProfile(id=board_id, name=doc["name"], vendor=doc["vendor"], mcu=mcu_name,
                         flash_offset=offset, image=image, flash_size=doc["flash_size"], pins=pins,
@@ -166,7 +179,7 @@ def _offset(ck: _Check, value: object, mcu: Mcu) -> int | None:
     return mcu.offset
 
 
-def _pins(ck: _Check, pins: object, mcu: Mcu) -> dict[str, Any]:
+def _pins(ck: _Check, pins: object, mcu: Mcu) -> tuple[dict[str, Any], dict[int, str]]:
     if not isinstance(pins, dict):
         raise ck.fail("pins", "must be an object")
     ck.keys(pins, _PIN_KEYS, set(), "pins.")
@@ -205,18 +218,34 @@ def _pins(ck: _Check, pins: object, mcu: Mcu) -> dict[str, Any]:
         divider = vbat.get("divider", 1.0)
         if isinstance(divider, bool) or not isinstance(divider, (int, float)) or not 1 <= divider <= 20:
             raise ck.fail("pins.adc_vbat.divider", f"must be a number in 1..20 (got {divider!r})")
-    return {key: pins.get(key) for key in sorted(_PIN_KEYS)}
+    adc = pins.get("adc")
+    if adc is not None:
+        if not isinstance(adc, dict):
+            raise ck.fail("pins.adc", f"must be an object {{role: GPIO}} with roles {', '.join(ADC_ROLES)}, or null")
+        ck.keys(adc, set(ADC_ROLES), set(), "pins.adc.")
+        for role in ADC_ROLES:
+            gpio(adc.get(role), f"pins.adc.{role}", mcu.adc1)
+    sonar = pins.get("hcsr04")
+    if sonar is not None:
+        if not isinstance(sonar, dict):
+            raise ck.fail("pins.hcsr04", "must be an object {\"trig\", \"echo\"} or null")
+        ck.keys(sonar, {"trig", "echo"}, {"trig", "echo"}, "pins.hcsr04.")
+        gpio(sonar["trig"], "pins.hcsr04.trig", mcu.gpio)
+        gpio(sonar["echo"], "pins.hcsr04.echo", mcu.gpio)
+    return {key: pins.get(key) for key in sorted(_PIN_KEYS)}, used
 
 
-def _sensors(ck: _Check, sensors: object, pins: dict[str, Any]) -> list[dict[str, Any]]:
+def _sensors(ck: _Check, sensors: object, pins: dict[str, Any], mcu: Mcu,
+             used: dict[int, str]) -> list[dict[str, Any]]:
     if not isinstance(sensors, list):
         raise ck.fail("sensors", "must be a list")
     out: list[dict[str, Any]] = []
+    taken: dict[int, str] = {}  # GPIOs the entries name themselves
     for i, sensor in enumerate(sensors):
         where = f"sensors[{i}]"
         if not isinstance(sensor, dict):
             raise ck.fail(where, "must be an object")
-        ck.keys(sensor, {"type", "addr", "interval_ms", "filter"}, {"type"}, f"{where}.")
+        ck.keys(sensor, _SENSOR_KEYS, {"type"}, f"{where}.")
         kind = sensor["type"]
         if kind not in SENSOR_TYPES:
             raise ck.fail(f"{where}.type", f"must be one of {', '.join(SENSOR_TYPES)} (got {kind!r})")
@@ -228,14 +257,53 @@ def _sensors(ck: _Check, sensors: object, pins: dict[str, Any]) -> list[dict[str
             ck.integer(sensor["addr"], f"{where}.addr", 0x08, 0x77)
         elif "addr" in sensor:
             raise ck.fail(f"{where}.addr", f"is only for I2C sensors, not {kind}")
-        if kind == "dht22" and pins.get("dht22") is None:
-            raise ck.fail(f"{where}.type", "dht22 needs pins.dht22")
-        if kind == "vbat" and pins.get("adc_vbat") is None:
-            raise ck.fail(f"{where}.type", "vbat needs pins.adc_vbat")
+        for key, needs in (("dht22", "dht22"), ("vbat", "adc_vbat"), ("ds18b20", "onewire")):
+            if kind == key and pins.get(needs) is None:
+                raise ck.fail(f"{where}.type", f"{kind} needs pins.{needs}")
+        _sensor_pins(ck, sensor, where, mcu, used, taken)
+        if "name" in sensor and (not isinstance(sensor["name"], str) or not _ID.fullmatch(sensor["name"])):
+            raise ck.fail(f"{where}.name", f"must match [a-z0-9_-]{{1,32}} (got {sensor['name']!r})")
         if "interval_ms" in sensor:
             ck.integer(sensor["interval_ms"], f"{where}.interval_ms", 100, 86_400_000)
         out.append(dict(sensor))
     return out
+
+
+def _sensor_pins(ck: _Check, sensor: dict[str, Any], where: str, mcu: Mcu, used: dict[int, str],
+                 taken: dict[int, str]) -> None:
+    """The pins an entry names itself: ``pin`` (soil, adc: ADC1), ``trig``/``echo`` (hcsr04),
+    each on a GPIO no other pin key holds, and soil's ``dry``/``wet`` calibration."""
+    kind = sensor["type"]
+    own = {"pin": kind in ADC_SENSORS, "trig": kind == "hcsr04", "echo": kind == "hcsr04",
+           "dry": kind == "soil", "wet": kind == "soil"}
+    for key, allowed in own.items():
+        if key in sensor and not allowed:
+            raise ck.fail(f"{where}.{key}", f"is not a key of a {kind} sensor")
+    for key in ("pin", "trig", "echo"):
+        if not own[key]:
+            continue
+        if key not in sensor:
+            raise ck.fail(f"{where}.{key}", f"is missing ({kind} needs its GPIO)")
+        number = ck.integer(sensor[key], f"{where}.{key}", 0, 255)
+        allowed_pins = mcu.adc1 if key == "pin" else mcu.gpio
+        if number not in allowed_pins:
+            raise ck.fail(f"{where}.{key}", f"GPIO {number} is not usable here"
+                          f"{' (ADC1 only: ADC2 stops while WiFi runs)' if key == 'pin' else ''}")
+        holder = used.get(number, "")
+        if holder.startswith(("pins.adc.", "pins.hcsr04.")):
+            holder = ""  # the port this entry plugs into
+        holder = holder or taken.get(number, "")
+        if holder:
+            raise ck.fail(f"{where}.{key}", f"GPIO {number} is already used by '{holder}'")
+        taken[number] = f"{where}.{key}"
+    if kind == "hcsr04" and sensor["trig"] == sensor["echo"]:
+        raise ck.fail(f"{where}.echo", "must be another GPIO than trig")
+    if ("dry" in sensor) != ("wet" in sensor):
+        raise ck.fail(f"{where}.{'wet' if 'dry' in sensor else 'dry'}", "is missing (give dry and wet together)")
+    if "dry" in sensor:
+        dry = ck.integer(sensor["dry"], f"{where}.dry", 0, RAW_MAX)
+        if ck.integer(sensor["wet"], f"{where}.wet", 0, RAW_MAX) == dry:
+            raise ck.fail(f"{where}.wet", "must differ from dry (the raw reading in water and in air)")
 
 
 def _usb(ck: _Check, usb: object) -> list[dict[str, str]]:

@@ -1,7 +1,11 @@
 """`sen provision`: a board's config.json from flags (or prompts), checked before it is written.
 
 The board profile's ``pins`` and ``sensors`` are copied in (tests/contract/board_profile.md);
-the firmware reads them from config.json and never reads hardware/ itself. The result is
+the firmware reads them from config.json and never reads hardware/ itself. With ``sensors``
+(kit sensor names, ``sen provision --sensor soil ...``) the board's sensors are those instead,
+each placed on the pins the profile gives for it (KIT_SENSORS); a sensor the profile has no pin
+for is refused, naming the key. The profile's port map (``pins.adc``, ``pins.hcsr04``) goes into
+the sensor entries (``pin``, ``trig``/``echo``), not into config.json's ``pins``. The result is
 checked here (names, ports, transport) and, when the MicroPython unix port is at hand, by the
 firmware's own checker (firmware/lib/config.py), so a config that would stop the board at
 boot never reaches it.
@@ -15,24 +19,112 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardware.boards import BoardProfile
+from hardware.boards import PORT_KEYS, RAW_MAX, BoardProfile
 from hardware.errors import ProvisionError as ProvisionError  # re-exported: callers import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _NAME = re.compile(r"[a-z0-9_-]{1,32}")
 
 
+@dataclass(frozen=True)
+class KitSensor:
+    """A sensor sold with the kits, as ``sen provision --sensor NAME`` places it."""
+
+    type: str  # the firmware's driver
+    needs: str  # the profile key that must give its pin(s), e.g. "pins.adc.soil"
+    what: str
+    entry: dict[str, Any] = field(default_factory=dict)  # fixed keys: addr, name
+
+
+# The kit's sensors by the name a student knows them by (hardware/WIRING.md).
+KIT_SENSORS: dict[str, KitSensor] = {
+    "dht20": KitSensor("dht20", "pins.i2c", "DHT20 temperature and humidity (I2C 0x38)", {"addr": 0x38}),
+    "sht30": KitSensor("sht31", "pins.i2c", "SHT30 temperature and humidity (I2C 0x44; the SHT31 driver)",
+                       {"addr": 0x44, "name": "sht30"}),
+    "sht31": KitSensor("sht31", "pins.i2c", "SHT31 temperature and humidity (I2C 0x44)", {"addr": 0x44}),
+    "bme280": KitSensor("bme280", "pins.i2c", "BME280 temperature, humidity and pressure (I2C 0x76)",
+                        {"addr": 0x76}),
+    "bh1750": KitSensor("bh1750", "pins.i2c", "BH1750 light, lux (I2C 0x23)", {"addr": 0x23}),
+    "ds18b20": KitSensor("ds18b20", "pins.onewire", "DS18B20 waterproof temperature probe (1-wire)"),
+    "soil": KitSensor("soil", "pins.adc.soil", "capacitive soil-moisture probe (analog)"),
+    "ldr": KitSensor("adc", "pins.adc.light", "light-dependent resistor module (analog, raw)", {"name": "ldr"}),
+    "gas": KitSensor("adc", "pins.adc.gas", "MQ-series gas sensor, e.g. MQ-2, MQ-135 (analog, raw)",
+                     {"name": "gas"}),
+    "hcsr04": KitSensor("hcsr04", "pins.hcsr04", "HC-SR04 ultrasonic distance, e.g. a water level"),
+}
+
+
+def _profile_value(profile: BoardProfile, dotted: str) -> Any:
+    value: Any = {"pins": profile.pins}
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def kit_sensors(profile: BoardProfile) -> list[str]:
+    """The kit sensors this board's profile has pins for."""
+    return [name for name, kit in KIT_SENSORS.items() if _profile_value(profile, kit.needs) is not None]
+
+
+def sensor_entries(profile: BoardProfile, names: list[str],
+                   soil_cal: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    """config.json ``sensors`` entries for kit sensors by name, on the profile's pins.
+
+    ``soil_cal`` is the soil probe's (dry, wet) raw readings: in air and in water.
+    """
+    entries: list[dict[str, Any]] = []
+    addrs: dict[int, str] = {}
+    for name in names:
+        kit = KIT_SENSORS.get(name)
+        if kit is None:
+            raise ProvisionError(f"unknown sensor {name!r}; the kit's sensors: {', '.join(KIT_SENSORS)}")
+        if names.count(name) > 1:
+            raise ProvisionError(f"sensor {name!r} is given twice (one of each kind per board)")
+        pins = _profile_value(profile, kit.needs)
+        if pins is None:
+            has = ", ".join(kit_sensors(profile)) or "none"
+            raise ProvisionError(f"sensor {name} needs {kit.needs}, which the board profile {profile.id} "
+                                 f"({profile.path}) does not give (it has pins for: {has})")
+        entry: dict[str, Any] = {"type": kit.type, **kit.entry}
+        if "addr" in entry:
+            other = addrs.setdefault(entry["addr"], name)
+            if other != name:
+                raise ProvisionError(f"sensors {other} and {name} both answer at I2C address {entry['addr']:#04x}: "
+                                     "one bus cannot hold both")
+        if kit.needs.startswith("pins.adc."):
+            entry["pin"] = pins
+        elif kit.type == "hcsr04":
+            entry.update(trig=pins["trig"], echo=pins["echo"])
+        if name == "soil" and soil_cal is not None:
+            entry.update(dry=soil_cal[0], wet=soil_cal[1])
+        entries.append(entry)
+    if soil_cal is not None:
+        if "soil" not in names:
+            raise ProvisionError("--soil-dry/--soil-wet calibrate the soil sensor: add --sensor soil")
+        dry, wet = soil_cal
+        if not (0 <= dry <= RAW_MAX and 0 <= wet <= RAW_MAX) or dry == wet:
+            raise ProvisionError(f"soil calibration: dry and wet must be two different raw readings in 0..{RAW_MAX} "
+                                 f"(got dry={dry}, wet={wet})")
+    return entries
+
+
 def build_config(profile: BoardProfile, *, site: str, device_id: str | None, broker_host: str,
                  broker_port: int, transport: str = "mqtt", wifi_ssid: str | None = None,
-                 wifi_password: str = "", interval_ms: int = 1000) -> dict[str, Any]:
+                 wifi_password: str = "", interval_ms: int = 1000, sensors: list[str] | None = None,
+                 soil_cal: tuple[int, int] | None = None) -> dict[str, Any]:
+    """config.json for a board; ``sensors`` (kit names) replace the profile's own sensors."""
+    chosen = profile.sensors if sensors is None else sensor_entries(profile, sensors, soil_cal)
+    if sensors is None and soil_cal is not None:
+        raise ProvisionError("--soil-dry/--soil-wet calibrate the soil sensor: add --sensor soil")
     config: dict[str, Any] = {
         "site": site, "board": profile.id,
         "broker": {"host": broker_host, "port": broker_port, "keepalive": 30},
         "transport": transport, "interval_ms": interval_ms,
-        "pins": profile.pins, "sensors": profile.sensors,
+        "pins": {k: v for k, v in profile.pins.items() if k not in PORT_KEYS}, "sensors": chosen,
     }
     if device_id is not None:
         config["device_id"] = device_id

@@ -84,11 +84,15 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
     provision = add_command(
         commands, "provision", summary="write a board's config.json from flags or prompts, checked first",
         description="Build config.json for a board: site, device id, broker, WiFi, transport, and the "
-                    "board profile's pins and sensors. It is checked (also by the firmware's own checker "
-                    "on the MicroPython unix port when available) before it is written. Missing values "
-                    "are asked for when stdin is a terminal.",
+                    "board profile's pins and sensors. --sensor NAME (repeatable) picks the kit's sensors "
+                    "instead, each on the pins the profile gives for it; a sensor the profile has no pin "
+                    "for is refused, naming the key (hardware/WIRING.md). It is checked (also by the "
+                    "firmware's own checker on the MicroPython unix port when available) before it is "
+                    "written. Missing values are asked for when stdin is a terminal.",
         example="sen provision --board yolo-uno --site lab --device yolo-01 --broker 192.168.1.10 "
-                "--wifi-ssid lab-wifi --out .sen/provision/yolo-01.json",
+                "--wifi-ssid lab-wifi --out .sen/provision/yolo-01.json\n"
+                "  sen provision --board yolo-uno --site garden --device yolo-02 --broker 192.168.1.10 "
+                "--wifi-ssid lab-wifi --sensor dht20 --sensor soil --sensor bh1750 --out .sen/provision/yolo-02.json",
     )
     provision.add_argument("--board", required=True, help="board profile id")
     provision.add_argument("--site", help="site name ([a-z0-9_-]{1,32})")
@@ -99,11 +103,23 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
     provision.add_argument("--wifi-ssid", help="WiFi network (MQTT boards)")
     provision.add_argument("--wifi-password", help="WiFi password (asked for when omitted and --wifi-ssid given)")
     provision.add_argument("--interval-ms", type=positive_int, default=1000, help="sampling interval")
+    provision.add_argument("--sensor", action="append", metavar="NAME",
+                           help=f"a kit sensor on the board, repeatable: {', '.join(KIT_SENSOR_NAMES)} "
+                                "(default: the board profile's own sensors)")
+    provision.add_argument("--soil-dry", type=non_negative_int, metavar="RAW",
+                           help="the soil probe's raw reading in dry air (with --soil-wet)")
+    provision.add_argument("--soil-wet", type=non_negative_int, metavar="RAW",
+                           help="the soil probe's raw reading in a glass of water (with --soil-dry)")
     provision.add_argument("--out", type=Path, default=Path(".sen/provision/config.json"), help="where to write")
 
     add_command(commands, "boards", summary="list the board profiles, each checked",
                 description="Load and check every hardware/boards/*.json; print id, MCU, flash offset, "
                             "image, I2C pins and USB ids.", example="sen boards")
+
+
+# The names `sen provision --sensor` takes: hardware.provision.KIT_SENSORS's keys (test_provision_kit
+# checks they agree), spelled out here so that building the parser loads nothing from hardware/.
+KIT_SENSOR_NAMES = ("dht20", "sht30", "sht31", "bme280", "bh1750", "ds18b20", "soil", "ldr", "gas", "hcsr04")
 
 
 def _fail(message: str) -> int:
@@ -190,15 +206,20 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         password = ask(args.wifi_password, "WiFi password", secret=True) if ssid else None
         if site is None or broker is None:
             raise ProvisionError("give --site and --broker (no terminal to ask on)")
+        if (args.soil_dry is None) != (args.soil_wet is None):
+            raise ProvisionError("give --soil-dry and --soil-wet together (raw readings in air and in water)")
+        soil_cal = None if args.soil_dry is None else (args.soil_dry, args.soil_wet)
         config = build_config(profile, site=site, device_id=args.device, broker_host=broker,
                               broker_port=args.broker_port, transport=args.transport, wifi_ssid=ssid,
-                              wifi_password=password or "", interval_ms=args.interval_ms)
+                              wifi_password=password or "", interval_ms=args.interval_ms,
+                              sensors=args.sensor, soil_cal=soil_cal)
         problem = firmware_check(config)
         if problem is not None:
             raise ProvisionError(f"the firmware would refuse this config: {problem}")
     except (BoardError, ProvisionError) as err:
         return _fail(str(err))
-    print(f"wrote {write_config(config, args.out)} for {profile.name}")
+    sensors = ", ".join(s.get("name", s["type"]) for s in config["sensors"]) or "none"
+    print(f"wrote {write_config(config, args.out)} for {profile.name} (sensors: {sensors})")
     return 0
 
 

@@ -63,6 +63,48 @@ def test_bad_profiles_are_refused_naming_file_and_key(tmp_path: Path, change: di
     assert str(path) in str(err.value) and f"key '{key}'" in str(err.value)
 
 
+def test_the_yolo_uno_gives_a_pin_for_every_kit_sensor() -> None:
+    pins = load_board("yolo-uno").pins
+    assert pins["adc"] == {"soil": 1, "light": 2, "gas": 3}  # A0-A2, all on ADC1
+    assert pins["hcsr04"] == {"trig": 5, "echo": 6} and pins["onewire"] == 4
+    assert pins["adc_vbat"] is None  # GPIO 1 is the A0 port, not a battery divider
+    for other in ("esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1", "sim"):
+        assert load_board(other).pins["adc"] is None and load_board(other).pins["hcsr04"] is None
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"pins__adc__soil": 11}, "pins.adc.soil"),             # not ADC1 (and SDA)
+    ({"pins__adc__soil": 20}, "pins.adc.soil"),             # ADC2: stops while WiFi runs
+    ({"pins__adc__light": 1}, "pins.adc.light"),            # already the soil port
+    ({"pins__adc__water": 7}, "pins.adc.water"),            # not a role
+    ({"pins__adc": [1, 2]}, "pins.adc"),
+    ({"pins__hcsr04": {"trig": 5}}, "pins.hcsr04.echo"),
+    ({"pins__hcsr04__echo": 4}, "pins.hcsr04.echo"),        # the 1-wire pin
+    ({"pins__onewire": None, "sensors": [{"type": "ds18b20"}]}, "sensors[0].type"),
+    ({"sensors": [{"type": "bh1750"}]}, "sensors[0].addr"),
+    ({"sensors": [{"type": "soil"}]}, "sensors[0].pin"),
+    ({"sensors": [{"type": "soil", "pin": 12}]}, "sensors[0].pin"),   # SCL, not ADC1
+    ({"sensors": [{"type": "soil", "pin": 1, "dry": 3000}]}, "sensors[0].wet"),
+    ({"sensors": [{"type": "soil", "pin": 1, "dry": 3000, "wet": 3000}]}, "sensors[0].wet"),
+    ({"sensors": [{"type": "adc", "pin": 2}, {"type": "soil", "pin": 2}]}, "sensors[1].pin"),
+    ({"sensors": [{"type": "hcsr04", "trig": 5, "echo": 5}]}, "sensors[0].echo"),
+    ({"sensors": [{"type": "hcsr04", "trig": 11, "echo": 6}]}, "sensors[0].trig"),   # SDA
+    ({"sensors": [{"type": "dht20", "addr": 56, "pin": 1}]}, "sensors[0].pin"),
+    ({"sensors": [{"type": "adc", "pin": 2, "name": "Light!"}]}, "sensors[0].name"),
+])
+def test_bad_kit_pins_are_refused_naming_file_and_key(tmp_path: Path, change: dict[str, Any], key: str) -> None:
+    path = _profile(tmp_path, **change)
+    with pytest.raises(BoardError) as err:
+        load_board(path)
+    assert str(path) in str(err.value) and f"key '{key}'" in str(err.value)
+
+
+def test_kit_sensors_on_their_ports_load(tmp_path: Path) -> None:
+    sensors = [{"type": "soil", "pin": 1, "dry": 3000, "wet": 1200}, {"type": "adc", "pin": 2, "name": "ldr"},
+               {"type": "hcsr04", "trig": 5, "echo": 6}, {"type": "ds18b20"}, {"type": "bh1750", "addr": 0x23}]
+    assert load_board(_profile(tmp_path, sensors=sensors)).sensors == sensors
+
+
 def test_unknown_board_lists_the_known_ones() -> None:
     with pytest.raises(BoardError, match="known boards: .*yolo-uno"):
         load_board("nope")
