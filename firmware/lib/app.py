@@ -76,8 +76,9 @@ class App:
         self._up_t = t
         return self._up
 
-    # A sampler hands over one reading's metrics; False: the board wants no more readings.
-    def record(self, m):
+    # A sampler (its name s) hands over one reading's metrics; False: the board wants no more
+    # readings.
+    def record(self, s, m):
         limit = self.cfg["max_readings"]
         if limit and self.seq >= limit:
             return False
@@ -88,7 +89,7 @@ class App:
         if ts is not None:  # strictly increasing: two readings never share a point in InfluxDB
             ts = max(ts, self._last_ts + 1)
             self._last_ts = ts
-        enc = payload.reading(self.seq + 1, ts, up, m)
+        enc = payload.reading(self.seq + 1, ts, up, m, s)
         if enc is None:
             return True
         ob = self.ob

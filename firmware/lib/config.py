@@ -143,13 +143,14 @@ def pins(raw):
 
 
 # sensors: the list, each entry's type, interval (default: every, config's interval_ms),
-# address and filter. None when absent (the HAL picks the board's default set).
+# address, name (optional, [a-z0-9_-]{1,32}, one per sensor: each reading's "s") and
+# filter. None when absent (the HAL picks the board's default set).
 def sensors(specs, every):
     if specs is None:
         return None
     if not isinstance(specs, list):
         raise ConfigError("%s: key 'sensors' must be a list" % _path[0])
-    out = []
+    out = []  # type: list
     for n, s in enumerate(specs):
         pre = "sensors[%d]." % n
         if not isinstance(s, dict):
@@ -158,6 +159,11 @@ def sensors(specs, every):
         e = {"type": t, "interval_ms": _get(s, "interval_ms", (10, 86400000), every, pre)}
         if t in ("bme280", "sht31", "dht20"):
             e["addr"] = _get(s, "addr", (8, 119), None, pre)
+        if s.get("name") is not None:
+            e["name"] = v = _get(s, "name", "name", None, pre)
+            if [x for x in out if x.get("name") == v]:
+                raise ConfigError("%s: key '%sname' must differ from every other sensor's (got %r)"
+                                  % (_path[0], pre, v))
         f = s.get("filter")
         if f is not None:
             _get(s, "filter", "obj", None, pre)

@@ -8,19 +8,20 @@ from micropython import const
 _RES = const(224)  # room kept at the front of the buffer for the envelope header
 
 
-# One reading as JSON bytes; ts (Unix ms) when the clock is synced, else up (uptime ms).
-# Non-finite values are left out (the gateway rejects a message holding one); returns None
-# when nothing is left.
-def reading(seq, ts, up, m):
+# One reading as JSON bytes; ts (Unix ms) when the clock is synced, else up (uptime ms); s:
+# the sensor's name (left out when None). Non-finite values are left out (the gateway rejects
+# a message holding one); returns None when nothing is left.
+def reading(seq, ts, up, m, s=None):
     mm = {}
     for k in m:
         v = m[k]
         if type(v) is int or type(v) is float and v - v == 0:  # not bool, inf or nan
             mm[k] = v
     if mm:
-        return ('{"seq":%d,"%s":%d,"m":%s}' % (seq, "up" if ts is None else "ts",
-                                               up if ts is None else ts,
-                                               json.dumps(mm, separators=(",", ":")))).encode()
+        return ('{"seq":%d,"%s":%d,%s"m":%s}' % (seq, "up" if ts is None else "ts",
+                                                 up if ts is None else ts,
+                                                 '"s":"%s",' % s if s else "",
+                                                 json.dumps(mm, separators=(",", ":")))).encode()
 
 
 # Builds one envelope in buf from the outbox's unsent readings: one boot per envelope (a

@@ -4,6 +4,9 @@
 # out of range, a stuck raw value) is reported in diagnostics as e_<name> and the others
 # sample on; it is retried at its interval. Intervals changed by cmd (cmd.py) are kept in
 # STATE and win over config's from the next boot on.
+# A sensor's name (each of its readings' "s", its e_<name> in diagnostics, cmd's "sensor"):
+# config's "name", else the driver's (bme280, sht31, ...); two unnamed ones of a kind are
+# told apart by their address (sht31_44, sht31_45).
 import json
 import time
 
@@ -19,6 +22,7 @@ STATE = "sen_state.json"  # {"interval_ms": all sensors, "i_<name>": one}, writt
 
 def build(specs, hal, log):
     out = []
+    named = []  # the samplers config names
     for s in specs:
         t = s["type"]
         try:
@@ -29,10 +33,14 @@ def build(specs, hal, log):
         if d is None:
             log("sensor %s: not available on this board, skipped" % t)
             continue
-        out.append(Sampler(d, s["interval_ms"], s.get("filter")))
+        x = Sampler(d, s["interval_ms"], s.get("filter"))
+        if s.get("name"):
+            x.name = s["name"]
+            named.append(x)
+        out.append(x)
     names = [x.name for x in out]
     for x in out:  # two sensors of one type: name them by address
-        if names.count(x.name) > 1:
+        if names.count(x.name) > 1 and x not in named:
             x.name = "%s_%x" % (x.name, getattr(x.drv, "addr", 0))
     try:  # intervals changed by cmd
         with open(STATE) as f:
@@ -56,7 +64,7 @@ class Sampler:
         self.errors = 0
         self.wake = False  # set (cmd): sample now and start a new interval
 
-    # record(metrics) -> False when the board wants no more readings
+    # record(name, metrics) -> False when the board wants no more readings
     async def run(self, record):
         d, f = self.drv, self.filt
         last_raw = sent = None
@@ -112,7 +120,7 @@ class Sampler:
                 if m:
                     sent = m
                     sent_t = now
-            if m and not record(m):
+            if m and not record(self.name, m):
                 return
             nxt = time.ticks_add(nxt, self.every)
             wait = time.ticks_diff(nxt, time.ticks_ms())

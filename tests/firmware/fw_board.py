@@ -171,6 +171,8 @@ def check_envelope(raw: bytes, device: str, board: str, now_ms: int) -> dict[str
     for r in env["r"]:
         assert type(r["seq"]) is int and r["seq"] >= 1
         assert ("ts" in r) or ("up" in r), r
+        # the sensor that produced it (DESIGN.md, Payload: r[].s)
+        assert isinstance(r.get("s"), str) and NAME_RE.fullmatch(r["s"]), r
         if "ts" in r:
             assert type(r["ts"]) is int and abs(r["ts"] - now_ms) < 120_000, (r["ts"], now_ms)
         else:

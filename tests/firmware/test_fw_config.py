@@ -29,6 +29,11 @@ CASES = [
     (_broken(max_readings=-1), "max_readings"),
     (_broken(sim={"seed": 1.5}), "sim.seed"),
     ({k: v for k, v in _broken().items() if k != "broker"}, "broker"),
+    (_broken(sensors=[{"type": "sht31", "addr": 68, "name": "SHT 31!"}]), "sensors[0].name"),
+    (_broken(sensors=[{"type": "sht31", "addr": 68}, {"type": "dht20", "addr": 56, "name": "x" * 33}]),
+     "sensors[1].name"),
+    (_broken(sensors=[{"type": "sht31", "addr": 68, "name": "air"}, {"type": "sht31", "addr": 69, "name": "air"}]),
+     "sensors[1].name"),
 ]
 
 

@@ -53,6 +53,9 @@ def test_twenty_readings_in_128k(mosquitto: Any, micropython_bin: str, repo_root
         assert {e["boot"] for e in envs} == {1}
         assert all(len(e["r"]) <= 10 for e in envs)
         assert all({"temp_c", "rh_pct"} <= set(r["m"]) for e in envs for r in e["r"])
+        # the default simulated board's three sensors, by their drivers' names
+        assert {r["s"] for e in envs for r in e["r"]} == {"bme280", "sht31", "dht20"}
+        assert all(("p_hpa" in r["m"]) == (r["s"] == "bme280") for e in envs for r in e["r"])
     finally:
         board.kill()
         col.close()
@@ -73,7 +76,8 @@ def test_envelope_has_the_golden_shape(mosquitto: Any, micropython_bin: str, rep
     finally:
         board.kill()
         col.close()
-    golden = json.loads((CONTRACT / "basic_ts.json").read_text())
+    # basic_ts.json with each reading's sensor "s", as this firmware sends it
+    golden = json.loads((CONTRACT / "basic_ts_sensor.json").read_text())
     mine, gold = shape(env), shape(golden)
     assert set(mine) - {"lo"} == set(gold)
     assert set(mine["r"][0]) == set(gold["r"][0])

@@ -64,6 +64,16 @@ out(payload.reading(9, None, 1, {"b": float("nan"), "e": False}))
     assert r[2] is None
 
 
+def test_reading_carries_its_sensor(micropython_bin: str, repo_root: Path, tmp_path: Path) -> None:
+    r = _mp(micropython_bin, repo_root, tmp_path, """
+print(payload.reading(7, 1763800000123, 5, {"t": 21.5}, "sht31_45").decode())
+print(payload.reading(8, None, 923400, {"a": 1}, "bme280").decode())
+""")
+    assert r[0] == {"seq": 7, "ts": 1763800000123, "s": "sht31_45", "m": {"t": 21.5}}
+    assert list(r[0]) == ["seq", "ts", "s", "m"]
+    assert r[1] == {"seq": 8, "up": 923400, "s": "bme280", "m": {"a": 1}}
+
+
 def test_survives_reboot_and_acks(micropython_bin: str, repo_root: Path, tmp_path: Path) -> None:
     r = _mp(micropython_bin, repo_root, tmp_path, """
 o = fresh(); put(o, 1, range(1, 11)); out(st(o))
