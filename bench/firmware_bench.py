@@ -10,10 +10,13 @@
   collection, before each envelope (the firmware's own figure, "Sen done: ... peak heap N B").
 - wire: MQTT payload bytes per reading (envelope size / readings) for batch 1 and batch 10,
   from the frames the board wrote (the serial frame's "site" left out: MQTT carries it in
-  the topic), beside plain json.dumps of the same envelope as a dict (default separators).
+  the topic), beside plain json.dumps of the same envelope as a dict (default separators);
+  each also "without s": the same envelopes with every reading's sensor name ("s":"sht31",)
+  taken out, i.e. what they cost before readings carried it.
 - encode: µs per reading inside MicroPython (time.ticks_us over many envelopes): Sen's path
   (each reading encoded once when sampled, appended to the RAM outbox, the envelope built by
-  copying them into the preallocated buffer) beside json.dumps of the same envelope dict.
+  copying them into the preallocated buffer) beside json.dumps of the same envelope dict;
+  with and without each reading's "s".
 
 Prints a table; `--json` prints one JSON object instead (bench/run.py reads it).
 `--modules` prints instead what each firmware module costs in heap once imported (in the
@@ -40,13 +43,14 @@ TARGET_HEAP, TARGET_PEAK = "64K", 48 * 1024  # the memory issue: runs in 64K, pe
 READINGS = 60
 ENCODE_ENVELOPES = 300
 
-# Runs inside MicroPython: argv = lib dir, batch size, envelopes; prints "sen base" in µs.
+# Runs inside MicroPython: argv = lib dir, batch size, envelopes, sensor name ("-": none);
+# prints "sen base" in µs.
 _ENCODE = """
 import sys, json, time, gc
 sys.path.insert(1, sys.argv[1])
 import bufs, payload
 from outbox import Outbox
-B = int(sys.argv[2]); N = int(sys.argv[3])
+B = int(sys.argv[2]); N = int(sys.argv[3]); S = None if sys.argv[4] == "-" else sys.argv[4]
 M = {"temp_c": 21.53, "rh_pct": 55.2, "p_hpa": 1006.53}
 D = {"heap_free": 41232, "outbox": B, "dropped": 0, "reset": "power", "rssi_dbm": -50}
 ob = Outbox(None, 4 * B)
@@ -55,7 +59,7 @@ t0 = time.ticks_us()
 for e in range(N):
     for i in range(B):
         s = e * B + i + 1
-        ob.push(1, s, s * 1000, payload.reading(s, 1763800000000 + s, s * 1000, M))
+        ob.push(1, s, s * 1000, payload.reading(s, 1763800000000 + s, s * 1000, M, S))
     a, b, n, nxt, boot, last = payload.build(ob, bufs.env, B, 1, N * B * 1000, D, "sim-0000", "sim", None)
     ob.advance(ob.cursor, nxt, n)
     ob.ack(1, s)
@@ -66,7 +70,8 @@ for e in range(N):
     r = []
     for i in range(B):
         s = e * B + i + 1
-        r.append({"seq": s, "ts": 1763800000000 + s, "m": M})
+        r.append({"seq": s, "ts": 1763800000000 + s, "m": M} if S is None else
+                 {"seq": s, "ts": 1763800000000 + s, "s": S, "m": M})
     env = {"v": 1, "dev": "sim-0000", "boot": 1, "up": N * B * 1000, "lo": e * B + 1,
            "board": "sim", "r": r, "d": D}
     out = json.dumps(env)
@@ -136,12 +141,21 @@ def run_board(micropython: str, mpy: Path | None, heap: str, batch: int) -> dict
             "memory_error": "MemoryError" in out, "envelopes": envs}
 
 
-def wire(envs: list[str]) -> dict[str, float]:
-    """MQTT payload bytes per reading (site left out), and the json.dumps baseline."""
+_SENSOR = re.compile(r'"s":"[a-z0-9_-]{1,32}",')
+
+
+def wire(envs: list[str], with_s: bool = True) -> dict[str, float]:
+    """MQTT payload bytes per reading (site left out), and the json.dumps baseline; without
+    with_s, every reading's "s" is taken out of both first."""
     sen = base = readings = 0
     for text in envs:
         doc = json.loads(text)
-        sen += len(text.replace('"site":"%s",' % doc["site"], "", 1).encode())
+        text = text.replace('"site":"%s",' % doc["site"], "", 1)
+        if not with_s:
+            text = _SENSOR.sub("", text)
+            for r in doc["r"]:
+                r.pop("s", None)
+        sen += len(text.encode())
         doc.pop("site")
         base += len(json.dumps(doc).encode())
         readings += len(doc["r"])
@@ -149,9 +163,10 @@ def wire(envs: list[str]) -> dict[str, float]:
             "envelopes": len(envs), "readings": readings}
 
 
-def encode(micropython: str, batch: int) -> dict[str, float]:
+def encode(micropython: str, batch: int, sensor: str = "sht31") -> dict[str, float]:
+    """µs and envelope bytes per reading, each reading with "s": sensor ("" for none)."""
     done = _run_script(micropython, _ENCODE, [str(REPO_ROOT / "firmware" / "lib"), str(batch),
-                                              str(ENCODE_ENVELOPES)], 300)
+                                              str(ENCODE_ENVELOPES), sensor or "-"], 300)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         raise RuntimeError(f"encode bench failed: {done.stdout}{done.stderr}")
@@ -172,10 +187,13 @@ def measure() -> dict[str, Any]:
     result: dict[str, Any] = {"heap": heap, "heap_target": {"heapsize": TARGET_HEAP, "peak_below": TARGET_PEAK,
                                                             "met": met},
                               "bytes_per_reading": {}, "encode_us_per_reading": {}}
+    # "batchN": readings as the firmware sends them, each with its sensor's "s";
+    # "batchN, without s": the same without it (bench/report.py prints a row for each key)
     for batch in (1, 10):
         r = run_board(micropython, mpy, "1M", batch)
-        result["bytes_per_reading"][f"batch{batch}"] = wire(r["envelopes"])
-        result["encode_us_per_reading"][f"batch{batch}"] = encode(micropython, batch)
+        for key, with_s in ((f"batch{batch}", True), (f"batch{batch}, without s", False)):
+            result["bytes_per_reading"][key] = wire(r["envelopes"], with_s)
+            result["encode_us_per_reading"][key] = encode(micropython, batch, "sht31" if with_s else "")
     return result
 
 
@@ -186,10 +204,10 @@ def _table(r: dict[str, Any]) -> str:
     t = r["heap_target"]
     lines.append(f"target: runs in {t['heapsize']} with the peak under {t['peak_below']} B: "
                  f"{'met' if t['met'] else 'MISSED'}")
-    lines += ["", "            bytes/reading (Sen | json.dumps)   encode µs/reading (Sen | json.dumps)"]
-    for b in ("batch1", "batch10"):
+    lines += ["", "                     bytes/reading (Sen | json.dumps)   encode µs/reading (Sen | json.dumps)"]
+    for b in r["bytes_per_reading"]:
         w, e = r["bytes_per_reading"][b], r["encode_us_per_reading"][b]
-        lines.append(f"{b:<10} {w['sen']:>10} | {w['json_dumps']:<10}            "
+        lines.append(f"{b:<19} {w['sen']:>10} | {w['json_dumps']:<10}            "
                      f"{e['sen_us']:>10} | {e['json_dumps_us']}")
     return "\n".join(lines)
 
