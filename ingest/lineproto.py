@@ -89,3 +89,62 @@ def encode(point: Point) -> str:
 
 def encode_all(points: Iterable[Point]) -> list[str]:
     return [encode(point) for point in points]
+
+
+# -- taking a line apart (to set one refused field aside) ----------------------------------------
+def _unescape_key(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in ",= ":
+            i += 1
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def split_fields(line: str) -> tuple[str, list[tuple[str, str]], str]:
+    """``(series, [(field key, "key=value" as written)...], timestamp)`` of a line, where
+    ``series`` is the measurement and tags as written and the key unescaped. Escaped commas,
+    spaces and equals signs and quoted string values (with their escapes) are respected.
+    Raises :class:`LineProtocolError` for a line it cannot take apart."""
+    n, i = len(line), 0
+    while i < n and line[i] != " ":  # the series: up to the first unescaped space
+        i += 2 if line[i] == "\\" else 1
+    series, i = line[:i], i + 1
+    fields: list[tuple[str, str]] = []
+    while i < n:
+        start = i
+        while i < n and line[i] not in "= ,":
+            i += 2 if line[i] == "\\" else 1
+        if i >= n or line[i] != "=" or i == start:
+            raise LineProtocolError(f"no field key=value at column {start} of {line[:200]!r}")
+        key, i = _unescape_key(line[start:i]), i + 1
+        if i < n and line[i] == '"':  # a string value: up to the unescaped closing quote
+            i += 1
+            while i < n and line[i] != '"':
+                i += 2 if line[i] == "\\" else 1
+            if i >= n:
+                raise LineProtocolError(f"unterminated string in {line[:200]!r}")
+            i += 1
+        else:
+            while i < n and line[i] not in ", ":
+                i += 1
+        fields.append((key, line[start:i]))
+        if i >= n or line[i] == " ":
+            break
+        i += 1  # the comma before the next field
+    if not series or not fields:
+        raise LineProtocolError(f"not a line of line protocol: {line[:200]!r}")
+    return series, fields, line[i + 1:] if i < n else ""
+
+
+def split_field(line: str, key: str) -> tuple[str, str] | None:
+    """``(the line without field key, a line of that field alone)``, both with the line's
+    measurement, tags and timestamp; None when the line has no such field or nothing else."""
+    series, fields, ts = split_fields(line)
+    kept = [text for name, text in fields if name != key]
+    alone = [text for name, text in fields if name == key]
+    if not alone or not kept:
+        return None
+    tail = f" {ts}" if ts else ""
+    return f"{series} {','.join(kept)}{tail}", f"{series} {alone[0]}{tail}"

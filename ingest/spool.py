@@ -9,7 +9,9 @@
 - :meth:`Spool.oldest` hands out the oldest lines in order; :meth:`Spool.delete` drops them
   once InfluxDB answered 2xx; :meth:`Spool.set_aside` moves refused lines to the
   dead-letter table instead.
-- :meth:`Spool.add_dead_letter` keeps a rejected message (reason, detail, raw bytes).
+- :meth:`Spool.add_dead_letter` keeps a rejected message (reason, detail, raw bytes: whole up
+  to 4 KiB, else a sample). The dead letters are bounded (rows, age; the oldest dropped first
+  and counted): :mod:`ingest.deadletters`.
 - Group commit: :meth:`Spool.commit_many` appends the lines of many messages in ONE
   transaction (one fsync), and returns one result per message.
 - Bounded: ``max_lines`` (0: no bound). :attr:`Spool.full` says when the spool holds that
@@ -32,12 +34,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ingest import deadletters as dl
 from ingest.errors import SpoolError
 from ingest.ranges import Run, claim
-from ingest.spool_records import Batch, CommitResult, DeadLetter, Entry
+from ingest.spool_records import Batch, CommitResult, DeadLetter, Entry, Refused
 from ingest.spool_schema import SPOOL_FILE, count_lines, open_spool
 
-__all__ = ["SPOOL_FILE", "Batch", "CommitResult", "DeadLetter", "Entry", "Spool"]
+__all__ = ["SPOOL_FILE", "Batch", "CommitResult", "DeadLetter", "Entry", "Refused", "Spool"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -49,13 +52,17 @@ def _now_ms() -> int:
 class Spool:
     """The durable queue of line-protocol lines in ``directory/spool.sqlite3``."""
 
-    def __init__(self, directory: Path, *, max_lines: int = 0) -> None:
+    def __init__(self, directory: Path, *, max_lines: int = 0,
+                 dead_letter_rows: int = dl.MAX_ROWS, dead_letter_days: float = dl.MAX_AGE_DAYS) -> None:
         self.path = directory / SPOOL_FILE
         self.max_lines = max_lines
         self._lock = threading.Lock()
+        self._delta = 0  # lines a transaction adds (or removes): see _transaction
+        self._bound = dl.Bound(max_rows=dead_letter_rows, max_age_days=dead_letter_days)
         try:
             self._db = open_spool(self.path)
             self._depth = count_lines(self._db)
+            self._bound.dropped = dl.dropped_so_far(self._db)
         except (OSError, sqlite3.Error) as err:
             raise SpoolError(f"cannot open spool {self.path}: {err}") from err
         _LOGGER.info("spool %s opened, %s lines pending", self.path, self._depth)
@@ -71,8 +78,11 @@ class Spool:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction under the lock; committed (on disk) when the block ends."""
+        """One IMMEDIATE transaction under the lock; committed (on disk) when the block ends.
+        What the block put in ``self._delta`` is added to the depth with the COMMIT, under the
+        same lock (so :meth:`oldest` never sees the rows without their count)."""
         with self._lock:
+            self._delta = 0
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -83,6 +93,7 @@ class Spool:
                     raise
             except sqlite3.Error as err:
                 raise SpoolError(f"spool {self.path}: {err}") from err
+            self._depth += self._delta
 
     def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> list[int]:
         """Run statements in one transaction; return each one's rowcount."""
@@ -121,8 +132,7 @@ class Spool:
                     added += 1
                 results.append(CommitResult(added=added, duplicates=duplicates))
                 total += added
-        with self._lock:
-            self._depth += total
+            self._delta = total
         return results
 
     def oldest(self, limit: int) -> Batch | None:
@@ -145,6 +155,8 @@ class Spool:
                 cursor.close()
             except sqlite3.Error as err:
                 raise SpoolError(f"spool {self.path}: {err}") from err
+            if not rows:  # lines another process added (sen deadletters replay) are written: recount
+                self._depth = 0
         if not rows:
             return None
         lines: list[str] = []
@@ -163,11 +175,7 @@ class Spool:
             lines = db.execute("SELECT coalesce(sum(n), 0) FROM lines WHERE id IN"
                                " (SELECT value FROM json_each(?))", (listed,)).fetchone()[0]
             db.execute("DELETE FROM lines WHERE id IN (SELECT value FROM json_each(?))", (listed,))
-        self._forget(int(lines))
-
-    def _forget(self, deleted: int) -> None:
-        with self._lock:
-            self._depth -= deleted
+            self._delta = -int(lines)
 
     def set_aside(self, ids: Sequence[int], *, reason: str, detail: str) -> None:
         """Move rows InfluxDB refused to the dead-letter table, in one transaction."""
@@ -177,42 +185,58 @@ class Spool:
                                " (SELECT value FROM json_each(?))", (listed,)).fetchone()[0]
             db.execute("INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
                        " SELECT ?, 'influx', ?, ?, CAST(line AS BLOB) FROM lines WHERE id IN"
-                       " (SELECT value FROM json_each(?)) ORDER BY id", (now, reason, detail, listed))
+                       " (SELECT value FROM json_each(?)) ORDER BY id",
+                       (now, reason, detail[:dl.DETAIL_MAX_CHARS], listed))
             db.execute("DELETE FROM lines WHERE id IN (SELECT value FROM json_each(?))", (listed,))
-        self._forget(int(lines))
+            dropped = self._trim(db, now)
+            self._delta = -int(lines)
+        self._dropped(dropped)
 
-    def set_aside_lines(self, row: int, refused: Sequence[str], *, reason: str,
-                        detail: str) -> None:
-        """Row ``row`` is done: its ``refused`` lines become dead letters, the rest were written."""
+    def set_aside_lines(self, row: int, refused: Sequence[Refused]) -> None:
+        """Row ``row`` is done: the ``refused`` lines become dead letters, the rest were written."""
         now = _now_ms()
         with self._transaction() as db:
-            for line in refused:
-                db.execute("INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
-                           " VALUES (?, 'influx', ?, ?, ?)", (now, reason, detail, line.encode()))
+            db.executemany(dl.INSERT, [(now, "influx", r.reason, r.detail[:dl.DETAIL_MAX_CHARS],
+                                        r.line.encode(), None) for r in refused])
             found = db.execute("SELECT n FROM lines WHERE id = ?", (row,)).fetchone()
             db.execute("DELETE FROM lines WHERE id = ?", (row,))
-        self._forget(int(found[0]) if found else 0)
+            dropped = self._trim(db, now)
+            self._delta = -int(found[0]) if found else 0
+        self._dropped(dropped)
 
     def add_dead_letter(self, *, source: str, reason: str, detail: str, raw: bytes) -> None:
-        """Keep a rejected message for inspection."""
-        self._write([(
-            "INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (_now_ms(), source, reason, detail, raw),
-        )])
+        """Keep a rejected message for inspection (whole up to 4 KiB, else a sample: :mod:`ingest.deadletters`)."""
+        now = _now_ms()
+        kept, size, detail = dl.keep(raw, detail)
+        with self._transaction() as db:
+            db.execute(dl.INSERT, (now, source, reason, detail, kept, size))
+            dropped = self._trim(db, now)
+        self._dropped(dropped)
 
     def dead_letters(self, *, limit: int = 1000) -> list[DeadLetter]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, added_ms, source, reason, detail, raw FROM dead_letters"
-                " ORDER BY id LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [
-            DeadLetter(id=r[0], added_ms=r[1], source=r[2], reason=r[3], detail=r[4],
-                       raw=bytes(r[5]))
-            for r in rows
-        ]
+            rows = self._db.execute(f"{dl.SELECT} ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [dl.letter(r) for r in rows]
+
+    def trim_dead_letters(self) -> int:
+        """Drop dead letters over the bound (age, then count), as every insert does; how many."""
+        with self._transaction() as db:
+            dropped = self._trim(db, _now_ms())
+        self._dropped(dropped)
+        return dropped[0]
+
+    @property
+    def dead_letters_dropped(self) -> int:
+        """Dead letters dropped by the bound, in all (durable across restarts)."""
+        return self._bound.dropped
+
+    def _trim(self, db: sqlite3.Connection, now_ms: int) -> tuple[int, int]:
+        dropped = self._bound.trim(db, now_ms)
+        return dropped, dl.dropped_so_far(db) if dropped else self._bound.dropped
+
+    def _dropped(self, counts: tuple[int, int]) -> None:
+        if counts[0]:
+            self._bound.note(*counts)
 
     def depth(self) -> int:
         """How many lines wait for InfluxDB (a query: right even when another process writes)."""

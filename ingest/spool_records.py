@@ -1,4 +1,5 @@
-"""What goes into the spool and what comes out of it: entries, commit results, batches, dead letters."""
+"""What goes into the spool and what comes out of it: entries, commit results, batches, refused
+lines, dead letters."""
 
 from __future__ import annotations
 
@@ -48,10 +49,32 @@ class Batch:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Refused:
+    """A line InfluxDB refused, to be set aside as a dead letter, and why."""
+
+    line: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeadLetter:
+    """A rejected message (``source`` ``mqtt:TOPIC``, ``serial:PORT:TOPIC``) or a refused line
+    (``influx``). ``raw`` is all of it unless ``size`` (the original size) is larger: then
+    only a sample was kept (:mod:`ingest.deadletters`), which cannot be replayed."""
+
     id: int
     added_ms: int
     source: str
     reason: str
     detail: str
     raw: bytes
+    size: int = -1
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            object.__setattr__(self, "size", len(self.raw))
+
+    @property
+    def whole(self) -> bool:
+        return self.size <= len(self.raw)

@@ -2,9 +2,12 @@
 
 - ``lines``: one row per committed entry, or per :class:`~ingest.ranges.Run` (``n`` lines
   joined by newlines); ``seen``: idempotency keys; ``dead_letters``: rejected messages and
-  lines InfluxDB refused; ``ranges`` (:mod:`ingest.ranges`): sequence numbers taken per stream.
-- An older spool (no ``lines.n``, one ``seen`` key per reading) is upgraded when it opens:
-  the column is added and the keys become ranges, so it drains and still deduplicates.
+  lines InfluxDB refused (``size``: a sampled message's original size, NULL when kept whole;
+  :mod:`ingest.deadletters`); ``spool_meta``: counters (dead letters dropped by the bound);
+  ``ranges`` (:mod:`ingest.ranges`): sequence numbers taken per stream.
+- An older spool (no ``lines.n``, one ``seen`` key per reading, no ``dead_letters.size``) is
+  upgraded when it opens: the columns are added and the keys become ranges, so it drains and
+  still deduplicates.
 """
 
 from __future__ import annotations
@@ -39,8 +42,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     source TEXT NOT NULL,
     reason TEXT NOT NULL,
     detail TEXT NOT NULL,
-    raw BLOB NOT NULL
+    raw BLOB NOT NULL,
+    size INTEGER
 );
+CREATE INDEX IF NOT EXISTS dead_letters_added ON dead_letters (added_ms);
+CREATE TABLE IF NOT EXISTS spool_meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 """ + RANGES_SCHEMA
 
 
@@ -61,13 +70,16 @@ def open_spool(path: Path) -> sqlite3.Connection:
 
 
 def upgrade(db: sqlite3.Connection) -> int:
-    """Bring a spool of an older version up to date, in one transaction: add ``lines.n``,
-    move per-reading keys to ranges. How many keys moved."""
+    """Bring a spool of an older version up to date, in one transaction: add ``lines.n`` and
+    ``dead_letters.size``, move per-reading keys to ranges. How many keys moved."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(lines)")}
+    letters = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
     db.execute("BEGIN IMMEDIATE")
     try:
         if "n" not in columns:
             db.execute("ALTER TABLE lines ADD COLUMN n INTEGER NOT NULL DEFAULT 1")
+        if "size" not in letters:
+            db.execute("ALTER TABLE dead_letters ADD COLUMN size INTEGER")
         moved = migrate_keys(db)
         db.execute("COMMIT")
     except BaseException:

@@ -5,8 +5,11 @@ holds (up to ``batch_size`` lines) is written at once, and a reading at low load
 for a batch to fill. While a write is on its way, lines pile up, and the next write takes them
 together: under load batches grow and writes stay few, with no timer. The batch leaves the
 spool only after a 2xx. A refused batch (400/413) is halved until the refused lines are isolated and
-set aside as dead letters; every other failure keeps the batch and retries with capped,
-jittered backoff.
+set aside as dead letters (a line refused for a field type conflict loses only that field:
+:mod:`ingest.refusals`); every other failure keeps the batch and retries with capped,
+jittered backoff. InfluxDB 1.x may have written part of a refused batch: the parts are
+written again (a point is kept once per series and timestamp), and each line is counted
+once, when the write that settles it answered.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable, OptionsError, SpoolError
+from ingest.refusals import salvage
 from ingest.retry import Backoff
-from ingest.spool import Batch, Spool
+from ingest.spool import Batch, Refused, Spool
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,11 +42,16 @@ class Sink(Protocol):
 
 @dataclass(frozen=True, kw_only=True)
 class WriterStats:
+    """``written``: lines in InfluxDB (a line written without a refused field included);
+    ``set_aside``: lines refused whole; ``fields_set_aside``: fields split off written lines
+    (each kept as a dead letter of its own); ``written + set_aside`` lines left the spool."""
+
     written: int
     batches: int
     set_aside: int
     failures: int
     last_latency_ms: float
+    fields_set_aside: int = 0
 
 
 class Writer:
@@ -65,7 +74,7 @@ class Writer:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._flush_deadline = 0.0
-        self._written = self._batches = self._set_aside = self._failures = 0
+        self._written = self._batches = self._set_aside = self._failures = self._fields_set_aside = 0
         self._outage_since: float | None = None
         self._outage_logged: float | None = None
         self._last_prune: float | None = None
@@ -109,7 +118,7 @@ class Writer:
     def stats(self) -> WriterStats:
         return WriterStats(written=self._written, batches=self._batches,
                            set_aside=self._set_aside, failures=self._failures,
-                           last_latency_ms=self._last_latency_ms)
+                           last_latency_ms=self._last_latency_ms, fields_set_aside=self._fields_set_aside)
 
     # -- the loop --------------------------------------------------------------------
     def _run(self) -> None:
@@ -176,37 +185,39 @@ class Writer:
 
     def _narrow(self, batch: Batch, err: InfluxBadData) -> bool:
         rows = len(batch.ids)
-        if rows == 1 and len(batch) == 1:
-            self._spool.set_aside(batch.ids, reason=f"influx_http_{err.status}", detail=err.message)
-            self._set_aside += 1
-            _LOGGER.warning("InfluxDB refused a line, set aside as dead letter: %s (%s)",
-                            batch.lines[0][:200], err.message)
-            return True
         if rows == 1:
-            return self._narrow_row(batch)
+            return self._narrow_row(batch, err)
         half = rows // 2
         return self._deliver(batch.rows(0, half)) and self._deliver(batch.rows(half, rows))
 
-    def _narrow_row(self, batch: Batch) -> bool:
-        """One row of several lines was refused: write them one by one, set aside the refused."""
-        refused: list[tuple[str, InfluxBadData]] = []
-        for line in batch.lines:
-            try:
-                self._sink.write((line + "\n").encode("utf-8"))
-            except InfluxBadData as bad:
-                refused.append((line, bad))
-            except InfluxUnavailable as down:  # the row stays; lines written again are harmless
-                self._on_outage(down)
-                return False
-        first = refused[0][1] if refused else None
-        self._spool.set_aside_lines(batch.ids[0], [line for line, _ in refused],
-                                    reason=f"influx_http_{first.status if first else 200}",
-                                    detail=first.message if first else "")
-        self._set_aside += len(refused)
-        self._written += len(batch) - len(refused)
-        for line, refusal in refused:
-            _LOGGER.warning("InfluxDB refused a line, set aside as dead letter: %s (%s)",
-                            line[:200], refusal.message)
+    def _narrow_row(self, batch: Batch, err: InfluxBadData) -> bool:
+        """One row was refused: its lines one by one; of a refused line, what InfluxDB takes is
+        written (:func:`~ingest.refusals.salvage`: all but a conflicting field) and the rest set aside."""
+        aside: list[tuple[str, InfluxBadData, str]] = []  # (line, refusal, "line" or "field")
+        try:
+            for line in batch.lines:
+                if len(batch) == 1:  # the one line of the batch: refused already
+                    outcome = salvage(self._sink, line, err)
+                else:
+                    try:
+                        self._sink.write((line + "\n").encode("utf-8"))
+                        continue
+                    except InfluxBadData as bad:
+                        outcome = salvage(self._sink, line, bad)
+                kind = "field" if outcome.written else "line"
+                aside.extend((part, refusal, kind) for part, refusal in outcome.aside)
+        except InfluxUnavailable as down:  # the row stays; lines written again are harmless
+            self._on_outage(down)
+            return False
+        self._spool.set_aside_lines(batch.ids[0], [Refused(line=line, reason=f"influx_http_{bad.status}",
+                                                           detail=bad.message) for line, bad, _ in aside])
+        whole = sum(1 for *_, kind in aside if kind == "line")
+        self._set_aside += whole
+        self._fields_set_aside += len(aside) - whole
+        self._written += len(batch) - whole
+        for line, refusal, kind in aside:
+            _LOGGER.warning("InfluxDB refused a %s, set aside as dead letter: %s (%s)",
+                            kind, line[:200], refusal.message)
         return True
 
     def _create_database(self) -> bool:
@@ -246,3 +257,4 @@ class Writer:
         dropped = self._spool.forget_keys_before(cutoff_ms)
         if dropped:
             _LOGGER.debug("forgot %s idempotency keys older than %s s", dropped, self._keys_ttl_s)
+        self._spool.trim_dead_letters()  # expire old ones even when no new one comes

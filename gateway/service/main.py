@@ -85,6 +85,8 @@ class _Parts:
         return {"received": handled.received, "readings": handled.readings,
                 "duplicates": handled.duplicates, "rejected": handled.rejected,
                 "written": written.written, "set_aside": written.set_aside,
+                "fields_set_aside": written.fields_set_aside,
+                "dead_letters_dropped": self.spool.dead_letters_dropped,
                 "write_failures": written.failures, "spool_depth": self.spool.depth(),
                 "write_latency_ms": round(written.last_latency_ms, 3),
                 "watchdog_trips": self.mqtt.watchdog_trips,
