@@ -17,7 +17,7 @@ from pathlib import Path
 from hardware.errors import HardwareError
 from ingest.errors import IngestError
 
-from gateway.cli import boards, ops, service
+from gateway.cli import boards, deadletters, ops, service
 from gateway.cli.args import Formatter, Handler, add_command, positive_float, positive_int
 from gateway.errors import GatewayError
 
@@ -35,7 +35,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="how much to log")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    handlers = {**service.register(commands), **boards.register(commands), **ops.register(commands)}
+    handlers = {**service.register(commands), **boards.register(commands), **ops.register(commands),
+                **deadletters.register(commands)}
 
     demo = add_command(
         commands, "demo", summary="everything at once: private broker and InfluxDB, the gateway and 3 virtual boards",
