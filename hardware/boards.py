@@ -6,14 +6,9 @@
 Every check names the file and the key: unknown keys, pins outside the MCU's GPIO range or
 on pins the chip does not have, a pin used twice, an ADC pin not on ADC1 (ADC2 stops working
 while WiFi is on), a flash offset or image that does not fit the MCU, an I2C sensor with no
-address, a sensor whose pin the profile does not give.
-
-Pins a kit's sensors plug into (hardware/WIRING.md): ``pins.i2c`` (DHT20, SHT30/SHT31, BH1750,
-BME280), ``pins.onewire`` (DS18B20), ``pins.adc`` (analog ports by role: ``soil`` for a
-capacitive soil-moisture probe, ``light`` for an LDR, ``gas`` for an MQ-series sensor; ADC1
-only) and ``pins.hcsr04`` (``trig`` and ``echo`` of an ultrasonic distance sensor). ``pins.adc``
-and ``pins.hcsr04`` describe the board's ports; ``sen provision`` copies the ones a chosen
-sensor uses into that sensor's entry (``pin``, ``trig``/``echo``), not into config.json's ``pins``.
+address, a sensor whose pin the profile does not give. Kit sensors (hardware/WIRING.md) use
+``pins.i2c``, ``pins.onewire``, ``pins.adc`` (ADC1 ports: soil, light, gas) and ``pins.hcsr04``;
+``sen provision`` puts the last two's GPIOs into the sensor entries, not config.json's ``pins``.
 """
 
 from __future__ import annotations
@@ -50,8 +45,7 @@ MCUS: dict[str, Mcu] = {
     "esp32c3": Mcu(_span(0, 21), _span(0, 4), 0x0, ("ESP32_GENERIC_C3",), "esp32c3"),
     "sim": Mcu(_span(0, 63), _span(0, 63), None, (), "sim"),
 }
-SENSOR_TYPES = ("bme280", "sht31", "dht20", "dht22", "vbat", "chip_temp", "ds18b20", "soil", "bh1750", "hcsr04",
-                "adc")
+SENSOR_TYPES = ("bme280", "sht31", "dht20", "dht22", "vbat", "chip_temp", "ds18b20", "soil", "bh1750", "hcsr04", "adc")
 I2C_SENSORS = ("bme280", "sht31", "dht20", "bh1750")
 ADC_SENSORS = ("soil", "adc")  # an entry of these types names its ADC1 pin ("pin")
 ADC_ROLES = ("soil", "light", "gas")  # the keys of pins.adc
@@ -197,11 +191,16 @@ def _pins(ck: _Check, pins: object, mcu: Mcu) -> tuple[dict[str, Any], dict[int,
             raise ck.fail(key, f"GPIO {number} is already used by '{used[number]}'")
         used[number] = key
 
-    i2c = pins.get("i2c")
+    def group(key: str, allowed: set[str], required: set[str]) -> Any:  # an object of pins, or null
+        value = pins.get(key)
+        if value is not None:
+            if not isinstance(value, dict):
+                raise ck.fail(f"pins.{key}", f"must be an object ({', '.join(sorted(allowed))}) or null")
+            ck.keys(value, allowed, required, f"pins.{key}.")
+        return value
+
+    i2c = group("i2c", {"bus", "sda", "scl", "freq"}, {"bus", "sda", "scl"})
     if i2c is not None:
-        if not isinstance(i2c, dict):
-            raise ck.fail("pins.i2c", "must be an object or null")
-        ck.keys(i2c, {"bus", "sda", "scl", "freq"}, {"bus", "sda", "scl"}, "pins.i2c.")
         if i2c["bus"] not in (0, 1, "soft") or isinstance(i2c["bus"], bool):
             raise ck.fail("pins.i2c.bus", f"must be 0, 1 or \"soft\" (got {i2c['bus']!r})")
         gpio(i2c["sda"], "pins.i2c.sda", mcu.gpio)
@@ -209,29 +208,16 @@ def _pins(ck: _Check, pins: object, mcu: Mcu) -> tuple[dict[str, Any], dict[int,
         ck.integer(i2c.get("freq", 100000), "pins.i2c.freq", 1000, 1_000_000)
     for key in ("onewire", "led", "dht22"):
         gpio(pins.get(key), f"pins.{key}", mcu.gpio)
-    vbat = pins.get("adc_vbat")
+    vbat = group("adc_vbat", {"pin", "divider"}, {"pin"})
     if vbat is not None:
-        if not isinstance(vbat, dict):
-            raise ck.fail("pins.adc_vbat", "must be an object {\"pin\", \"divider\"} or null")
-        ck.keys(vbat, {"pin", "divider"}, {"pin"}, "pins.adc_vbat.")
         gpio(vbat["pin"], "pins.adc_vbat.pin", mcu.adc1)
         divider = vbat.get("divider", 1.0)
         if isinstance(divider, bool) or not isinstance(divider, (int, float)) or not 1 <= divider <= 20:
             raise ck.fail("pins.adc_vbat.divider", f"must be a number in 1..20 (got {divider!r})")
-    adc = pins.get("adc")
-    if adc is not None:
-        if not isinstance(adc, dict):
-            raise ck.fail("pins.adc", f"must be an object {{role: GPIO}} with roles {', '.join(ADC_ROLES)}, or null")
-        ck.keys(adc, set(ADC_ROLES), set(), "pins.adc.")
-        for role in ADC_ROLES:
-            gpio(adc.get(role), f"pins.adc.{role}", mcu.adc1)
-    sonar = pins.get("hcsr04")
-    if sonar is not None:
-        if not isinstance(sonar, dict):
-            raise ck.fail("pins.hcsr04", "must be an object {\"trig\", \"echo\"} or null")
-        ck.keys(sonar, {"trig", "echo"}, {"trig", "echo"}, "pins.hcsr04.")
-        gpio(sonar["trig"], "pins.hcsr04.trig", mcu.gpio)
-        gpio(sonar["echo"], "pins.hcsr04.echo", mcu.gpio)
+    for role in ADC_ROLES:  # pins.adc: {role: GPIO}, the roles only
+        gpio((group("adc", set(ADC_ROLES), set()) or {}).get(role), f"pins.adc.{role}", mcu.adc1)
+    for end in ("trig", "echo"):
+        gpio((group("hcsr04", {"trig", "echo"}, {"trig", "echo"}) or {}).get(end), f"pins.hcsr04.{end}", mcu.gpio)
     return {key: pins.get(key) for key in sorted(_PIN_KEYS)}, used
 
 
@@ -261,7 +247,8 @@ def _sensors(ck: _Check, sensors: object, pins: dict[str, Any], mcu: Mcu,
             if kind == key and pins.get(needs) is None:
                 raise ck.fail(f"{where}.type", f"{kind} needs pins.{needs}")
         _sensor_pins(ck, sensor, where, mcu, used, taken)
-        if "name" in sensor and (not isinstance(sensor["name"], str) or not _ID.fullmatch(sensor["name"])):
+        name = sensor.get("name", "ok")
+        if not isinstance(name, str) or not _ID.fullmatch(name):
             raise ck.fail(f"{where}.name", f"must match [a-z0-9_-]{{1,32}} (got {sensor['name']!r})")
         if "interval_ms" in sensor:
             ck.integer(sensor["interval_ms"], f"{where}.interval_ms", 100, 86_400_000)
@@ -274,36 +261,28 @@ def _sensor_pins(ck: _Check, sensor: dict[str, Any], where: str, mcu: Mcu, used:
     """The pins an entry names itself: ``pin`` (soil, adc: ADC1), ``trig``/``echo`` (hcsr04),
     each on a GPIO no other pin key holds, and soil's ``dry``/``wet`` calibration."""
     kind = sensor["type"]
-    own = {"pin": kind in ADC_SENSORS, "trig": kind == "hcsr04", "echo": kind == "hcsr04",
-           "dry": kind == "soil", "wet": kind == "soil"}
-    for key, allowed in own.items():
-        if key in sensor and not allowed:
-            raise ck.fail(f"{where}.{key}", f"is not a key of a {kind} sensor")
-    for key in ("pin", "trig", "echo"):
-        if not own[key]:
-            continue
+    own = {"pin": kind in ADC_SENSORS, "trig": kind == "hcsr04", "echo": kind == "hcsr04", "dry": kind == "soil",
+           "wet": kind == "soil"}
+    for key in [k for k, allowed in own.items() if k in sensor and not allowed]:
+        raise ck.fail(f"{where}.{key}", f"is not a key of a {kind} sensor")
+    for key in [k for k in ("pin", "trig", "echo") if own[k]]:
         if key not in sensor:
             raise ck.fail(f"{where}.{key}", f"is missing ({kind} needs its GPIO)")
         number = ck.integer(sensor[key], f"{where}.{key}", 0, 255)
-        allowed_pins = mcu.adc1 if key == "pin" else mcu.gpio
-        if number not in allowed_pins:
+        if number not in (mcu.adc1 if key == "pin" else mcu.gpio):
             raise ck.fail(f"{where}.{key}", f"GPIO {number} is not usable here"
                           f"{' (ADC1 only: ADC2 stops while WiFi runs)' if key == 'pin' else ''}")
-        holder = used.get(number, "")
-        if holder.startswith(("pins.adc.", "pins.hcsr04.")):
-            holder = ""  # the port this entry plugs into
-        holder = holder or taken.get(number, "")
+        holder = used.get(number, "")  # another pin key's GPIO (not the port it plugs into), another entry's
+        if not holder or holder.startswith(("pins.adc.", "pins.hcsr04.")):
+            holder = taken.get(number, "")
         if holder:
             raise ck.fail(f"{where}.{key}", f"GPIO {number} is already used by '{holder}'")
         taken[number] = f"{where}.{key}"
-    if kind == "hcsr04" and sensor["trig"] == sensor["echo"]:
-        raise ck.fail(f"{where}.echo", "must be another GPIO than trig")
     if ("dry" in sensor) != ("wet" in sensor):
         raise ck.fail(f"{where}.{'wet' if 'dry' in sensor else 'dry'}", "is missing (give dry and wet together)")
-    if "dry" in sensor:
-        dry = ck.integer(sensor["dry"], f"{where}.dry", 0, RAW_MAX)
-        if ck.integer(sensor["wet"], f"{where}.wet", 0, RAW_MAX) == dry:
-            raise ck.fail(f"{where}.wet", "must differ from dry (the raw reading in water and in air)")
+    if "dry" in sensor and ck.integer(sensor["dry"], f"{where}.dry", 0, RAW_MAX) == ck.integer(
+            sensor["wet"], f"{where}.wet", 0, RAW_MAX):
+        raise ck.fail(f"{where}.wet", "must differ from dry (the raw reading in water and in air)")
 
 
 def _usb(ck: _Check, usb: object) -> list[dict[str, str]]:
