@@ -8,6 +8,10 @@ or on its own (``sen web``)::
     devices()          registry rows (state, last seen, gaps), e.g. from gateway.ops.status
     query_influx(q)    an InfluxQL statement -> the decoded JSON of InfluxDB's /query
 
+The page speaks English and Vietnamese (``static/i18n.js``): ``/`` comes with ``<html lang>``
+set to the best match of the browser's ``Accept-Language`` (:func:`pick_language`), and the page
+offers a switch it remembers.
+
 Endpoints: ``/`` (the page and its files), ``/api/devices``, ``/api/metrics``,
 ``/api/series?metric=M&minutes=N[&site=S][&device=D]`` (the queries: ``queries.py``).
 A bad parameter is a 400 with ``{"error": ...}``; a failing InfluxDB a 502.
@@ -29,8 +33,8 @@ from typing import Any
 from gateway.errors import GatewayError
 from gateway.web.queries import BadRequest, Devices, QueryInflux, WebError, device_table, metrics, series, unit_of
 
-__all__ = ["STATIC_DIR", "BadRequest", "Devices", "QueryInflux", "WebError", "WebServer", "influx_query",
-           "registry_devices"]
+__all__ = ["LANGUAGES", "STATIC_DIR", "BadRequest", "Devices", "QueryInflux", "WebError", "WebServer",
+           "influx_query", "pick_language", "registry_devices"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,9 +42,31 @@ STATIC_DIR = Path(__file__).with_name("static")
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8"}
 # Only these files are served (no path from a request ever reaches the file system).
-_FILES = ("index.html", "app.js", "style.css", "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css")
+_FILES = ("index.html", "app.js", "i18n.js", "style.css", "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css")
 _STATIC = {f"/{name}": (name, _TYPES[Path(name).suffix]) for name in _FILES} | {"/": ("index.html", _TYPES[".html"])}
 _JSON = "application/json"
+LANGUAGES = ("en", "vi")  # the tables of static/i18n.js; the first is the default
+_HTML_LANG = b'<html lang="en">'
+
+
+def pick_language(accept_language: str | None) -> str:
+    """The page's language for an ``Accept-Language`` header: the supported one with the highest
+    q (``vi-VN,vi;q=0.9,en;q=0.8`` -> ``vi``), ties to the first listed; else the default."""
+    best, best_q = LANGUAGES[0], 0.0
+    for item in (accept_language or "").split(",")[:32]:
+        tag, _, params = item.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if primary in LANGUAGES and 0 < q <= 1 and q > best_q:
+            best, best_q = primary, q
+    return best
 
 
 def influx_query(url: str, database: str, *, token: str | None = None, timeout_s: float = 10.0) -> QueryInflux:
@@ -102,11 +128,16 @@ class WebServer:
             self._thread = None
         self._httpd.server_close()
 
-    def answer(self, path: str, params: dict[str, list[str]]) -> tuple[int, str, bytes]:
+    def answer(self, path: str, params: dict[str, list[str]],
+               accept_language: str | None = None) -> tuple[int, str, bytes]:
         """(status, content type, body) for one GET; kept apart from HTTP for the tests."""
         if path in _STATIC:
             name, ctype = _STATIC[path]
-            return 200, ctype, (STATIC_DIR / name).read_bytes()
+            content = (STATIC_DIR / name).read_bytes()
+            if name == "index.html":
+                lang = pick_language(accept_language)
+                content = content.replace(_HTML_LANG, f'<html lang="{lang}">'.encode(), 1)
+            return 200, ctype, content
         try:
             if path == "/api/devices":
                 body: object = device_table(self._devices, self._query)
@@ -129,9 +160,13 @@ class WebServer:
         class _Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # http.server's name
                 url = urllib.parse.urlsplit(self.path)
-                status, ctype, body = server.answer(url.path, urllib.parse.parse_qs(url.query))
+                language = self.headers.get("Accept-Language")
+                status, ctype, body = server.answer(url.path, urllib.parse.parse_qs(url.query), language)
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
+                if ctype.startswith("text/html"):
+                    self.send_header("Content-Language", pick_language(language))
+                    self.send_header("Vary", "Accept-Language")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.send_header("X-Content-Type-Options", "nosniff")

@@ -4,8 +4,11 @@ a reading without a sensor tag still drawn)."""
 
 from __future__ import annotations
 
+import html.parser
 import json
+import os
 import re
+import select
 import shutil
 import subprocess
 import time
@@ -266,3 +269,305 @@ def _mean_row(image: Image.Image, box: tuple[int, int, int, int], colour: tuple[
     raw = image.crop((x0, y0, x0 + w, y0 + h)).tobytes()
     rows = [i // 3 // w for i in range(0, len(raw), 3) if _near(raw[i:i + 3], colour)]
     return sum(rows) / len(rows)
+
+
+# --- the page in English and Vietnamese (static/i18n.js) --------------------------------------------
+
+I18N_JS = STATIC_DIR / "i18n.js"
+# Strings the two tables may share (units, names that are the same in both languages).
+SAME_IN_EVERY_LANGUAGE: set[str] = set()
+# Literals of app.js that are code (CSS classes), though they read like English words.
+CODE_WORDS = {"sensors"}
+# Literals of app.js with a space that are code, not text: CSS selectors and class lists.
+CODE_PHRASES = {"use strict", "#devices tbody", "#lang button", "plot empty"}
+
+
+def _i18n() -> dict[str, dict[str, str]]:
+    """The tables of i18n.js: strict JSON between `const I18N =` and the line `};`."""
+    found = re.search(r"^const I18N = (\{.*?^\});$", I18N_JS.read_text(), re.S | re.M)
+    assert found, "i18n.js must hold `const I18N = {...};`"
+    tables: dict[str, dict[str, str]] = json.loads(found.group(1))
+    return tables
+
+
+def _placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\{(\w+)\}", text))
+
+
+def test_every_english_string_has_its_vietnamese_one() -> None:
+    from gateway.web.server import LANGUAGES
+
+    tables = _i18n()
+    assert tuple(tables) == LANGUAGES == ("en", "vi")
+    en, vi = tables["en"], tables["vi"]
+    assert sorted(en) == sorted(vi), f"only in en: {sorted(set(en) - set(vi))}, only in vi: {sorted(set(vi) - set(en))}"
+    assert (en["locale"], vi["locale"]) == ("en-US", "vi-VN")
+    for key, text in en.items():
+        assert isinstance(text, str) and text.strip() and isinstance(vi[key], str) and vi[key].strip(), key
+        assert _placeholders(text) == _placeholders(vi[key]), f"{key}: placeholders differ"
+        if key != "locale" and text not in SAME_IN_EVERY_LANGUAGE:
+            assert vi[key] != text, f"{key}: {text!r} is not translated"
+    # Vietnamese with its diacritics, not ASCII stand-ins
+    assert "thiết bị" in vi["page.title"] and "độ ẩm đất" == vi["metric.moisture_pct"]
+    marks = re.compile(r"[ăâđêôơưạảấầẩẫậắằẳẵặẹẻẽếềểễệịỉĩọỏốồổỗộớờởỡợụủứừửữựỳỷỹý]")
+    assert sum(1 for text in vi.values() if marks.search(text)) > len(vi) // 2
+
+
+class _Texts(html.parser.HTMLParser):
+    """index.html's text nodes and i18n keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+        self.keys: list[str] = []
+        self.attrs_with_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("data-i18n", "data-i18n-aria-label") and value:
+                self.keys.append(value)
+            if name in ("title", "aria-label", "placeholder", "alt") and value:
+                self.attrs_with_text.append(f"<{tag} {name}={value!r}>")
+
+    def handle_data(self, data: str) -> None:
+        if data.strip():
+            self.texts.append(data.strip())
+
+
+def _js_literals(src: str) -> list[str]:
+    """The string literals of a script and the text parts of its template literals (a ${...}
+    becomes \\0, its expression is scanned too), comments and regular expressions skipped."""
+    found: list[str] = []
+
+    def code(i: int, stop: str | None) -> int:
+        depth, prev = 0, "("
+        while i < len(src):
+            c = src[i]
+            if src.startswith("//", i):
+                i = src.index("\n", i)
+            elif src.startswith("/*", i):
+                i = src.index("*/", i) + 2
+            elif c in "\"'":
+                j = i + 1
+                while src[j] != c:
+                    j += 2 if src[j] == "\\" else 1
+                found.append(src[i + 1:j])
+                i, prev = j + 1, c
+            elif c == "`":
+                i, prev = template(i + 1), c
+            elif c == "/" and prev in "(,=:[!&|?{};":
+                j, in_class = i + 1, False
+                while in_class or src[j] != "/":
+                    in_class = (in_class or src[j] == "[") and src[j] != "]"
+                    j += 2 if src[j] == "\\" else 1
+                i, prev = j + 1, "/"
+            else:
+                if c == "{":
+                    depth += 1
+                elif c == "}":
+                    if stop and depth == 0:
+                        return i + 1
+                    depth -= 1
+                if not c.isspace():
+                    prev = c
+                i += 1
+        return i
+
+    def template(i: int) -> int:
+        parts = []
+        while src[i] != "`":
+            if src.startswith("${", i):
+                parts.append("\0")
+                i = code(i + 2, "}")
+            else:
+                parts.append(src[i + 1] if src[i] == "\\" else src[i])
+                i += 2 if src[i] == "\\" else 1
+        found.append("".join(parts))
+        return i + 1
+
+    code(0, None)
+    return found
+
+
+def test_no_user_visible_english_outside_the_table() -> None:
+    tables = _i18n()
+    english = {text.lower() for text in tables["en"].values()}
+    page = _Texts()
+    page.feed((STATIC_DIR / "index.html").read_text())
+    assert set(page.texts) <= {"Sen", "EN", "VI"}, f"text in index.html outside i18n.js: {page.texts}"
+    assert page.attrs_with_text == [], "use data-i18n-aria-label (and the like), not text in attributes"
+    assert page.keys and set(page.keys) <= set(tables["en"]), sorted(set(page.keys) - set(tables["en"]))
+
+    script = (STATIC_DIR / "app.js").read_text()
+    literals = _js_literals(script)
+    assert "#devices tbody" in literals and " — " in literals  # the scanner sees strings and templates
+    for literal in literals:
+        text = literal.replace("\0", "").strip()
+        if not re.search(r"[A-Za-z]{2}", text) or re.fullmatch(r"#[0-9a-f]{6}", text):
+            continue  # no words: punctuation, units, colours
+        assert text.lower() not in english or text in CODE_WORDS, f"app.js shows {literal!r}: put it in i18n.js"
+        if re.search(r"\s", text):
+            assert text in CODE_PHRASES, f"app.js has the text {literal!r}: put it in i18n.js and use t()"
+    used = set(re.findall(r"""\bt\(\s*["']([\w.]+)["']""", script))
+    assert used and used <= set(tables["en"]), sorted(used - set(tables["en"]))
+
+
+def test_the_page_language_follows_accept_language() -> None:
+    from gateway.web.server import pick_language
+
+    for header, lang in ((None, "en"), ("", "en"), ("vi", "vi"), ("vi-VN,vi;q=0.9,en-US;q=0.8", "vi"),
+                         ("en-US,en;q=0.9,vi;q=0.8", "en"), ("fr-FR,vi;q=0.5", "vi"), ("vi;q=0", "en"),
+                         ("de", "en"), ("*", "en"), ("vi;q=bad,en", "en")):
+        assert pick_language(header) == lang, header
+    server = WebServer("127.0.0.1", free_port(), lambda: [], lambda q: {"results": [{}]}).start()
+    try:
+        for header, lang in (("vi-VN,vi;q=0.9", "vi"), ("en-GB", "en")):
+            request = urllib.request.Request(f"{server.url}/", headers={"Accept-Language": header})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                body = response.read().decode()
+                assert response.headers["Content-Language"] == lang
+                assert "Accept-Language" in response.headers["Vary"]
+            assert f'<html lang="{lang}">' in body
+        status, ctype, body = _get(f"{server.url}/i18n.js")
+        assert (status, ctype) == (200, "text/javascript; charset=utf-8") and b"const I18N" in body
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_page_in_vietnamese_in_chromium(page: str, tmp_path: Path) -> None:
+    """A browser that asks for Vietnamese gets the page in Vietnamese: headings and states from the
+    table, numbers with a decimal comma (23,9 °C), a 24-hour clock; the charts draw as in English."""
+    vi = ("--lang=vi", "--accept-lang=vi-VN,vi")
+    dom = _chromium(tmp_path, *vi, "--dump-dom", page)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    text = dom.stdout
+    assert '<html lang="vi">' in text and '<title data-i18n="page.title">Sen — thiết bị</title>' in text
+    assert '<small data-i18n="heading.sub">thiết bị và số đo</small>' in text
+    assert '<th data-i18n="col.sensors">cảm biến</th>' in text and '<th data-i18n="col.last">lần đo cuối</th>' in text
+    assert re.search(r"3 thiết bị · cập nhật lúc ([01]\d|2[0-3]):[0-5]\d:[0-5]\d<", text), text[-3000:]
+    assert '<td class="online">trực tuyến</td>' in text and "giây trước</td>" in text
+    assert re.search(r"dht20 2\d,\d+ °C", text) and re.search(r"sim-0000 2\d,\d+ °C", text), text[-3000:]
+    assert not re.search(r"dht20 2\d\.\d+ °C", text)
+    assert '<td class="num">41.000</td>' in text  # heap free, grouped with a dot in Vietnamese
+    assert len(re.findall(r'<td class="u-value">2\d(?:,\d+)? °C</td>', text)) == 4, text[-3000:]
+    assert '<option value="temp_c">nhiệt độ — temp_c (°C)</option>' in text
+    assert '<button type="button" data-lang="vi" lang="vi" aria-pressed="true" title="Tiếng Việt">VI</button>' in text
+    for english in (">devices and readings<", ">sensors<", ">online<", " s ago<", "devices · updated"):
+        assert english not in text, english
+
+    shot = tmp_path / "page-vi.png"
+    result = _chromium(tmp_path, *vi, f"--screenshot={shot}", page)
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    if os.environ.get("SEN_WEB_SHOTS"):  # to look at it: SEN_WEB_SHOTS=DIR pytest ...
+        shutil.copy(shot, Path(os.environ["SEN_WEB_SHOTS"]) / shot.name)
+    with Image.open(shot) as opened:
+        image = opened.convert("RGB")
+    assert image.size == (1280, 900) and len(image.getcolors(1 << 24) or []) > 20, "the screenshot is blank"
+    box = _plot_boxes(text)["farm/esp32-aa01"]
+    colours = {n for n, cols in _colour_columns(image, box).items() if sum(cols.values()) > 150}
+    assert len(colours) == 2, f"expected the SHT31 and the DHT20 lines in {box} ({shot})"
+
+
+class _DevTools:
+    """Headless Chromium driven over --remote-debugging-pipe (fd 3 in, fd 4 out; NUL-ended JSON)."""
+
+    def __init__(self, tmp: Path, *flags: str) -> None:
+        tool = shutil.which("chromium") or shutil.which("chromium-browser")
+        if tool is None:
+            pytest.fail("chromium missing: ./run.sh setup installs Debian's chromium")
+        to_browser, self._write = os.pipe()
+        self._read, from_browser = os.pipe()
+
+        def plumb() -> None:  # in the child: its fd 3 reads our commands, its fd 4 writes answers
+            a, b = os.dup(to_browser), os.dup(from_browser)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
+
+        self._proc = subprocess.Popen(
+            [tool, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+             "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={tmp / 'profile-cdp'}", "--window-size=1280,900",
+             "--remote-debugging-pipe", *flags, "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=plumb, close_fds=False)  # dup2 to fds 3 and 4 before exec: the pipe protocol
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer, self._id = b"", 0
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self._session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+
+    def call(self, method: str, *, session: bool = False, **params: Any) -> dict[str, Any]:
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self._session
+        os.write(self._write, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 30
+        while True:
+            while b"\0" not in self._buffer:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([self._read], [], [], max(0.0, left))
+                chunk = os.read(self._read, 1 << 16) if ready else b""
+                assert chunk, f"no answer from Chromium to {method}"
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            answer = json.loads(raw)
+            if answer.get("id") == self._id:
+                assert "error" not in answer, f"{method}: {answer['error']}"
+                result: dict[str, Any] = answer["result"]
+                return result
+
+    def js(self, expression: str) -> Any:
+        answer = self.call("Runtime.evaluate", session=True, expression=expression, returnByValue=True,
+                           awaitPromise=True)
+        assert "exceptionDetails" not in answer, answer["exceptionDetails"]
+        return answer["result"].get("value")
+
+    def wait_for(self, expression: str, timeout_s: float = 20) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = self.js(expression)
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"never true: {expression}"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        finally:
+            self._proc.wait(timeout=20)
+            os.close(self._write)
+            os.close(self._read)
+
+
+@pytest.mark.slow
+def test_the_language_switch_is_remembered(page: str, tmp_path: Path) -> None:
+    """An English browser gets English; VI switches the page at once and is kept (localStorage)
+    across a reload, though the browser still asks for English; EN switches back."""
+    browser = _DevTools(tmp_path, "--accept-lang=en-US,en")
+    try:
+        status = "(document.querySelector('#status')?.textContent ?? '')"
+        browser.call("Page.navigate", session=True, url=page)
+        assert "devices · updated" in browser.wait_for(f"{status}.includes('devices') && {status}")
+        assert browser.js("document.documentElement.lang") == "en"
+        assert browser.js("document.querySelector('th[data-i18n=\"col.sensors\"]').textContent") == "sensors"
+        browser.js("document.querySelector('#lang button[data-lang=vi]').click()")
+        assert "cập nhật lúc" in browser.wait_for(f"{status}.includes('thiết bị') && {status}")
+        assert browser.js("localStorage.getItem('sen.lang')") == "vi"
+        assert browser.js("document.querySelector('th[data-i18n=\"col.sensors\"]').textContent") == "cảm biến"
+        assert re.search(r"2\d,\d+ °C", browser.wait_for("document.querySelector('td.sensors').textContent"))
+
+        browser.call("Page.reload", session=True)
+        browser.wait_for(f"{status}.includes('thiết bị')")  # remembered, though the browser asks for English
+        assert browser.js("document.documentElement.lang") == "vi"
+        assert browser.js("document.querySelector('#lang button[data-lang=vi]').getAttribute('aria-pressed')") == "true"
+        browser.js("document.querySelector('#lang button[data-lang=en]').click()")
+        browser.wait_for(f"{status}.includes('devices')")
+        assert browser.js("localStorage.getItem('sen.lang')") == "en"
+        assert re.search(r"2\d\.\d+ °C", browser.js("document.querySelector('td.sensors').textContent"))
+    finally:
+        browser.close()

@@ -1,19 +1,86 @@
 // Sen's built-in page: the device table and, per device, a uPlot chart of the chosen metric with one
 // line per sensor (readings without a sensor: one line named for the device), refreshed every 5 s.
 // The server puts a null where a line has an outage, so uPlot breaks the line there.
+// Every string it shows comes from i18n.js (t); numbers and dates are formatted for the language
+// (Intl, the table's locale). The language: the one chosen with the EN/VI switch (kept in
+// localStorage), else the one the server picked from the browser's Accept-Language (<html lang>).
 "use strict";
 // Line colours, by sensor name across the page (the screenshot test reads this list).
 const PALETTE = ["#e4572e", "#2e86de", "#1b998b", "#8e44ad", "#f0a202", "#d81b60", "#6a994e", "#795548"];
 const REFRESH_MS = 5000;
 const CHART_HEIGHT = 200;
 const $ = (sel) => document.querySelector(sel);
-const state = { metric: "", units: new Map(), colours: new Map(), charts: new Map(), busy: false, again: false };
+const LANG_KEY = "sen.lang";
+const state = { metric: "", units: new Map(), colours: new Map(), charts: new Map(), busy: false, again: false,
+                lang: "en", fmt: null };
+
+// The text of `key` in the page's language, {name} placeholders filled in; English when missing.
+function t(key, vars = {}) {
+  const text = I18N[state.lang]?.[key] ?? I18N.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+}
+function storedLang() {
+  try { return localStorage.getItem(LANG_KEY); } catch { return null; }  // storage may be off
+}
+function chooseLang() {
+  for (const lang of [storedLang(), document.documentElement.lang]) if (lang && lang in I18N) return lang;
+  return "en";
+}
+// Number and date formats of the language (Intl).
+function formats(locale) {
+  const time = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+  return {
+    int: new Intl.NumberFormat(locale, { maximumFractionDigits: 0 }),
+    plain: new Intl.NumberFormat(locale, { maximumFractionDigits: 0, useGrouping: false }),
+    dec: new Intl.NumberFormat(locale, { maximumFractionDigits: 2 }),
+    fixed: [0, 1, 2, 3, 4, 5, 6].map((d) => new Intl.NumberFormat(locale, { minimumFractionDigits: d,
+                                                                           maximumFractionDigits: d })),
+    clock: new Intl.DateTimeFormat(locale, { ...time, second: "2-digit" }),
+    hm: new Intl.DateTimeFormat(locale, time),
+    day: new Intl.DateTimeFormat(locale, { day: "2-digit", month: "2-digit", year: "numeric" }),  // vi: 22/11/2026
+    stamp: new Intl.DateTimeFormat(locale, { day: "2-digit", month: "2-digit", year: "numeric", ...time,
+                                             second: "2-digit" }),
+  };
+}
+// The page's fixed strings (index.html's data-i18n) in the chosen language.
+function applyLang(lang) {
+  state.lang = lang;
+  state.fmt = formats(t("locale"));
+  document.documentElement.lang = lang;
+  document.title = t("page.title");
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-aria-label]")) {
+    el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel));
+  }
+  for (const opt of $("#minutes").options) opt.textContent = windowText(Number(opt.value));
+  for (const button of document.querySelectorAll("#lang button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
+    button.title = I18N[button.dataset.lang]["lang.name"];
+  }
+  $("#metric").replaceChildren();  // option texts: the next refresh writes them in this language
+}
+function switchLang(lang) {
+  try { localStorage.setItem(LANG_KEY, lang); } catch { /* not kept: the choice lasts this visit */ }
+  applyLang(lang);
+  for (const entry of state.charts.values()) entry.u?.destroy();  // their ticks and legends, re-made
+  state.charts.clear();
+  refresh();
+}
+
+function metricLabel(metric) { return I18N[state.lang]?.[`metric.${metric}`] ?? I18N.en[`metric.${metric}`] ?? ""; }
+function metricText(metric, unit) {  // "temperature — temp_c (°C)"; an unknown metric: its name
+  const label = metricLabel(metric);
+  return `${label ? label + " — " : ""}${metric}${unit ? " (" + unit + ")" : ""}`;
+}
 
 function ago(ms) {
   if (ms == null) return "-";
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
-  return s < 120 ? `${s} s ago` : s < 7200 ? `${Math.round(s / 60)} min ago` : `${Math.round(s / 3600)} h ago`;
+  const n = (v) => state.fmt.int.format(v);
+  return s < 120 ? t("ago.s", { n: n(s) }) : s < 7200 ? t("ago.min", { n: n(Math.round(s / 60)) })
+    : t("ago.h", { n: n(Math.round(s / 3600)) });
 }
+function num(v, how = "int") { return v == null ? null : state.fmt[how].format(v); }
 function cell(row, text, cls) {
   const td = row.insertCell();
   td.textContent = text == null ? "-" : String(text);
@@ -22,13 +89,13 @@ function cell(row, text, cls) {
 }
 function gaps(d) {
   if (!d.gaps) return null;
-  if (!d.gaps.length) return "none";
-  return d.gaps.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(",");
+  if (!d.gaps.length) return t("gaps.none");
+  return d.gaps.map(([lo, hi]) => (lo === hi ? num(lo, "plain") : `${num(lo, "plain")}-${num(hi, "plain")}`)).join("; ");
 }
-// A value with its unit, at most 2 decimals: 21.5 °C, 55 %, 1013.25 hPa.
+// A value with its unit, at most 2 decimals, in the language's format: 21.5 °C (vi: 21,5 °C), 55 %.
 function withUnit(v, unit) {
   if (v == null) return "–";
-  const text = Number.isInteger(v) ? String(v) : String(+v.toFixed(2));
+  const text = num(v, "dec");
   return unit ? `${text} ${unit}` : text;
 }
 function colourOf(sensor) { return state.colours.get(sensor ?? "") ?? PALETTE[0]; }
@@ -48,7 +115,7 @@ function sensorsCell(td, d) {
     dot.style.color = colourOf(s.sensor);
     const value = s.values?.[state.metric];
     span.append(dot, ` ${s.label}${value == null ? "" : " " + withUnit(value, unit)}`);
-    span.title = `${s.sensor == null ? "no sensor tag (older firmware)" : s.sensor}, last reading ${ago(s.last_ms)}\n`
+    span.title = `${s.sensor == null ? t("sensor.untagged") : s.sensor}, ${t("sensor.last", { ago: ago(s.last_ms) })}\n`
       + Object.entries(s.values ?? {}).map(([m, v]) => `${m} ${withUnit(v, state.units.get(m) ?? "")}`).join(", ");
     td.append(span);
   }
@@ -62,9 +129,9 @@ function renderTable(devices) {
     const row = body.insertRow();
     cell(row, d.site); cell(row, d.device); cell(row, d.board);
     sensorsCell(cell(row, "", "sensors"), d);
-    cell(row, d.state, d.state); cell(row, ago(d.last_reading_ms ?? d.last_seen_ms));
-    cell(row, d.seq ?? d.highest_seq, "num"); cell(row, d.rssi_dbm, "num");
-    cell(row, d.heap_free, "num"); cell(row, d.outbox, "num"); cell(row, d.dropped, "num");
+    cell(row, d.state == null ? null : (`state.${d.state}` in I18N.en ? t(`state.${d.state}`) : d.state), d.state); cell(row, ago(d.last_reading_ms ?? d.last_seen_ms));
+    cell(row, num(d.seq ?? d.highest_seq, "plain"), "num"); cell(row, num(d.rssi_dbm), "num");
+    cell(row, num(d.heap_free), "num"); cell(row, num(d.outbox), "num"); cell(row, num(d.dropped), "num");
     cell(row, gaps(d));
   }
 }
@@ -87,8 +154,21 @@ function valueTicks(unit) {
     const step = splits.length > 1 ? Math.abs(splits[1] - splits[0]) : 1;
     let dec = 0;
     while (dec < 6 && Math.abs(Math.round(step * 10 ** dec) - step * 10 ** dec) > 1e-6) dec++;
-    return splits.map((v) => (v == null ? "" : `${v.toFixed(dec)}${unit ? " " + unit : ""}`));
+    return splits.map((v) => (v == null ? "" : `${state.fmt.fixed[dec].format(v)}${unit ? " " + unit : ""}`));
   };
+}
+// Time ticks: 24-hour clock; the date (in the language's order: vi 22/11/2026) under the first tick
+// and where the day changes.
+function timeTicks(u, splits) {
+  let day = null;
+  return splits.map((ms) => {
+    if (ms == null) return "";
+    const when = new Date(ms);
+    const today = state.fmt.day.format(when);
+    const text = state.fmt.hm.format(when) + (today !== day ? "\n" + today : "");
+    day = today;
+    return text;
+  });
 }
 
 // The value axis: 10 % around the data; a flat line gets a narrow band around it, not 0 to 2000.
@@ -101,7 +181,7 @@ function valueRange(u, min, max) {
   return uPlot.rangeNum(min, max, 0.1, true);
 }
 function windowText(minutes) {
-  return minutes >= 60 && minutes % 60 === 0 ? `${minutes / 60} h` : `${minutes} min`;
+  return minutes >= 60 && minutes % 60 === 0 ? t("window.h", { n: num(minutes / 60) }) : t("window.min", { n: num(minutes) });
 }
 
 // uPlot's aligned data: one x array (ms), one y array per line; a line's own nulls stay gaps.
@@ -128,7 +208,6 @@ function lastValue(ys) {
   for (let i = ys.length - 1; i >= 0; i--) if (ys[i] != null) return ys[i];
   return null;
 }
-const fmtTime = uPlot.fmtDate("{YYYY}-{MM}-{DD} {HH}:{mm}:{ss}");
 
 function makeChart(fig, lines, unit, range) {
   const opts = {
@@ -137,12 +216,12 @@ function makeChart(fig, lines, unit, range) {
     legend: { live: true },
     scales: { x: { time: true, range: () => [range.from, range.to] }, y: { range: valueRange } },
     axes: [
-      { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ccc" } },
+      { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ccc" }, values: timeTicks },
       { stroke: "#555", grid: { stroke: "#eee" }, ticks: { stroke: "#ccc" }, values: valueTicks(unit), size: axisSize },
     ],
     series: [
       // the legend reads the values under the cursor; without a cursor, each line's latest value
-      { label: "time", value: (u, v) => (v == null ? "latest" : fmtTime(new Date(v))) },
+      { label: t("legend.time"), value: (u, v) => (v == null ? t("legend.latest") : state.fmt.stamp.format(new Date(v))) },
       ...lines.map((l) => ({ label: l.label, stroke: colourOf(l.sensor), width: 2, spanGaps: false,
                              value: (u, v, sidx, idx) => withUnit(idx == null ? lastValue(u.data[sidx]) : v, unit) })),
     ],
@@ -186,12 +265,12 @@ function renderCharts(devices, answer) {
     const key = entry.fig.dataset.device;
     const lines = byDevice.get(key) ?? [];
     entry.range.from = answer.from_ms; entry.range.to = answer.to_ms;
-    entry.fig.querySelector("figcaption").textContent = `${key} — ${metric}${unit ? " (" + unit + ")" : ""}`;
-    const sig = [metric, unit, ...lines.map((l) => `${l.label}:${colourOf(l.sensor)}`)].join("|");
+    entry.fig.querySelector("figcaption").textContent = `${key} — ${metricText(metric, unit)}`;
+    const sig = [state.lang, metric, unit, ...lines.map((l) => `${l.label}:${colourOf(l.sensor)}`)].join("|");
     if (entry.u && (sig !== entry.sig || !lines.length)) { entry.u.destroy(); entry.u = null; }
     const plot = entry.fig.querySelector(".plot");
     if (!lines.length) {
-      plot.textContent = `no ${metric} readings in the last ${windowText(minutes)}`;
+      plot.textContent = t("chart.empty", { metric: metricLabel(metric) || metric, window: windowText(minutes) });
       plot.className = "plot empty";
       delete entry.fig.dataset.plot;
     } else if (entry.u) {
@@ -221,7 +300,7 @@ async function refresh() {
     const names = known.metrics.map((m) => m.name);
     const select = $("#metric");
     if (names.join() !== [...select.options].map((o) => o.value).join()) {
-      select.replaceChildren(...known.metrics.map((m) => new Option(m.unit ? `${m.name} (${m.unit})` : m.name, m.name)));
+      select.replaceChildren(...known.metrics.map((m) => new Option(metricText(m.name, m.unit), m.name)));
     }
     state.metric = names.includes(state.metric) ? state.metric : (names.includes("temp_c") ? "temp_c" : names[0] || "");
     select.value = state.metric;
@@ -232,10 +311,10 @@ async function refresh() {
                    ...answer.lines.map((l) => l.sensor ?? "")]);
     renderTable(devices);
     renderCharts(devices, answer);
-    $("#status").textContent = `${devices.length} devices · updated ${new Date().toLocaleTimeString()}`;
+    $("#status").textContent = t("status.updated", { n: num(devices.length), time: state.fmt.clock.format(new Date()) });
     $("#status").className = "";
   } catch (err) {
-    $("#status").textContent = `error: ${err.message}`;
+    $("#status").textContent = t("status.error", { message: err.message });
     $("#status").className = "error";
   } finally {
     state.busy = false;
@@ -251,6 +330,10 @@ function resize() {
   }
 }
 
+applyLang(chooseLang());
+for (const button of document.querySelectorAll("#lang button")) {
+  button.addEventListener("click", () => switchLang(button.dataset.lang));
+}
 $("#metric").addEventListener("change", (e) => { state.metric = e.target.value; refresh(); });
 $("#minutes").addEventListener("change", refresh);
 window.addEventListener("resize", resize);
