@@ -23,7 +23,8 @@ _FLAGS = {"mqtt": "mqtt_url", "influx": "influx_url", "database": "database",
           "flush_interval": "flush_interval_s", "spool_max_lines": "spool_max_lines",
           "stats_interval": "stats_interval_s", "influx_api": "influx_api",
           "reconnect_max": "reconnect_max_s", "watchdog": "watchdog_s", "bucket": "influx_bucket",
-          "org": "influx_org", "baudrate": "serial_baudrate", "web": "web_port", "web_host": "web_host"}
+          "org": "influx_org", "baudrate": "serial_baudrate", "web": "web_port", "web_host": "web_host",
+          "mqtt_ca": "mqtt_ca_file"}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -40,7 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     )
     run.set_defaults(_parser=run)
     run.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration (see gateway/sen.sample.toml)")
-    run.add_argument("--mqtt", metavar="URL", help="broker, as mqtt://HOST:PORT (required without --config)")
+    run.add_argument("--mqtt", metavar="URL",
+                     help="broker, as mqtt://HOST:PORT or mqtts://HOST:PORT for TLS (required without --config)")
+    run.add_argument("--mqtt-ca", metavar="FILE",
+                     help="with mqtts://: the CA certificate (PEM) the broker's must chain to, e.g. the ca.crt of "
+                          "`sen broker tls` (default: mqtt.ca_file; none: the system's CAs)")
     run.add_argument("--influx", metavar="URL", help="InfluxDB, as http://HOST:PORT (required without --config)")
     run.add_argument("--database", metavar="NAME", help="InfluxDB database to write to (required without --config)")
     run.add_argument("--spool", type=Path, metavar="DIR",

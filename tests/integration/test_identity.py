@@ -3,6 +3,7 @@ sites, a re-flashed board counting from boot 1 again, and one series per sensor.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -125,18 +126,22 @@ def test_each_sensor_is_its_own_series_and_untagged_readings_stay_queryable(
 
 
 def test_the_gateways_own_acks_do_not_come_back_to_it(
-    options: GatewayOptions, influxdb: InfluxDB, influx_db: str, publisher: Publisher,
-    caplog: pytest.LogCaptureFixture,
+    options: GatewayOptions, influxdb: InfluxDB, influx_db: str, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     """MQTT v5 No Local on the ack subscription: N telemetry messages are N messages received,
-    not N plus one per ack the gateway published (it acks after every batch here)."""
-    gateway = Gateway(options, caplog)
-    try:
-        for seq in range(1, 21):
-            _send(publisher, "lab", range(seq, seq + 1), ts=True)
-        wait_for(lambda: _count(influxdb, influx_db) >= 20, timeout=30, what="20 points")
-        time.sleep(1.0)  # let any ack that would come back arrive
-    finally:
-        gateway.stop()
+    not N plus one per ack the gateway published (it acks after every batch here). A broker of
+    its own, so no retained ack of another test is delivered to it."""
+    with Mosquitto(tmp_path / "broker") as broker:
+        gateway = Gateway(dataclasses.replace(options, mqtt_url=broker.url), caplog)
+        publisher = Publisher(broker, f"pub-own-{influx_db}")
+        try:
+            for seq in range(1, 21):
+                _send(publisher, "lab", range(seq, seq + 1), ts=True)
+            wait_for(lambda: _count(influxdb, influx_db) >= 20, timeout=30, what="20 points")
+            time.sleep(1.0)  # waiting for an absence: any ack that would come back has come by now
+        finally:
+            publisher.close()
+            gateway.stop()
     stopped = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("gateway stopped"))
     assert "received 20," in stopped and "acks_published 0," not in stopped, stopped

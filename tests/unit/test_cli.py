@@ -71,3 +71,13 @@ def test_a_config_files_values_stand_unless_a_flag_is_given(tmp_path: Path) -> N
     resolved = service_options(parser.parse_args(["gateway", "run", "--config", str(conf), "--client-id", "flag",
                                                   "--spool", str(tmp_path)]))
     assert (resolved.client_id, resolved.spool_dir) == ("flag", tmp_path)
+
+
+def test_gateway_run_takes_the_brokers_ca_for_tls(tmp_path: Path) -> None:
+    from gateway.errors import OptionsError
+
+    parser = build_parser()[0]
+    args = parser.parse_args(["gateway", "run", "--mqtt", "mqtts://broker:8883", "--influx", "http://db:8086",
+                              "--database", "sen", "--mqtt-ca", str(tmp_path / "missing.crt")])
+    with pytest.raises(OptionsError, match="mqtt_ca_file"):
+        service_options(args)
