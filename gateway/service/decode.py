@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from gateway.service.identity import BootKey
 from gateway.service.topics import NAME_RE, Topic
@@ -86,8 +87,8 @@ class Telemetry:
     lo: int | None = None  # seqs of this boot below it are settled on the device (tests/contract/ack.md)
     ob: int | None = None  # the oldest boot the device still holds records of, when older than boot
 
-    @property
-    def key(self) -> BootKey:
+    @cached_property
+    def key(self) -> BootKey:  # asked for several times per message: made once
         return BootKey(self.site, self.device, self.fid, self.boot)
 
     @property

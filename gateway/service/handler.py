@@ -33,7 +33,7 @@ from gateway.service.topics import Topic, parse_topic
 _LOGGER = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)  # one per message: slots, not frozen (cheaper to make)
 class Message:
     """One message from a transport. A transport that has parsed it already (a serial frame:
     its site and device, its JSON) hands over ``parsed`` and ``doc``, so neither is parsed

@@ -81,6 +81,7 @@ class MqttInput:
         self._published: dict[tuple[str, str], Ack] = {}
         self._published_at: dict[tuple[str, str], float] = {}
         self._ack_interval_s = options.ack_interval_s
+        self._acks_scanned = 0.0
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id,
                                    protocol=mqtt.MQTTv5)
         self._client.manual_ack_set(True)
@@ -146,8 +147,11 @@ class MqttInput:
         every ``ack_interval_s``: a busy device's acks coalesce (the later one covers the
         earlier) instead of costing a publish per message. Called after every batch and every
         second; ``force`` (on stop) publishes all that wait."""
+        now = time.monotonic()
+        if not force and now - self._acks_scanned < self._ack_interval_s / 5:
+            return  # looked a moment ago: a scan costs one look per waiting device
         with self._publish_lock:  # one publisher at a time: the intake thread or the tick thread
-            now = time.monotonic()
+            self._acks_scanned = now
             with self._acks_lock:
                 due = {key: ack for key, ack in self._acks.items()
                        if force or now - self._published_at.get(key, 0.0) >= self._ack_interval_s}
