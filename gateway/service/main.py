@@ -91,7 +91,8 @@ class _Parts:
                 "write_latency_ms": round(written.last_latency_ms, 3),
                 "watchdog_trips": self.mqtt.watchdog_trips,
                 "acks_published": self.mqtt.acks_published, "spool_full_waits": self.intake.full_waits,
-                "qos0_dropped": self.intake.dropped}
+                "qos0_dropped": self.intake.dropped, "input_waits": self.mqtt.room_waits,
+                "input_peak_waiting": self.mqtt.peak_waiting}
 
     def report(self) -> None:
         point = Point(measurement="gateway", tags={"gateway": self.options.client_id},

@@ -47,6 +47,20 @@ _LOGGER = logging.getLogger(__name__)
 
 _QOS = 1
 _CONNECT_FAIL_LOG_EVERY_S = 60.0
+# End-to-end acks cost in proportion to what a device needs, not to its message rate: a
+# device's next ack waits ack_interval_s per message it sent since its last one, at most
+# _ACK_MAX_DELAY_S (well inside the firmware's 15 s ack timeout). A board sending now and then
+# (or a sleeper waiting for its last ack) is acked after ack_interval_s; a busy one, or one
+# whose backlog is draining, every few seconds.
+_ACK_MAX_DELAY_S = 5.0
+_ACKS_IN_FLIGHT = 1000  # ack publishes waiting for the broker's PUBACK, at most
+_ACKS_QUEUED = 2000  # ack publishes paho may hold at once; past it acks wait (they coalesce)
+# The broker should send no more than receive_max unacknowledged messages, but Mosquitto 2.0
+# does not hold to it while it delivers a backlog queued for the session (measured: 19,000
+# in flight with a receive maximum of 100). So the input holds to it itself: past
+# 2 x receive_max messages waiting for the intake, paho's thread stops reading the socket
+# until the intake has committed some (TCP backpressure; nothing is dropped).
+_ROOM_POLL_S = 0.005
 
 
 def subscriptions(shared_group: str | None) -> tuple[str, ...]:
@@ -62,6 +76,10 @@ class MqttInput:
         self._client_id = options.client_id
         self._session_expiry_s = options.session_expiry_s
         self._receive_max = options.receive_max
+        self._max_waiting = 2 * options.receive_max
+        self._stopping = threading.Event()
+        self.room_waits = 0  # times paho's thread waited for the intake
+        self.peak_waiting = 0  # most messages seen waiting for the intake
         self._watchdog_s = options.watchdog_s
         self._subscriptions = subscriptions(options.shared_group)
         self._intake = intake
@@ -80,11 +98,14 @@ class MqttInput:
         self._publish_lock = threading.Lock()
         self._published: dict[tuple[str, str], Ack] = {}
         self._published_at: dict[tuple[str, str], float] = {}
+        self._messages_since: dict[tuple[str, str], int] = {}  # per device, since its last ack
         self._ack_interval_s = options.ack_interval_s
         self._acks_scanned = 0.0
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id,
                                    protocol=mqtt.MQTTv5)
         self._client.manual_ack_set(True)
+        self._client.max_inflight_messages_set(_ACKS_IN_FLIGHT)
+        self._client.max_queued_messages_set(_ACKS_QUEUED)
         self._ca_file = options.mqtt_ca_file
         self._tls: ssl.SSLContext | None = None
         if options.mqtt_tls:
@@ -116,6 +137,7 @@ class MqttInput:
 
     def stop(self) -> None:
         """Disconnect; unacknowledged messages stay with the broker for the next start."""
+        self._stopping.set()
         self._client.disconnect()
         self._client.loop_stop()
         self._connected = False
@@ -139,29 +161,36 @@ class MqttInput:
         if ack is not None:
             # The device's latest word wins: it may move back to an older boot it still holds
             # (its envelope's ``ob``); within one boot acks only grow.
+            key = (ack.site, ack.device)
             with self._acks_lock:
-                self._acks[(ack.site, ack.device)] = ack
+                self._acks[key] = ack
+                self._messages_since[key] = self._messages_since.get(key, 0) + 1
 
     def publish_acks(self, *, force: bool = False) -> None:
-        """Publish each device's newest end-to-end ack (retained, QoS1), at most one per device
-        every ``ack_interval_s``: a busy device's acks coalesce (the later one covers the
-        earlier) instead of costing a publish per message. Called after every batch and every
-        second; ``force`` (on stop) publishes all that wait."""
+        """Publish each device's newest end-to-end ack (retained, QoS1) once it is due: a
+        device's acks coalesce (the later one covers the earlier), and the busier the device
+        the longer they coalesce (``_ACK_MAX_DELAY_S`` at most). Called after every batch and
+        every second; ``force`` (on stop) publishes all that wait."""
         now = time.monotonic()
         if not force and now - self._acks_scanned < self._ack_interval_s / 5:
             return  # looked a moment ago: a scan costs one look per waiting device
         with self._publish_lock:  # one publisher at a time: the intake thread or the tick thread
             self._acks_scanned = now
             with self._acks_lock:
-                due = {key: ack for key, ack in self._acks.items()
-                       if force or now - self._published_at.get(key, 0.0) >= self._ack_interval_s}
+                due = {key: ack for key, ack in self._acks.items() if force or now - self._published_at.get(
+                    key, 0.0) >= min(_ACK_MAX_DELAY_S, self._ack_interval_s * self._messages_since.get(key, 1))}
                 for key in due:
                     del self._acks[key]
+                    self._messages_since.pop(key, None)
             for key, ack in due.items():
                 last = self._published.get(key)
                 if last is not None and last.covers(ack) and last.anchor == ack.anchor:
                     continue
-                self._client.publish(ack.topic(), ack.encode(), qos=_QOS, retain=True)
+                info = self._client.publish(ack.topic(), ack.encode(), qos=_QOS, retain=True)
+                if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:  # paho holds enough: this one waits
+                    with self._acks_lock:
+                        self._acks.setdefault(key, ack)
+                    continue
                 self._published[key] = ack
                 self._published_at[key] = now
                 self.acks_published += 1
@@ -235,6 +264,14 @@ class MqttInput:
         self._last_message = time.monotonic()
         self._watchdog_tripped = False
         generation, mid, qos = self._generation, message.mid, message.qos
+        waiting = self._intake.waiting
+        if waiting > self.peak_waiting:
+            self.peak_waiting = waiting
+        if qos and waiting >= self._max_waiting:
+            self.room_waits += 1
+            while self._intake.waiting >= self._receive_max:
+                if self._stopping.wait(_ROOM_POLL_S):
+                    return  # never queued, never acked: the broker sends it again
         item = Message(topic=message.topic, payload=bytes(message.payload),
                        received_ms=time.time_ns() // 1_000_000)
         self._intake.put(item, lambda ack: self._done(generation, mid, qos, ack), can_drop=qos == 0)

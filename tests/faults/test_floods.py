@@ -82,3 +82,24 @@ def _qos1_landed(influxdb: InfluxDB, db: str) -> bool:
     except Exception:  # noqa: BLE001 — InfluxDB may still be starting
         return False
     return bool(rows) and int(rows[0]["count"]) >= len(DEVICES) * 10
+
+
+def test_a_queued_backlog_is_drained_within_the_receive_maximum_and_exactly_once(
+        mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, publisher: Publisher, tmp_path: Path) -> None:
+    """Mosquitto 2.0 sends a session's queued backlog past the receive maximum; the gateway
+    holds to it itself (paho's thread waits for the intake), so memory stays bounded."""
+    gw = GatewayProcess(tmp_path, "gw", mosquitto, influxdb.url, influx_db)
+    gw.start()
+    gw.stop()  # the broker now queues for the gateway's session
+    devices = tuple(f"dev-{i:03d}" for i in range(100))
+    publisher.readings(devices, range(1, 51))  # 5,000 queued messages
+    publisher.wait_sent()
+    gw.start()
+    try:
+        wait_for(lambda: len(stored(influxdb, influx_db)) >= 5_000, timeout=120, what="the backlog in InfluxDB")
+    finally:
+        gw.stop()
+    got = stored(influxdb, influx_db)
+    assert got == {(d, 1, seq): 1 for d in devices for seq in range(1, 51)}
+    peaks = [int(n) for n in re.findall(r"input_peak_waiting (\d+)", gw.log.read_text(errors="replace"))]
+    assert peaks and max(peaks) <= 2 * 1000 + 1, peaks  # the default receive maximum is 1,000
