@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import serial_bench
-from bench.gateway_bench import latency, replay, throughput
+from bench.gateway_bench import backlog, latency, replay, throughput
 from bench.harness import ROOT
 
 
@@ -39,12 +39,13 @@ class Scale:
     loads: tuple[int, ...]
     replay_readings: int
     serial_s: float
+    backlog_messages: int
 
 
-FULL = Scale(throughput_readings=300_000, naive_readings=30_000, latency_s=20.0, loads=(1000, 5000),
-             replay_readings=1_000_000, serial_s=10.0)
+FULL = Scale(throughput_readings=300_000, naive_readings=30_000, latency_s=20.0, loads=(10, 100, 1000, 5000),
+             replay_readings=1_000_000, serial_s=10.0, backlog_messages=100_000)
 QUICK = Scale(throughput_readings=5_000, naive_readings=1_000, latency_s=3.0, loads=(500,),
-              replay_readings=20_000, serial_s=2.0)
+              replay_readings=20_000, serial_s=2.0, backlog_messages=2_000)
 
 
 def main() -> int:
@@ -71,6 +72,9 @@ def main() -> int:
             throughput("sen", scale.throughput_readings, work, profile_dir=profile_dir),
             throughput("naive", scale.naive_readings, work),
         ]
+        print("backlog ...", file=sys.stderr)
+        results["backlog"] = [backlog(kind, scale.backlog_messages // per, per, work)
+                              for per in (1, 10) for kind in ("ceiling", "sen")]
         print("latency ...", file=sys.stderr)
         results["latency"] = [latency(rate, scale.latency_s, work) for rate in scale.loads]
         print("replay ...", file=sys.stderr)

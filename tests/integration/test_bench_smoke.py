@@ -20,8 +20,10 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for row in ("bare paho subscriber", "Sen gateway, end to end", "naive", "Sen / ceiling", "latency at",
                 "gateway at", "spool replay", "serial board at 115200 baud", "firmware heap at -X heapsize=64K",
-                "firmware, batch10"):
+                "firmware, batch10", "backlog of", "Sen / bare subscriber"):
         assert row in result.stdout
+    for run in data_backlog(tmp_path):
+        assert run["confirmed"] == run["readings"], run
     data = json.loads((tmp_path / "latest.json").read_text())
     sen = next(r for r in data["throughput"] if r["kind"] == "sen")
     assert sen["confirmed"] == sen["readings"], "every published reading is confirmed in InfluxDB"
@@ -29,3 +31,8 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     paced = data["serial"]["paced"]
     assert 0 < paced["readings_per_s"] <= data["serial"]["line_limit_readings_per_s"] * 1.1, "the paced line is a limit"
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def data_backlog(out: Path) -> list[dict[str, object]]:
+    backlog: list[dict[str, object]] = json.loads((out / "latest.json").read_text())["backlog"]
+    return backlog
