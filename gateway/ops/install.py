@@ -74,7 +74,8 @@ def unit_text(sen_path: str, template: Path = UNIT_TEMPLATE, *, user: str = "sen
     except OSError as err:
         raise InstallError(f"cannot read the unit template {template}: {err.strerror}") from None
     for key, value in (("ExecStart", sen_path), ("User", user), ("Group", group or user)):
-        text, count = re.subn(rf"(?m)^{key}=\S+", lambda _m: f"{key}={value}", text, count=1)
+        line = f"{key}={value}"
+        text, count = re.subn(rf"(?m)^{key}=\S+", lambda _m, line=line: line, text, count=1)
         if count != 1:
             raise InstallError(f"{template} has no {key}= line")
     return text
@@ -170,7 +171,8 @@ def plan(*, root: Path, bits: int, sen_path: str, user: str = "sen", enable: boo
 
 
 def next_steps(*, root: Path, bits: int, user: str, enable: bool) -> list[str]:
-    packages = "mosquitto influxdb" if bits == 32 else "mosquitto (and InfluxDB 2.x from InfluxData, or Debian's influxdb 1.x)"
+    packages = ("mosquitto influxdb" if bits == 32
+                else "mosquitto (and InfluxDB 2.x from InfluxData, or Debian's influxdb 1.x)")
     lines = [f"system packages: apt-get install {packages}"]
     if Path(root).resolve() != Path("/"):
         lines += [f"staged under {root}: copy it to the Pi's /, then there:",

@@ -14,7 +14,6 @@ import pytest
 from deploy_mqtt import Client
 
 from gateway.ops.broker_accounts import GATEWAY_USER, Account, BrokerDir, acl_text, device_user, hash_password
-from gateway.ops.broker_tls import make_tls
 from gateway.cli import main
 from gateway.devstack import Mosquitto, free_port
 
