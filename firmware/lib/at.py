@@ -1,0 +1,161 @@
+# Sen firmware: the AT command engine for a UART modem (loaded only by the cellular
+# transport). One task owns it: cmd() writes a command and collects its response up to the
+# final result (OK, ERROR, +CME ERROR: n, +CMS ERROR: n) or its deadline; every line that
+# starts with one of `urcs` (unsolicited result codes: +SMSUB:, +SMSTATE:, +CEREG:, RDY...)
+# goes to on_urc as it comes, even in the middle of a response, unless it starts with the
+# command's own prefix (AT+CEREG? answers "+CEREG: 0,1", which is then the response). Lines
+# from the modem while no command waits go to on_urc too. The echo of the command (ATE1,
+# the default after power-on) is dropped. Bytes are gathered in one fixed buffer, so a line
+# split across reads is put together; a line longer than the buffer is cut (counted).
+# The UART: read() -> bytes or None (non-blocking), write(bytes); machine.UART with
+# timeout=0 on ESP32, a pty or a scripted object on the unix port.
+# A final result that comes after its deadline reaches on_urc (no command waits) or, if a
+# new command was written already, is taken for that one's: after a timeout the state
+# machine syncs with plain "AT" before trusting the modem again (cellular.py).
+import time
+
+import asyncio
+from micropython import const
+
+_BUF = const(640)  # one line: +SMSUB with a cmd or ack message fits
+_STEP_MS = const(10)
+_PROMPT_MS = const(5000)
+
+OK = "OK"
+TIMEOUT = ""
+
+
+class AT:
+    def __init__(self, uart, log):
+        self.u = uart
+        self._log = log
+        self.urcs = ()  # prefixes (str) of the unsolicited lines
+        self.on_urc = None  # callable(line str)
+        self._b = bytearray(_BUF)
+        self._n = 0  # bytes of a line begun in _b
+        self._c = None  # the command in flight (str, without "\r")
+        self._p = None  # its prefix ("+CEREG:" for "AT+CEREG?")
+        self._fin = None  # its final result, once read
+        self._prompt = False
+        self.resp = []  # the info lines of the last command
+        self.tx = self.rx = self.cut = self.timeouts = 0
+
+    # Reads what the UART holds; complete lines are handled. True if anything came.
+    def pump(self):
+        d = self.u.read()
+        if not d:
+            return False
+        self.rx += len(d)
+        b = self._b
+        i = 0
+        while i < len(d):
+            j = d.find(b"\n", i)
+            end = len(d) if j < 0 else j
+            k = min(end - i, _BUF - self._n)
+            if k < end - i:
+                self.cut += 1
+            b[self._n:self._n + k] = d[i:i + k]
+            self._n += k
+            if j < 0:
+                break
+            self._take()
+            i = j + 1
+        # the data prompt ("> ", no line end) of AT+SMPUB / AT+CMQTTTOPIC...
+        if self._c is not None and self._n and b[0] == 62 and (self._n == 1 or b[1] == 32):
+            self._prompt = True
+            self._n = 0
+        return True
+
+    # One line from _b (its "\n" not in it)
+    def _take(self):
+        n = self._n
+        self._n = 0
+        b = self._b
+        while n and b[n - 1] == 13:
+            n -= 1
+        s = b[:n]
+        while s and s[0] == 13:  # "\r\r\n" and friends
+            s = s[1:]
+        if not s:
+            return
+        try:
+            line = bytes(s).decode()
+        except UnicodeError:
+            self.cut += 1  # garbled
+            return
+        c = self._c
+        if c is not None:
+            if line == c:
+                return  # the echo
+            if self._p is None or not line.startswith(self._p):
+                for u in self.urcs:
+                    if line.startswith(u):
+                        self._urc(line)
+                        return
+            if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR") or \
+                    line.startswith("+CMS ERROR"):
+                self._fin = line
+            else:
+                self.resp.append(line)
+            return
+        self._urc(line)
+
+    def _urc(self, line):
+        if self.on_urc is not None:
+            self.on_urc(line)
+
+    # Lines read, while no command waits: URCs are dispatched
+    def poll(self):
+        while self.pump():
+            pass
+
+    def write(self, b):
+        self.tx += len(b)
+        self.u.write(b)
+
+    # Sends command c and waits ms for its final result: "OK", "ERROR", "+CME ERROR: n"
+    # (the line) or TIMEOUT (""); the info lines are in resp. data: written after the "> "
+    # prompt (AT+SMPUB), which must come within _PROMPT_MS.
+    async def cmd(self, c, ms=1000, data=None):
+        self.poll()
+        self._n = 0  # a half line left by noise is not the start of the answer
+        self.resp = []
+        self._fin = None
+        self._prompt = False
+        self._c = c
+        i = c.find("?")
+        if i < 0:
+            i = c.find("=")
+        self._p = c[2:i] + ":" if c.startswith("AT+") and i > 2 else None
+        self.write(c.encode() + b"\r")
+        t = time.ticks_ms()
+        try:
+            if data is not None:
+                while not self._prompt and self._fin is None:
+                    if time.ticks_diff(time.ticks_ms(), t) > min(ms, _PROMPT_MS):
+                        self.timeouts += 1
+                        return TIMEOUT
+                    if not self.pump():
+                        await asyncio.sleep_ms(_STEP_MS)
+                if self._fin is not None:
+                    return self._fin
+                self.write(data)
+            while self._fin is None:
+                if time.ticks_diff(time.ticks_ms(), t) > ms:
+                    self.timeouts += 1
+                    return TIMEOUT
+                if not self.pump():
+                    await asyncio.sleep_ms(_STEP_MS)
+            return self._fin
+        finally:
+            self._c = self._p = None
+
+    # The value after "PREFIX: " of the first info line of command c with that prefix, or
+    # None (also when the command failed): await q("AT+CSQ", "+CSQ") -> "17,99"
+    async def q(self, c, prefix, ms=1000):
+        if await self.cmd(c, ms) != OK:
+            return None
+        for line in self.resp:
+            if line.startswith(prefix + ":"):
+                return line[len(prefix) + 1:].strip()
+        return None
