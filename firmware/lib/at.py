@@ -29,7 +29,7 @@ class AT:
     def __init__(self, uart, log):
         self.u = uart
         self._log = log
-        self.urcs = ()  # prefixes (str) of the unsolicited lines
+        self.urcs = ()  # type: tuple  # prefixes (str) of the unsolicited lines
         self.on_urc = None  # callable(line str)
         self._b = bytearray(_BUF)
         self._n = 0  # bytes of a line begun in _b
