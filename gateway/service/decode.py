@@ -14,7 +14,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 
 from gateway.service.identity import BootKey
 from gateway.service.topics import NAME_RE, Topic
@@ -87,13 +86,13 @@ class Telemetry:
     lo: int | None = None  # seqs of this boot below it are settled on the device (tests/contract/ack.md)
     ob: int | None = None  # the oldest boot the device still holds records of, when older than boot
 
-    @cached_property
-    def key(self) -> BootKey:  # asked for several times per message: made once
-        return BootKey(self.site, self.device, self.fid, self.boot)
+    key: BootKey = field(init=False, repr=False, compare=False)  # asked for often: made once
+    needs_anchor: bool = field(init=False, repr=False, compare=False)  # a reading, or d, needs the clock
 
-    @property
-    def needs_anchor(self) -> bool:
-        return any(r.ts_ms is None for r in self.readings)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", BootKey(self.site, self.device, self.fid, self.boot))
+        object.__setattr__(self, "needs_anchor", bool(self.diag) and self.up_ms is not None
+                           or any(r.ts_ms is None for r in self.readings))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -95,8 +95,10 @@ class Handler:
         pending: list[_Pending] = []
         decoded = [(i, m, t) for i, m in enumerate(messages) if (t := self._decode(m)) is not None]
         # New boots' anchors: stored together, one registry commit for the batch.
-        anchors = self._registry.anchors({t.key: m.received_ms - t.up_ms
-                                          for _, m, t in reversed(decoded) if t.up_ms is not None})
+        # Only a message with readings that carry no ts (or diagnostics to place) needs the
+        # boot's anchor; one with device times makes none.
+        anchors = self._registry.anchors({t.key: m.received_ms - t.up_ms for _, m, t in reversed(decoded)
+                                          if t.needs_anchor and t.up_ms is not None})
         for index, message, telemetry in decoded:
             entries = self._entries(message, telemetry, anchors)
             if entries is not None:
@@ -110,7 +112,7 @@ class Handler:
         added_total = duplicates_total = 0
         for item, result in zip(pending, results, strict=True):
             t = item.telemetry
-            anchor = self._registry.known_anchor(t.key) if result.added else None
+            anchor = self._registry.known_anchor(t.key) if result.added and t.needs_anchor else None
             times = [reading_time(r, anchor) for r in t.readings] if result.added else []
             self._registry.note_readings(
                 t.key, seqs=[r.seq for r in t.readings], added=result.added,
@@ -156,7 +158,7 @@ class Handler:
     def _entries(self, message: Message, telemetry: Telemetry,
                  anchors: Mapping[BootKey, int]) -> list[Entry | Run] | None:
         anchor = anchors.get(telemetry.key)
-        if anchor is None:
+        if anchor is None and telemetry.needs_anchor:
             anchor = self._anchor(telemetry, message.received_ms)
         try:
             return to_spool(telemetry, anchor_ms=anchor, received_ms=message.received_ms)

@@ -24,12 +24,12 @@ TS = 1_763_800_000_000
 
 
 def _env(dev: str = "dev-x", *, boot: int = 1, seqs: range = range(1, 4), fid: int | None = None,
-         sensors: tuple[str | None, ...] = ("sht31",), **extra: object) -> bytes:
+         sensors: tuple[str | None, ...] = ("sht31",), up_only: bool = False, **extra: object) -> bytes:
     readings = []
     for seq in seqs:
         for i, sensor in enumerate(sensors):
-            reading: dict[str, object] = {"seq": seq * len(sensors) + i, "ts": TS + seq * 1000 + i,
-                                          "m": {"temp_c": 20.0 + i}}
+            reading: dict[str, object] = {"seq": seq * len(sensors) + i, "m": {"temp_c": 20.0 + i}}
+            reading.update({"up": 1000 + seq * 10 + i} if up_only else {"ts": TS + seq * 1000 + i})
             if sensor is not None:
                 reading["s"] = sensor
             readings.append(reading)
@@ -111,14 +111,14 @@ def test_the_same_device_name_at_two_sites_is_two_devices(handler) -> None:  # t
 def test_a_reflashed_board_starting_again_at_boot_1_is_not_a_duplicate(handler) -> None:  # type: ignore[no-untyped-def]
     h, spool, registry = handler
     topic = "sen/v1/lab/dev-x/telemetry"
-    old = h.handle(topic, _env(fid=111, sensors=(None,), up=5000), received_ms=TS)
-    new = h.handle(topic, _env(fid=222, sensors=(None,), up=5000), received_ms=TS + 60_000)
+    old = h.handle(topic, _env(fid=111, sensors=(None,), up_only=True), received_ms=TS)
+    new = h.handle(topic, _env(fid=222, sensors=(None,), up_only=True), received_ms=TS + 60_000)
     assert h.stats.readings == 6 and h.stats.duplicates == 0 and spool.depth() == 6
     assert (old.fid, new.fid) == (111, 222) and new.seq == 3
     assert registry.known_anchor(BootKey("lab", "dev-x", 111, 1)) != registry.known_anchor(
         BootKey("lab", "dev-x", 222, 1))
     # The same message again is a duplicate of its own flash's boot only.
-    h.handle(topic, _env(fid=222, sensors=(None,)), received_ms=TS + 61_000)
+    h.handle(topic, _env(fid=222, sensors=(None,), up_only=True), received_ms=TS + 61_000)
     assert h.stats.duplicates == 3
 
 
