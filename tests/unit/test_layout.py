@@ -46,3 +46,9 @@ def test_a_tool_command_loads_its_room_only_when_it_runs() -> None:
                             "main(['boards'])")
     assert "hardware.boards" in modules and "hardware.sim" not in modules
     assert "gateway.service.main" not in modules
+
+
+def test_test_modules_have_unique_names() -> None:
+    # The test folders are not packages: two modules of one name break collection of both.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
