@@ -1,0 +1,144 @@
+"""OTA benchmarks on the MicroPython unix port: the board's Ed25519 verifier (firmware/lib/ed25519.py).
+
+    python -m bench.ota_bench [--json]
+
+- verify: ms per Ed25519 verification of RFC 8032's TEST 1 (empty message) and TEST 1024
+  (1,023 bytes, about a manifest's size), median of 5, at `-X heapsize=64K`, the module
+  precompiled as a board runs it (mpy-cross -O3); the SHA-512 alone in µs per KiB.
+- heap: what the module costs once imported (gc.mem_alloc() after a collection, before and
+  after), and the smallest `-X heapsize` in which the TEST 1024 verification still passes
+  (the interpreter and this script included: its own ~2 KiB baseline is printed beside it).
+
+Prints a table; `--json` prints one JSON object instead. The figures are the unix port's
+(64-bit, desktop CPU): an ESP32 at 240 MHz is roughly 30-100x slower at long-int arithmetic
+and its objects are about half the size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hardware.sim import find_micropython
+
+ROOT = Path(__file__).resolve().parent.parent
+LIB = ROOT / "firmware" / "lib"
+VECTORS = ROOT / "tests" / "firmware" / "rfc8032_ed25519.json"
+
+# Runs inside MicroPython: argv = module dir, vectors file, what ("all" | "verify1024" | "base").
+_SCRIPT = """
+import gc, sys, time, json, binascii
+gc.collect()
+base = gc.mem_alloc()
+what = sys.argv[3]
+if what == "base":
+    print("RESULT", json.dumps({"base": base}))
+    sys.exit(0)
+sys.path.insert(0, sys.argv[1])
+u = binascii.unhexlify
+with open(sys.argv[2]) as f:
+    vec = json.load(f)["vectors"]
+v1 = [u(vec[0]["public"]), u(vec[0]["message"]), u(vec[0]["signature"])]
+v4 = [u(vec[3]["public"]), u(vec[3]["message"]), u(vec[3]["signature"])]
+vec = None
+gc.collect()
+before = gc.mem_alloc()
+import ed25519
+gc.collect()
+imp = gc.mem_alloc() - before
+if what == "verify1024":
+    print("RESULT", json.dumps({"ok": ed25519.verify(v4[0], v4[1], v4[2])}))
+    sys.exit(0)
+def med(v):
+    t = []
+    for i in range(5):
+        gc.collect()
+        t0 = time.ticks_us()
+        ok = ed25519.verify(v[0], v[1], v[2])
+        t.append(time.ticks_diff(time.ticks_us(), t0))
+        assert ok
+    t.sort()
+    return t[2] / 1000
+data = bytes(4096)
+gc.collect()
+t0 = time.ticks_us()
+ed25519.SHA512(data).digest()
+sha = time.ticks_diff(time.ticks_us(), t0) / 4
+r = {"import": imp, "verify_empty_ms": med(v1), "verify_1023_ms": med(v4), "sha512_us_per_kib": sha}
+print("RESULT", json.dumps(r))
+"""
+
+
+def _vm(micropython: str, mod_dir: Path, what: str, heap: str) -> dict[str, Any] | None:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(_SCRIPT)
+    try:
+        done = subprocess.run([micropython, "-X", f"heapsize={heap}", f.name, str(mod_dir), str(VECTORS), what],
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        Path(f.name).unlink()
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[7:])
+            return result
+    return None
+
+
+def smallest_heap(micropython: str, mod_dir: Path) -> int:
+    """The smallest heap (KiB) in which TEST 1024 verifies."""
+    lo, hi = 2, 64  # lo fails, hi works
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        got = _vm(micropython, mod_dir, "verify1024", f"{mid}K")
+        if got is not None and got.get("ok") is True:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def verifier(micropython: str | None = None) -> dict[str, Any]:
+    """The verifier's figures: time, import heap, smallest heap; precompiled as on a board."""
+    micropython = micropython or find_micropython()
+    cross = Path(micropython).with_name("mpy-cross")
+    with tempfile.TemporaryDirectory() as tmp:
+        mod_dir = Path(tmp)
+        subprocess.run([str(cross), "-O3", "-s", "ed25519", "-o", str(mod_dir / "ed25519.mpy"),
+                        str(LIB / "ed25519.py")], check=True)
+        figures = _vm(micropython, mod_dir, "all", "64K")
+        if figures is None:
+            raise SystemExit("the verifier failed at -X heapsize=64K")
+        figures["heap"] = "64K"
+        figures["smallest_heap_kib"] = smallest_heap(micropython, mod_dir)
+        figures["script_base"] = (_vm(micropython, mod_dir, "base", "64K") or {}).get("base")
+    return figures
+
+
+def _table(r: dict[str, Any]) -> str:
+    return "\n".join([
+        "Ed25519 verifier (firmware/lib/ed25519.py, .mpy, unix port, -X heapsize=64K)",
+        f"  verify, empty message (RFC 8032 TEST 1)  {r['verify_empty_ms']:8.1f} ms",
+        f"  verify, 1,023 B message (TEST 1024)      {r['verify_1023_ms']:8.1f} ms",
+        f"  SHA-512                                  {r['sha512_us_per_kib']:8.0f} µs/KiB",
+        f"  heap once imported                       {r['import']:8d} B",
+        f"  smallest heap that verifies TEST 1024    {r['smallest_heap_kib']:8d} KiB"
+        f" (interpreter + bench script alone: {r['script_base']} B in use)",
+    ])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    result = verifier()
+    print(json.dumps(result) if args.json else _table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
