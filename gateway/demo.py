@@ -67,29 +67,30 @@ def _spawn(name: str, args: list[str], log_path: Path) -> _Child:
 
 
 def _table(influx: InfluxDB) -> list[dict[str, Any]]:
-    """One row per device: its newest point and how many points InfluxDB holds."""
+    """One row per device and sensor: its newest point and how many points InfluxDB holds."""
     try:
-        latest = influx.rows('SELECT last("seq") AS seq, "temp_c", "rh_pct" FROM "telemetry" GROUP BY "device"',
-                             DATABASE)
-        counts = {r["device"]: r["count"] for r in
-                  influx.rows('SELECT count("seq") FROM "telemetry" GROUP BY "device"', DATABASE)}
+        latest = influx.rows('SELECT last("seq") AS seq, "temp_c", "rh_pct" FROM "telemetry" '
+                             'GROUP BY "device", "sensor"', DATABASE)
+        counts = {(r["device"], r.get("sensor", "")): r["count"] for r in
+                  influx.rows('SELECT count("seq") FROM "telemetry" GROUP BY "device", "sensor"', DATABASE)}
     except DevStackError as exc:
         _LOGGER.debug("table query failed: %s", exc)
         return []
     for row in latest:
-        row["points"] = counts.get(row["device"], 0)
-    return sorted(latest, key=lambda r: str(r["device"]))
+        row["points"] = counts.get((row["device"], row.get("sensor", "")), 0)
+    return sorted(latest, key=lambda r: (str(r["device"]), str(r.get("sensor", ""))))
 
 
 def _render(rows: list[dict[str, Any]], out: IO[str], elapsed_s: float, tty: bool, header: str) -> None:
     now_ms = time.time() * 1000
     lines = [*header.splitlines(), f"Sen demo — {elapsed_s:5.0f} s — Ctrl-C to stop",
-             f"{'device':<12} {'seq':>6} {'temp_c':>8} {'rh_pct':>8} {'age':>7} {'points':>8}"]
+             f"{'device':<12} {'sensor':<8} {'seq':>6} {'temp_c':>8} {'rh_pct':>8} {'age':>7} {'points':>8}"]
     for r in rows:
         age = f"{(now_ms - r['time']) / 1000:.1f}s"
         temp = "-" if r.get("temp_c") is None else f"{r['temp_c']:.2f}"
         rh = "-" if r.get("rh_pct") is None else f"{r['rh_pct']:.1f}"
-        lines.append(f"{r['device']:<12} {r['seq']:>6} {temp:>8} {rh:>8} {age:>7} {r['points']:>8}")
+        sensor = r.get("sensor") or "-"
+        lines.append(f"{r['device']:<12} {sensor:<8} {r['seq']:>6} {temp:>8} {rh:>8} {age:>7} {r['points']:>8}")
     if not rows:
         lines.append("(waiting for the first readings to reach InfluxDB)")
     if tty:
@@ -171,7 +172,8 @@ def run(*, base_dir: Path, boards: int = 3, interval_ms: int = 1000, duration_s:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     total = sum(int(r["points"]) for r in rows)
-    _say(f"demo stopped: {total} points from {len(rows)} board(s) in InfluxDB database {DATABASE!r} "
+    boards = len({r["device"] for r in rows})
+    _say(f"demo stopped: {total} points from {boards} board(s) in InfluxDB database {DATABASE!r} "
          f"(data kept in {base_dir})\n"
          "run the demo again to add to them; README.md (Looking at the data) has InfluxQL examples")
     return 0
