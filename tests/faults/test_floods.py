@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,34 @@ def test_a_queued_backlog_is_drained_within_the_receive_maximum_and_exactly_once
     assert got == {(d, 1, seq): 1 for d in devices for seq in range(1, 51)}
     peaks = [int(n) for n in re.findall(r"input_peak_waiting (\d+)", gw.log.read_text(errors="replace"))]
     assert peaks and max(peaks) <= 2 * 1000 + 1, peaks  # the default receive maximum is 1,000
+
+
+def test_an_oversize_flood_is_set_aside_as_samples_and_costs_no_reading(
+        mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, publisher: Publisher, tmp_path: Path) -> None:
+    """Five 2 MiB messages (a broker without a packet cap lets them through): each is refused,
+    kept as a 1 KiB sample, and the spool stays small; the boards' readings all land once."""
+    gw = GatewayProcess(tmp_path, "gw", mosquitto, influxdb.url, influx_db)
+    gw.start()
+    try:
+        big = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"big-{influx_db}")
+        big.connect(mosquitto.host, mosquitto.port)
+        big.loop_start()
+        try:
+            for _ in range(5):
+                big.publish("sen/v1/lab/dev-a/telemetry", b"{" + b" " * (2 * 2**20) + b"}", qos=1).wait_for_publish(60)
+        finally:
+            big.loop_stop()
+            big.disconnect()
+        publisher.readings(DEVICES, range(1, 11))
+        wait_for(lambda: len(stored(influxdb, influx_db)) >= len(DEVICES) * 10, timeout=60, what="the readings")
+    finally:
+        gw.stop()
+    assert stored(influxdb, influx_db) == {(d, 1, seq): 1 for d in DEVICES for seq in range(1, 11)}
+    db = sqlite3.connect(gw.spool / "spool.sqlite3")
+    try:
+        kept = db.execute("SELECT count(*), max(length(raw)) FROM dead_letters WHERE reason = 'oversize'").fetchone()
+    finally:
+        db.close()
+    assert kept[0] == 5 and kept[1] <= 1024, kept
+    size = sum(p.stat().st_size for p in gw.spool.glob("spool.sqlite3*"))
+    assert size < 2 * 2**20, f"the spool holds {size} bytes after 10 MiB of oversize messages"
