@@ -16,9 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.service.decode import Reject, Telemetry, decode_status, decode_telemetry
+from gateway.service.decode import RESERVED_FIELDS, Reject, Telemetry, decode_status, decode_telemetry
 from gateway.service.points import to_entries
-from gateway.service.topics import Topic
+from gateway.service.topics import NAME_RE, Topic
 
 PER_EXAMPLE = 25
 EXAMPLES = 4000
@@ -30,12 +30,16 @@ scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
     st.sampled_from(["dev-1", "temp_c", "a,b=c d", "x\ny", "", "DEV", "ü"]),
 )
-names = st.one_of(st.sampled_from(["temp_c", "rh_pct", "seq", "boot", "Temp", "a b", "t\n", "_x", ""]),
+names = st.one_of(st.sampled_from(["temp_c", "rh_pct", "seq", "boot", "Temp", "a b", "t\n", "_x", "",
+                                   "device", "sensor", "site"]),
                   st.text(max_size=10))
+sensors = st.one_of(st.sampled_from(["sht31", "dht20", "sht31_45", "SHT 31!", "", "x" * 33, 'a",b=c d', "t\n"]),
+                    scalars)
 reading = st.fixed_dictionaries(
     {"seq": st.one_of(st.integers(min_value=-2, max_value=2**64), scalars)},
     optional={"ts": st.one_of(st.integers(min_value=-1, max_value=5_000_000_000_000), scalars),
               "up": st.one_of(st.integers(min_value=-1, max_value=2**63), scalars),
+              "s": sensors,
               "m": st.one_of(st.dictionaries(names, st.one_of(st.floats(), scalars), max_size=4), scalars)})
 envelope = st.fixed_dictionaries(
     {"v": st.one_of(st.just(1), scalars), "dev": st.one_of(st.just("dev-1"), scalars),
@@ -44,18 +48,21 @@ envelope = st.fixed_dictionaries(
               "board": st.one_of(st.just("esp32"), names),
               "r": st.one_of(st.lists(st.one_of(reading, scalars), max_size=4), scalars),
               "d": st.one_of(st.dictionaries(names, scalars, max_size=3), scalars),
+              "fid": st.one_of(st.integers(min_value=-1, max_value=2**33), scalars),
               "zz": scalars})
 
 good_reading = st.fixed_dictionaries(
     {"seq": st.integers(min_value=0, max_value=2**40),
      "ts": st.integers(min_value=0, max_value=4_000_000_000_000),
      "m": st.dictionaries(st.sampled_from(["temp_c", "rh_pct", "p_hpa"]),
-                          st.floats(allow_nan=True, allow_infinity=False, width=32), max_size=3)})
+                          st.floats(allow_nan=True, allow_infinity=False, width=32), max_size=3)},
+    optional={"s": st.sampled_from(["sht31", "dht20", "soil", "bme280_77"])})
 good = st.fixed_dictionaries(
     {"v": st.just(1), "dev": st.just("dev-1"), "boot": st.integers(min_value=0, max_value=2**31),
      "up": st.integers(min_value=0, max_value=2**31), "r": st.lists(good_reading, max_size=3)},
     optional={"d": st.dictionaries(st.sampled_from(["rssi_dbm", "reset", "Bad"]),
-                                   st.one_of(st.integers(-100, 0), st.just("power")), max_size=2)})
+                                   st.one_of(st.integers(-100, 0), st.just("power")), max_size=2),
+              "fid": st.integers(min_value=0, max_value=2**32 - 1)})
 
 
 def _encode(doc: Any, cut: int, flip: int) -> bytes:
@@ -93,8 +100,11 @@ def _check(payload: bytes) -> None:
     _seen["accepted"] += 1
     for entry in to_entries(decoded, anchor_ms=1_000, received_ms=2_000):
         assert "\n" not in entry.line and entry.line.startswith(("telemetry,", "device_diag,"))
+        assert entry.key.startswith((f"r/lab/dev-1/{decoded.fid}/{decoded.boot}/", "d/lab/dev-1/"))
     for r in decoded.readings:
         assert all(math.isfinite(v) for v in r.metrics.values())
+        assert r.sensor is None or NAME_RE.fullmatch(r.sensor)  # a tag value that cannot inject
+        assert not RESERVED_FIELDS & set(r.metrics)
 
 
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
