@@ -17,7 +17,7 @@ from pathlib import Path
 from hardware.errors import HardwareError
 from ingest.errors import IngestError
 
-from gateway.cli import boards, deadletters, ops, service
+from gateway.cli import boards, deadletters, ops, ota, service
 from gateway.cli.args import Formatter, Handler, add_command, positive_float, positive_int
 from gateway.errors import GatewayError
 
@@ -36,7 +36,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
                         help="how much to log")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     handlers = {**service.register(commands), **boards.register(commands), **ops.register(commands),
-                **deadletters.register(commands)}
+                **deadletters.register(commands), **ota.register(commands)}
 
     demo = add_command(
         commands, "demo", summary="everything at once: private broker and InfluxDB, the gateway and 3 virtual boards",
