@@ -38,6 +38,8 @@ class AT:
         self._fin = None  # its final result, once read
         self._prompt = False
         self.resp = []  # the info lines of the last command
+        self.fin = TIMEOUT  # and its final result
+        self.raw = 0  # this many next lines go to on_urc whatever they are
         self.tx = self.rx = self.cut = self.timeouts = 0
 
     # Reads what the UART holds; complete lines are handled. True if anything came.
@@ -82,6 +84,10 @@ class AT:
             line = bytes(s).decode()
         except UnicodeError:
             self.cut += 1  # garbled
+            return
+        if self.raw:  # a raw line a URC announced (A76xx: a message's topic, its payload)
+            self.raw -= 1
+            self._urc(line)
             return
         c = self._c
         if c is not None:
@@ -149,6 +155,7 @@ class AT:
             return self._fin
         finally:
             self._c = self._p = None
+            self.fin = self._fin or TIMEOUT
 
     # The value after "PREFIX: " of the first info line of command c with that prefix, or
     # None (also when the command failed): await q("AT+CSQ", "+CSQ") -> "17,99"
