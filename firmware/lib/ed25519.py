@@ -212,8 +212,8 @@ def _encode(p):
 
 
 def verify(pub, msg, sig):
-    # True when sig (64 bytes) is pub's (32 bytes) Ed25519 signature of msg (bytes, or a list
-    # of bytes-like parts hashed in order, so a caller need not join them); False otherwise.
+    # True when sig (64 bytes) is pub's (32 bytes) Ed25519 signature of msg (bytes, a list of
+    # bytes-like parts hashed in order, or a file read to its end); False otherwise.
     if len(pub) != 32 or len(sig) != 64:
         return False
     s = int.from_bytes(sig[32:], "little")
@@ -224,7 +224,14 @@ def verify(pub, msg, sig):
         return False
     h = SHA512(sig[:32])
     h.update(pub)
-    if isinstance(msg, (list, tuple)):
+    if hasattr(msg, "readinto"):  # a file, streamed through one 128-byte buffer
+        b = bytearray(128)
+        while True:
+            n = msg.readinto(b)
+            if not n:
+                break
+            h.update(b if n == 128 else memoryview(b)[:n])
+    elif isinstance(msg, (list, tuple)):
         for part in msg:
             h.update(part)
     else:
@@ -233,8 +240,8 @@ def verify(pub, msg, sig):
     del h
     # [s]B + [k](-A) by one ladder over both scalars; it equals R when the signature is good.
     na = ((P - a[0]) % P, a[1], 1, (P - a[3]) % P)
-    b = (_BX, _BY, 1, _BX * _BY % P)
-    both = _add(b, na)
+    bp = (_BX, _BY, 1, _BX * _BY % P)
+    both = _add(bp, na)
     q = (0, 1, 1, 0)
     for i in range(252, -1, -1):
         q = _dbl(q)
@@ -243,7 +250,7 @@ def verify(pub, msg, sig):
         if bs and bk:
             q = _add(q, both)
         elif bs:
-            q = _add(q, b)
+            q = _add(q, bp)
         elif bk:
             q = _add(q, na)
     return _encode(q) == bytes(sig[:32])
