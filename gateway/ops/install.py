@@ -74,8 +74,7 @@ def unit_text(sen_path: str, template: Path = UNIT_TEMPLATE, *, user: str = "sen
     except OSError as err:
         raise InstallError(f"cannot read the unit template {template}: {err.strerror}") from None
     for key, value in (("ExecStart", sen_path), ("User", user), ("Group", group or user)):
-        line = f"{key}={value}"
-        text, count = re.subn(rf"(?m)^{key}=\S+", lambda _m, line=line: line, text, count=1)
+        text, count = re.subn(rf"(?m)^{key}=\S+", _literal(f"{key}={value}"), text, count=1)
         if count != 1:
             raise InstallError(f"{template} has no {key}= line")
     return text
@@ -169,6 +168,11 @@ def plan(*, root: Path, bits: int, sen_path: str, user: str = "sen", enable: boo
             steps.add(f"systemctl enable --now {UNIT_NAME}", _run("systemctl", "enable", "--now", UNIT_NAME))
     return steps
 
+
+
+def _literal(line: str) -> Callable[[re.Match[str]], str]:
+    """A re.sub replacement that puts ``line`` in as it is (no backslash escapes)."""
+    return lambda _match: line
 
 def next_steps(*, root: Path, bits: int, user: str, enable: bool) -> list[str]:
     packages = ("mosquitto influxdb" if bits == 32
