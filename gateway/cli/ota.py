@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.cli.args import Handler, add_command
+from gateway.cli.args import Handler, add_command, positive_float, positive_int
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -55,6 +55,34 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     verify.add_argument("--pub", type=Path, required=True, metavar="FILE", help="the public key (ota.pub)")
     verify.add_argument("--board", metavar="PROFILE", help="also check that it fits this board profile")
     verify.add_argument("--running", metavar="V", help="also check it may replace version V")
+    push = add_command(
+        sub, "push", summary="send a bundle to boards over MQTT, resuming where each stands",
+        description="Publish the bundle's chunks on sen/v1/SITE/DEVICE/ota (QoS1), at most --window chunks ahead "
+                    "of what each board reports in its retained status; a board that stops moving for --stall "
+                    "seconds, or comes back online, gets the chunks again from where it stands. Returns when every "
+                    "board has verified the bundle (with --wait: when every board runs the new version); exit 1 "
+                    "when any refused it, rolled it back or timed out.",
+        example="sen ota push --bundle app-1.5.0.senota --mqtt mqtt://127.0.0.1:1883 --site lab --device yolo-01 "
+                "--wait")
+    push.add_argument("--bundle", type=Path, required=True, metavar="FILE", help="the bundle (sen ota build)")
+    push.add_argument("--device", action="append", required=True, metavar="D", help="a board; repeat for several")
+    push.add_argument("--chunk", type=positive_int, default=1024, metavar="B",
+                      help="data bytes per chunk, at most 2048 (a cellular board pays per byte)")
+    push.add_argument("--window", type=positive_int, default=16, metavar="N", help="chunks ahead of a board's at")
+    push.add_argument("--stall", type=positive_float, default=10.0, metavar="S",
+                      help="resend after S s without progress")
+    push.add_argument("--timeout", type=positive_float, default=600.0, metavar="S", help="give up after S s")
+    push.add_argument("--wait", action="store_true", help="return only when every board runs the new version")
+    status = add_command(
+        sub, "status", summary="each board's application version and last OTA, from its retained status",
+        description="Listen to the boards' retained status for a moment and print, per board: its state, the "
+                    "version it runs (ver) and its last OTA (version, state, bytes received, reason).",
+        example="sen ota status --mqtt mqtt://127.0.0.1:1883 --site lab")
+    for command in (push, status):
+        command.add_argument("--mqtt", required=True, metavar="URL", help="the boards' broker, as mqtt://HOST:PORT")
+        command.add_argument("--site", required=push is command, default="+", metavar="S", help="the boards' site")
+        command.add_argument("--username", metavar="USER", help="MQTT user name")
+        command.add_argument("--password-file", type=Path, metavar="FILE", help="MQTT password, read from FILE")
     return {"ota": _cmd_ota}
 
 
@@ -72,6 +100,8 @@ def _cmd_ota(args: argparse.Namespace) -> int:
                              firmware_dir=args.firmware or ota.FIRMWARE_DIR, mpy_cross=ota.find_mpy_cross())
         print(f"wrote {args.out}: {ota.summary(manifest)}")
         return 0
+    if args.ota_command in ("push", "status"):
+        return _mqtt_command(args)
     try:
         data = args.bundle.read_bytes()
     except OSError as err:
@@ -79,3 +109,26 @@ def _cmd_ota(args: argparse.Namespace) -> int:
     manifest = ota.verify(data, ota_keys.load_pub(args.pub), board=args.board, running=args.running)
     print(f"{args.bundle}: OK, {ota.summary(manifest)}", file=sys.stdout)
     return 0
+
+
+def _mqtt_command(args: argparse.Namespace) -> int:
+    from gateway.ops import ota_push
+    from gateway.ops.ota_keys import OtaError
+    from gateway.service.options import parse_mqtt_url
+
+    endpoint = parse_mqtt_url(args.mqtt, option="--mqtt")
+    try:
+        password = args.password_file.read_text().strip() if args.password_file else None
+    except OSError as err:
+        raise OtaError("unreadable", f"--password-file: {err.strerror}") from None
+    auth = {"username": args.username, "password": password}
+    if args.ota_command == "status":
+        return ota_push.board_status(endpoint.host, endpoint.port, out=sys.stdout, site=args.site, **auth)
+    try:
+        bundle = args.bundle.read_bytes()
+    except OSError as err:
+        raise OtaError("unreadable", f"{args.bundle}: {err.strerror}") from None
+    targets = [ota_push.Target(args.site, d) for d in args.device]
+    return ota_push.push(bundle, targets, host=endpoint.host, port=endpoint.port, out=sys.stdout,
+                         chunk_size=args.chunk, window=args.window, wait=args.wait, timeout_s=args.timeout,
+                         stall_s=args.stall, **auth)
