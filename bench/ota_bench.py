@@ -8,6 +8,11 @@
 - heap: what the module costs once imported (gc.mem_alloc() after a collection, before and
   after), and the smallest `-X heapsize` in which the TEST 1024 verification still passes
   (the interpreter and this script included: its own ~2 KiB baseline is printed beside it).
+- receiver (`receiver()`): the board's OTA receiver (firmware/lib/ota.py, .mpy) taking a
+  bundle of the real firmware (.mpy, built by `sen ota build`) in 1 KiB chunks into a slot on
+  the local disk, at 64K: the heap ota + otaslot cost once imported, the most in use after
+  any chunk (after a collection), the slowest chunk (the one that completes the head: the
+  signature check), the whole transfer, and the smallest heap the whole transfer runs in.
 
 Prints a table; `--json` prints one JSON object instead. The figures are the unix port's
 (64-bit, desktop CPU): an ESP32 at 240 MHz is roughly 30-100x slower at long-int arithmetic
@@ -74,6 +79,83 @@ print("RESULT", json.dumps(r))
 """
 
 
+# Runs inside MicroPython: argv = module dir, flash dir, public key hex, plan file (u32 length +
+# message, repeated).
+_RECEIVER = """
+import gc, sys, time, json, binascii, struct
+gc.collect()
+b0 = gc.mem_alloc()
+sys.path.insert(0, sys.argv[1])
+import ota
+gc.collect()
+imp = gc.mem_alloc() - b0
+r = ota.Receiver(binascii.unhexlify(sys.argv[3]), "sim", "1.4.0", "1.24.1", sys.argv[2])
+live = slow = 0
+t0 = time.ticks_ms()
+with open(sys.argv[4], "rb") as f:
+    n4 = bytearray(4)
+    while f.readinto(n4) == 4:
+        msg = f.read(struct.unpack(">I", n4)[0])
+        t = time.ticks_us()
+        r.chunk(msg)
+        slow = max(slow, time.ticks_diff(time.ticks_us(), t))
+        msg = None
+        gc.collect()
+        live = max(live, gc.mem_alloc() - b0)
+total = time.ticks_diff(time.ticks_ms(), t0)
+res = {"st": r.st["st"], "import": imp, "live": live, "slowest_ms": slow / 1000, "total_ms": total}
+print("RESULT", json.dumps(res))
+"""
+
+
+def receiver(micropython: str | None = None) -> dict[str, Any]:
+    """The OTA receiver's figures at 64K, and the smallest heap a whole transfer runs in."""
+    from gateway.ops import ota, ota_keys
+    from gateway.ops.ota_push import chunks
+
+    micropython = micropython or find_micropython()
+    cross = Path(micropython).with_name("mpy-cross")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        ota_keys.keygen(base / "keys")
+        bundle_path = base / "app.senota"
+        manifest = ota.build(ota_keys.load_key(base / "keys" / "ota.key"), version="1.5.0", boards=["sim"],
+                             out=bundle_path, mpy=True, mpy_cross=str(cross))
+        bundle = bundle_path.read_bytes()
+        with open(base / "plan.bin", "wb") as f:
+            for _, message in chunks(bundle, 1024):
+                f.write(len(message).to_bytes(4, "big") + message)
+        mods = base / "mods"
+        mods.mkdir()
+        for name in ("ota", "otaslot", "ed25519"):
+            subprocess.run([str(cross), "-O3", "-s", name, "-o", str(mods / f"{name}.mpy"), str(LIB / f"{name}.py")],
+                           check=True)
+        script = base / "recv.py"
+        script.write_text(_RECEIVER)
+        pub = ota_keys.load_pub(base / "keys" / "ota.pub").hex()
+
+        def run(heap: str) -> dict[str, Any] | None:
+            flash = Path(tempfile.mkdtemp(dir=base))
+            done = subprocess.run([micropython, "-X", f"heapsize={heap}", str(script), str(mods), f"{flash}/", pub,
+                                   str(base / "plan.bin")], capture_output=True, text=True, timeout=300)
+            for line in done.stdout.splitlines():
+                if line.startswith("RESULT "):
+                    got: dict[str, Any] = json.loads(line[7:])
+                    return got if got.get("st") == "ready" else None
+            return None
+
+        figures = run("64K")
+        if figures is None:
+            raise SystemExit("the OTA receiver failed at -X heapsize=64K")
+        lo, hi = 2, 64
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if run(f"{mid}K") else (mid, hi)
+        figures.update(smallest_heap_kib=hi, bundle=len(bundle), files=len(manifest["files"]),
+                       manifest=ota.manifest_length(bundle[:12]))
+    return figures
+
+
 def _vm(micropython: str, mod_dir: Path, what: str, heap: str) -> dict[str, Any] | None:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(_SCRIPT)
@@ -119,7 +201,7 @@ def verifier(micropython: str | None = None) -> dict[str, Any]:
     return figures
 
 
-def _table(r: dict[str, Any]) -> str:
+def _table(r: dict[str, Any], rx: dict[str, Any]) -> str:
     return "\n".join([
         "Ed25519 verifier (firmware/lib/ed25519.py, .mpy, unix port, -X heapsize=64K)",
         f"  verify, empty message (RFC 8032 TEST 1)  {r['verify_empty_ms']:8.1f} ms",
@@ -128,6 +210,13 @@ def _table(r: dict[str, Any]) -> str:
         f"  heap once imported                       {r['import']:8d} B",
         f"  smallest heap that verifies TEST 1024    {r['smallest_heap_kib']:8d} KiB"
         f" (interpreter + bench script alone: {r['script_base']} B in use)",
+        f"OTA receiver (firmware/lib/ota.py, .mpy): {rx['bundle']:,} B bundle, {rx['files']} files, "
+        f"{rx['manifest']:,} B manifest, 1 KiB chunks",
+        f"  heap once imported (ota + otaslot)       {rx['import']:8d} B",
+        f"  most in use after a chunk                {rx['live']:8d} B",
+        f"  slowest chunk (the signature check)      {rx['slowest_ms']:8.1f} ms",
+        f"  whole transfer                           {rx['total_ms']:8d} ms",
+        f"  smallest heap for the whole transfer     {rx['smallest_heap_kib']:8d} KiB",
     ])
 
 
@@ -135,8 +224,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    result = verifier()
-    print(json.dumps(result) if args.json else _table(result))
+    result, rx = verifier(), receiver()
+    print(json.dumps({"verifier": result, "receiver": rx}) if args.json else _table(result, rx))
     return 0
 
 

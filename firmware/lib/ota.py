@@ -3,13 +3,13 @@
 # a file is written, each file's SHA-256 as it streams in; the transfer resumes from the last
 # chunk written after a lost link or a reboot. When every file checks out, the slot is marked
 # for trial (sen_slot.json) and st is "ready": the app reboots, boot.py runs the trial slot.
-# Fixed buffers: one 512-byte read-back buffer, the hash objects; the manifest's file list is
-# kept as (path, size, digest) tuples.
+# Fixed buffers: one 512-byte read-back buffer, the hashes; files kept as (path, size, digest).
 import os
 import json
 import struct
 import hashlib
 import binascii
+import sys
 from micropython import const
 from otaslot import SLOTS, TRIES, slots, exists, write_json, rmtree, mkdirs, vt, prefix
 
@@ -192,6 +192,7 @@ class Receiver:
                 return True
             f.seek(_HEAD)
             ok = ed25519.verify(self.pub, f, sig)
+        del sys.modules["ed25519"]  # needed once per transfer: its ~5 KiB go back to the heap
         if not ok:
             self._refuse("bad_signature")
             return True
