@@ -40,6 +40,7 @@ class AT:
         self.resp = []  # the info lines of the last command
         self.fin = TIMEOUT  # and its final result
         self.raw = 0  # this many next lines go to on_urc whatever they are
+        self.abort = False  # set (by a URC handler): a waiting command gives up now
         self.tx = self.rx = self.cut = self.timeouts = 0
 
     # Reads what the UART holds; complete lines are handled. True if anything came.
@@ -138,7 +139,7 @@ class AT:
         try:
             if data is not None:
                 while not self._prompt and self._fin is None:
-                    if time.ticks_diff(time.ticks_ms(), t) > min(ms, _PROMPT_MS):
+                    if self.abort or time.ticks_diff(time.ticks_ms(), t) > min(ms, _PROMPT_MS):
                         self.timeouts += 1
                         return TIMEOUT
                     if not self.pump():
@@ -147,7 +148,7 @@ class AT:
                     return self._fin
                 self.write(data)
             while self._fin is None:
-                if time.ticks_diff(time.ticks_ms(), t) > ms:
+                if self.abort or time.ticks_diff(time.ticks_ms(), t) > ms:
                     self.timeouts += 1
                     return TIMEOUT
                 if not self.pump():

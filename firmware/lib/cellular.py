@@ -149,9 +149,11 @@ class Cellular:
         if isinstance(r, tuple):
             if self.on_message is not None:
                 self.on_message(r[0], r[1], False)
-        elif r is not None:
+        elif r is not None and not self._stop:
             self._log("cell: %s: down to rung %s" % (line[:40], _RUNGS[r]))
             self._lost = max(self._lost, r)
+            if self.connected:
+                self.at.abort = True  # a publish in flight will get no answer: stop waiting
 
     # The connection manager, for the life of the board.
     async def run(self):
@@ -189,6 +191,7 @@ class Cellular:
     async def _up(self, r, first):
         at, m, c = self.at, self.m, self.c
         self._lost = -1
+        at.abort = False
         if r < 3 and not await self._sync(5000):
             return _DEAF
         if r >= 2:
@@ -207,6 +210,7 @@ class Cellular:
         if r >= 1:
             if r == 1:
                 await m.pdp_off()
+            self._lost = -1  # the URCs of our own CFUN=0 or PDP down are no news
             why = await self._register()
             if why:
                 return why
@@ -263,6 +267,8 @@ class Cellular:
         while time.ticks_diff(time.ticks_ms(), t) < c["reg_timeout_ms"]:
             v = await at.q("AT+CEREG?", "+CEREG")  # <n>,<stat>[,<tac>,<ci>,<act>]
             f = v.split(",") if v else []
+            if len(f) in (1, 4):  # a URC (<stat>[,<tac>,<ci>,<act>]) came first
+                f.insert(0, "2")
             st = int(f[1]) if len(f) > 1 and f[1].isdigit() else -1
             self.reg = st
             if st == 1 or st == 5:

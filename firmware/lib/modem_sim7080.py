@@ -14,6 +14,9 @@
 #   urc(line)                -> None, (topic, msg bytes) for a message, or the rung the link
 #                               fell to: 0 the MQTT session, 1 the PDP context, 2 the modem
 #                               itself (it restarted and lost its state)
+import time
+
+import asyncio
 from at import OK
 from micropython import const
 
@@ -46,8 +49,14 @@ class Modem:
         if r != OK:
             self._log("cell: AT+CNACT=0,1 %s" % (r or "no answer"))
             return False
-        v = await at.q("AT+CNACT?", "+CNACT")  # "0,1,\"10.1.2.3\""
-        return bool(v) and v.startswith("0,1")
+        # OK comes first, "+APP PDP: 0,ACTIVE" later: asked until active, for _PDP_MS
+        t = time.ticks_ms()
+        while time.ticks_diff(time.ticks_ms(), t) < _PDP_MS:
+            v = await at.q("AT+CNACT?", "+CNACT")  # 0,1,"10.1.2.3"
+            if v is None or v.startswith("0,1"):
+                return bool(v)
+            await asyncio.sleep_ms(500)
+        return False
 
     async def pdp_off(self):
         await self.at.cmd("AT+CNACT=0,0", _PDP_MS)
