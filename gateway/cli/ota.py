@@ -65,7 +65,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
         example="sen ota push --bundle app-1.5.0.senota --mqtt mqtt://127.0.0.1:1883 --site lab --device yolo-01 "
                 "--wait")
     push.add_argument("--bundle", type=Path, required=True, metavar="FILE", help="the bundle (sen ota build)")
-    push.add_argument("--device", action="append", required=True, metavar="D", help="a board; repeat for several")
+    push.add_argument("--device", action="append", metavar="D",
+                      help="a board; repeat for several (default: every board of --site with a retained status)")
+    push.add_argument("--canary", type=positive_int, metavar="N",
+                      help="update N boards first; go on only when they run the new version")
     push.add_argument("--chunk", type=positive_int, default=1024, metavar="B",
                       help="data bytes per chunk, at most 2048 (a cellular board pays per byte)")
     push.add_argument("--window", type=positive_int, default=16, metavar="N", help="chunks ahead of a board's at")
@@ -128,7 +131,13 @@ def _mqtt_command(args: argparse.Namespace) -> int:
         bundle = args.bundle.read_bytes()
     except OSError as err:
         raise OtaError("unreadable", f"{args.bundle}: {err.strerror}") from None
-    targets = [ota_push.Target(args.site, d) for d in args.device]
-    return ota_push.push(bundle, targets, host=endpoint.host, port=endpoint.port, out=sys.stdout,
-                         chunk_size=args.chunk, window=args.window, wait=args.wait, timeout_s=args.timeout,
-                         stall_s=args.stall, **auth)
+    devices = args.device or sorted(name.split("/")[1] for name in
+                                    ota_push.statuses(endpoint.host, endpoint.port, site=args.site, **auth))
+    if not devices:
+        raise OtaError("no_board", f"no board of site {args.site} has a retained status: name them with --device")
+    targets = [ota_push.Target(args.site, d) for d in devices]
+    kw = dict(host=endpoint.host, port=endpoint.port, out=sys.stdout, chunk_size=args.chunk, window=args.window,
+              wait=args.wait, timeout_s=args.timeout, stall_s=args.stall, **auth)
+    if args.canary:
+        return ota_push.rollout(bundle, targets, canary=args.canary, **kw)
+    return ota_push.push(bundle, targets, **kw)

@@ -193,9 +193,20 @@ def _show(t: Target, o: dict[str, Any], size: int, out: TextIO) -> None:
         print(line, file=out, flush=True)
 
 
-def board_status(host: str, port: int, *, out: TextIO, site: str = "+", device: str = "+", listen_s: float = 1.5,
-                 username: str | None = None, password: str | None = None) -> int:
-    """`sen ota status`: every board's retained status, its version and its last OTA."""
+def rollout(bundle: bytes, targets: list[Target], *, canary: int, out: TextIO, **kw: Any) -> int:
+    """`--canary N`: the first N boards get the bundle and must come back running it (push with
+    wait) before the others get it; a canary that fails stops the rollout there."""
+    first, rest = targets[:canary], targets[canary:]
+    print(f"canary: {', '.join(t.name for t in first)}", file=out, flush=True)
+    if push(bundle, first, out=out, **{**kw, "wait": True}) != 0:
+        print(f"a canary failed: {len(rest)} boards left as they are", file=out, flush=True)
+        return 1
+    return push(bundle, rest, out=out, **kw) if rest else 0
+
+
+def statuses(host: str, port: int, *, site: str = "+", device: str = "+", listen_s: float = 1.5,
+             username: str | None = None, password: str | None = None) -> dict[str, dict[str, Any]]:
+    """Every board's retained status, by "site/device"."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -224,6 +235,12 @@ def board_status(host: str, port: int, *, out: TextIO, site: str = "+", device: 
     finally:
         client.disconnect()
         client.loop_stop()
+    return seen
+
+
+def board_status(host: str, port: int, *, out: TextIO, **kw: Any) -> int:
+    """`sen ota status`: every board's retained status, its version and its last OTA."""
+    seen = statuses(host, port, **kw)
     print(f"{'board':<32} {'state':<9} {'ver':<10} ota", file=out)
     for name in sorted(seen):
         doc = seen[name]

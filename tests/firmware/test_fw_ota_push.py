@@ -23,12 +23,13 @@ pytestmark = pytest.mark.firmware
 LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
 
 # argv: lib dir (.mpy), host, port, site, device, public key hex, running version, flash dir (ends in /),
-# board profile. Exits 0 when the bundle is verified (the app would reboot into its trial).
+# board profile, mode: "stop" exits once the bundle is verified or refused; "confirm" then
+# reboots into the trial and confirms it, "crash" uses the trial boots up (rolled back).
 _BOARD = """
 import sys, asyncio, binascii
 sys.path.insert(0, sys.argv[1])
-import mqtt, ota
-host, port, site, dev, pub, ver, root, board = sys.argv[2:10]
+import mqtt, ota, otaslot
+host, port, site, dev, pub, ver, root, board, mode = sys.argv[2:11]
 r = ota.Receiver(binascii.unhexlify(pub), board, ver, "1.24.1", root)
 base = "sen/v1/%s/%s/" % (site, dev)
 c = mqtt.MQTTClient(dev, host, int(port), 30, base + "status", b'{"state":"offline"}', print)
@@ -42,15 +43,27 @@ async def on_connect():
 c.on_message = on_message
 c.on_connect = on_connect
 async def main():
+    global r, ver, mode
     asyncio.create_task(c.run())
     while True:
         if flag[0] and c.connected:
             flag[0] = False
             await c.publish(base + "status", ('{"state":"online","ver":"%s"%s}' % (ver, r.status())).encode(), 1, True)
-            if r.st and r.st["st"] in ("ready", "refused"):
+            if r.st and r.st["st"] in ("ready", "refused", "done", "rolled_back"):
                 await c.wait_idle()
                 print("OTA", r.st["st"])
-                return
+                if r.st["st"] != "ready" or mode == "stop":
+                    return
+                # what the app and boot.py are to do: reboot into the trial slot; then either
+                # confirm it (first ack in time) or, crashing, use its trial boots up
+                for i in range(1 if mode == "confirm" else 4):
+                    otaslot.pick(root)
+                if mode == "confirm":
+                    otaslot.confirm(root)
+                ver = otaslot.slots(root).get("ver", ver) if mode == "confirm" else ver
+                r = ota.Receiver(r.pub, board, ver, "1.24.1", root)
+                mode = "stop"
+                flag[0] = True
         await asyncio.sleep_ms(10)
 asyncio.run(main())
 """
@@ -64,7 +77,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _board(micropython_bin: str, mosquitto: Any, tmp_path: Path, keys: Path, device: str,
-           board: str = "sim") -> tuple[subprocess.Popen[str], Path]:
+           board: str = "sim", mode: str = "stop") -> tuple[subprocess.Popen[str], Path]:
     flash = tmp_path / device
     flash.mkdir(exist_ok=True)
     script = tmp_path / "board.py"
@@ -72,7 +85,8 @@ def _board(micropython_bin: str, mosquitto: Any, tmp_path: Path, keys: Path, dev
     lib = build_mpy(micropython_bin, LIB.parents[1])  # precompiled, as a board runs them
     proc = subprocess.Popen([micropython_bin, "-X", "heapsize=64K", str(script), str(lib), mosquitto.host,
                              str(mosquitto.port), "otatest", device, ota_keys.load_pub(keys / "ota.pub").hex(),
-                             "1.4.0", f"{flash}/", board], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "1.4.0", f"{flash}/", board, mode], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     return proc, flash
 
 
@@ -175,3 +189,34 @@ def test_a_refused_bundle_fails_the_push(mosquitto: Any, micropython_bin: str, t
     assert rc == 1
     assert "otatest/ota-yolo: failed: refused (wrong_board)" in text
     assert not (flash / "sen_slot.json").exists()
+
+
+def test_wait_returns_when_the_boards_run_it_and_fails_on_a_rollback(mosquitto: Any, micropython_bin: str,
+                                                                      tmp_path: Path, keys: Path) -> None:
+    bundle = _bundle(keys, tmp_path)
+    good = _board(micropython_bin, mosquitto, tmp_path, keys, "ota-good", mode="confirm")
+    bad = _board(micropython_bin, mosquitto, tmp_path, keys, "ota-bad", mode="crash")
+    try:
+        rc, text = _push(mosquitto, bundle, ["ota-good", "ota-bad"], wait=True)
+    finally:
+        ends = [_end(good[0]), _end(bad[0])]
+    assert [code for code, _ in ends] == [0, 0], ends
+    assert rc == 1, text
+    assert "otatest/ota-good: ok: runs 1.5.0" in text
+    assert "otatest/ota-bad: failed: rolled_back (trial_failed)" in text
+
+
+def test_a_failed_canary_stops_the_rollout(mosquitto: Any, micropython_bin: str, tmp_path: Path,
+                                           keys: Path) -> None:
+    bundle = _bundle(keys, tmp_path)
+    canary = _board(micropython_bin, mosquitto, tmp_path, keys, "ota-canary", mode="crash")
+    out = io.StringIO()
+    try:
+        rc = ota_push.rollout(bundle, [ota_push.Target("otatest", d) for d in ("ota-canary", "ota-rest")], canary=1,
+                              host=mosquitto.host, port=mosquitto.port, out=out, timeout_s=60.0, stall_s=1.0)
+    finally:
+        _end(canary[0])
+    assert rc == 1
+    assert "ota-canary: failed: rolled_back" in out.getvalue()
+    assert "a canary failed: 1 boards left as they are" in out.getvalue()
+    assert "ota-rest" not in out.getvalue().split("canary: ")[1].split("\n", 1)[1]
