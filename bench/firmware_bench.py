@@ -4,7 +4,7 @@
 
 - heap: one simulated board (BME280 + SHT31 + DHT20, precompiled .mpy as `sen sim` builds
   them), serial transport with `ack: puback` (no broker needed: a written frame counts as
-  delivered), run with `-X heapsize=64K` (the target: it runs there, peak ~51 KiB), 56K
+  delivered), run with `-X heapsize=64K` (the target: it runs there, peak ~52 KiB), 56K
   (the edge: about the least it needs, a run may fail there) and 96K (plenty: the same
   peak, so the 64K figure is not squeezed); the peak is gc.mem_alloc() right after a
   collection, before each envelope (the firmware's own figure, "Sen done: ... peak heap N B").
@@ -12,7 +12,8 @@
   from the frames the board wrote (the serial frame's "site" left out: MQTT carries it in
   the topic), beside plain json.dumps of the same envelope as a dict (default separators);
   each also "without s": the same envelopes with every reading's sensor name ("s":"sht31",)
-  taken out, i.e. what they cost before readings carried it.
+  taken out, i.e. what they cost before readings carried it. Every envelope carries the
+  flash id, "fid":FID, (17 B with FID's 10 digits: the board's flash holds FID, see below).
 - encode: µs per reading inside MicroPython (time.ticks_us over many envelopes): Sen's path
   (each reading encoded once when sampled, appended to the RAM outbox, the envelope built by
   copying them into the preallocated buffer) beside json.dumps of the same envelope dict;
@@ -42,15 +43,20 @@ HEAPS = ("56K", "64K", "96K")
 TARGET_HEAP, TARGET_PEAK = "64K", 48 * 1024  # the memory issue: runs in 64K, peak under 48 KiB
 READINGS = 60
 ENCODE_ENVELOPES = 300
+# The flash id every run's flash holds (DESIGN.md's example): a fresh flash draws one at
+# random, from 1 to 10 digits (10 in 77% of draws), so the bytes per reading would move by a
+# few hundredths from run to run; this is the longest kind.
+FID = 2918374651
 
-# Runs inside MicroPython: argv = lib dir, batch size, envelopes, sensor name ("-": none);
-# prints "sen base" in µs.
+# Runs inside MicroPython: argv = lib dir, batch size, envelopes, sensor name ("-": none),
+# fid; prints "sen base" in µs.
 _ENCODE = """
 import sys, json, time, gc
 sys.path.insert(1, sys.argv[1])
 import bufs, payload
 from outbox import Outbox
 B = int(sys.argv[2]); N = int(sys.argv[3]); S = None if sys.argv[4] == "-" else sys.argv[4]
+FID = int(sys.argv[5])
 M = {"temp_c": 21.53, "rh_pct": 55.2, "p_hpa": 1006.53}
 D = {"heap_free": 41232, "outbox": B, "dropped": 0, "reset": "power", "rssi_dbm": -50}
 ob = Outbox(None, 4 * B)
@@ -60,7 +66,7 @@ for e in range(N):
     for i in range(B):
         s = e * B + i + 1
         ob.push(1, s, s * 1000, payload.reading(s, 1763800000000 + s, s * 1000, M, S))
-    a, b, n, nxt, boot, last = payload.build(ob, bufs.env, B, 1, N * B * 1000, D, "sim-0000", "sim", None)
+    a, b, n, nxt, boot, last = payload.build(ob, bufs.env, B, 1, N * B * 1000, D, "sim-0000", FID, "sim", None)
     ob.advance(ob.cursor, nxt, n)
     ob.ack(1, s)
 t_sen = time.ticks_diff(time.ticks_us(), t0)
@@ -72,7 +78,7 @@ for e in range(N):
         s = e * B + i + 1
         r.append({"seq": s, "ts": 1763800000000 + s, "m": M} if S is None else
                  {"seq": s, "ts": 1763800000000 + s, "s": S, "m": M})
-    env = {"v": 1, "dev": "sim-0000", "boot": 1, "up": N * B * 1000, "lo": e * B + 1,
+    env = {"v": 1, "dev": "sim-0000", "fid": FID, "boot": 1, "up": N * B * 1000, "lo": e * B + 1,
            "board": "sim", "r": r, "d": D}
     out = json.dumps(env)
 t_base = time.ticks_diff(time.ticks_us(), t0)
@@ -130,6 +136,9 @@ def run_board(micropython: str, mpy: Path | None, heap: str, batch: int) -> dict
     """One board run; its peak heap and the telemetry frames it wrote."""
     with tempfile.TemporaryDirectory(prefix="sen-fwbench-") as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(_config(batch)))
+        # a flash that holds FID (a counter of 0: this run is its boot 1)
+        (Path(tmp) / "sen_fid.txt").write_text(f"{FID}\n")
+        (Path(tmp) / "sen_boot.txt").write_text("0\n")
         env = {"SEN_MPY": str(mpy)} if mpy is not None else {}
         done = subprocess.run([micropython, "-X", f"heapsize={heap}", str(FIRMWARE_MAIN)], cwd=tmp,
                               env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
@@ -150,7 +159,7 @@ def wire(envs: list[str], with_s: bool = True) -> dict[str, float]:
     sen = base = readings = 0
     for text in envs:
         doc = json.loads(text)
-        text = text.replace('"site":"%s",' % doc["site"], "", 1)
+        text = text.replace(f'"site":"{doc["site"]}",', "", 1)
         if not with_s:
             text = _SENSOR.sub("", text)
             for r in doc["r"]:
@@ -166,7 +175,7 @@ def wire(envs: list[str], with_s: bool = True) -> dict[str, float]:
 def encode(micropython: str, batch: int, sensor: str = "sht31") -> dict[str, float]:
     """µs and envelope bytes per reading, each reading with "s": sensor ("" for none)."""
     done = _run_script(micropython, _ENCODE, [str(REPO_ROOT / "firmware" / "lib"), str(batch),
-                                              str(ENCODE_ENVELOPES), sensor or "-"], 300)
+                                              str(ENCODE_ENVELOPES), sensor or "-", str(FID)], 300)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         raise RuntimeError(f"encode bench failed: {done.stdout}{done.stderr}")

@@ -37,7 +37,7 @@ class App:
         self.ob = ob = Outbox(None if cfg["outbox_ram"] else OUTBOX, cfg["outbox_max"])
         if ob.torn:
             log("outbox: cut %d B of a torn record" % ob.torn)
-        self.seq = self.sent = self.peak = self.bad_cmd = self._last_ts = self._up = 0
+        self.seq = self.sent = self.peak = self.bad_cmd = self._last_ts = self._up = self._foreign = 0
         self.e2e = cfg["ack"] == "e2e"  # end-to-end acks rule the outbox
         self.anchor = None  # gateway's clock anchor for this boot (ts = anchor + uptime)
         self._up_t = time.ticks_ms()
@@ -118,6 +118,12 @@ class App:
             boot, seq, anchor = j["boot"], j["seq"], j.get("anchor")
             if not (isinstance(boot, int) and isinstance(seq, int)):
                 raise ValueError("ack needs integer boot and seq")
+            f = j.get("fid", self.cfg["fid"])  # without fid (a gateway older than fid): ours
+            if f != self.cfg["fid"]:  # another flash's (an erased or replaced board's, retained)
+                if f != self._foreign:  # logged once
+                    self._foreign = f
+                    log("ack: fid %r is another flash's: ignored" % (f,))
+                return
             if not self.e2e and self.cfg["ack"] == "auto":
                 log("ack: end-to-end acks seen, the outbox follows them from now")
                 self.e2e = True
@@ -225,8 +231,8 @@ class App:
             d = self.diag()
             self._flush = False
             start = ob.cursor
-            a, b, n, nxt, boot, last = payload.build(ob, bufs.env, cfg["batch_max"], self.boot, self.uptime(),
-                                                     d, self.dev, cfg["board"], cfg["site"] if self.serial else None)
+            a, b, n, nxt, boot, last = payload.build(ob, bufs.env, cfg["batch_max"], self.boot, self.uptime(), d,
+                                                     self.dev, cfg["fid"], cfg["board"], cfg["site"] if self.serial else None)
             if not n:
                 ob.rewind()
                 continue

@@ -1,27 +1,50 @@
-# Sen firmware: the boot counter, one integer in a file in the flash dir, +1 per start.
-# Written to a temporary file and renamed, so a power cut leaves the old or the new value.
+# Sen firmware: the boot counter and the flash id, each one integer in a file in the flash dir.
+# The counter is +1 per start. The flash id (fid, 1..2^32-1, in every envelope) is drawn at
+# random when the flash holds no boot counter (a new or erased flash: its boot 1 is not the
+# old flash's, DESIGN.md "Identity"), or holds a counter but no fid (firmware that predates
+# it: the counter goes on), and kept. os.urandom is the hardware RNG on the ESP32
+# (esp_random) and the system's random source on the unix port; the draw is mixed with the
+# boot's microsecond timing.
+# Each is written to a temporary file and renamed, so a power cut leaves the old or the new
+# value; the fid is written before the counter.
 import os
+import time
 
 FILE = "sen_boot.txt"
+FID = "sen_fid.txt"
 
 
 class BootCountError(Exception):
     pass
 
 
-def next_boot(path=FILE):
-    n = 0
-    try:
-        with open(path) as f:
-            n = int(f.read().strip() or "0")
-    except OSError:
-        n = 0  # first boot on this flash
-    except ValueError:
+# -> (boot number, fid)
+def next_boot(path=FILE, fid_path=FID):
+    v = [None, None]  # type: list  # the counter, the fid: None without a file, -1 not a number
+    for i in (0, 1):
+        try:
+            with open(fid_path if i else path) as f:
+                v[i] = int(f.read().strip() or "0")
+        except OSError:
+            pass
+        except ValueError:
+            v[i] = -1
+    n, f = v
+    if n is not None and not 0 <= n < 1 << 32:
         # never restart at 1 silently: (device, boot, seq) would repeat and be deduplicated away
         raise BootCountError("%s: corrupt boot counter, fix or remove it" % path)
-    n += 1
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("%d\n" % n)
-    os.rename(tmp, path)
-    return n
+    w = []  # type: list  # what to write: (file, value)
+    if n is None or f is None or not 0 < f < 1 << 32:  # a corrupt fid is drawn again: safe
+        f = 0
+        while not f:
+            f = (int.from_bytes(os.urandom(4), "little") ^ time.ticks_us()) & 0xFFFFFFFF  # type: ignore[operator]
+        print("boot: flash id %d drawn (%s)" % (f, "no boot counter: a new or erased flash"
+                                                if n is None else "none kept yet"))
+        w.append((fid_path, f))
+    n = (n or 0) + 1
+    w.append((path, n))
+    for p, x in w:
+        with open(p + ".tmp", "w") as g:
+            g.write("%d\n" % x)
+        os.rename(p + ".tmp", p)
+    return n, f

@@ -5,7 +5,7 @@ import json
 
 from micropython import const
 
-_RES = const(224)  # room kept at the front of the buffer for the envelope header
+_RES = const(240)  # room kept at the front of the buffer for the envelope header (224 at most)
 
 
 # One reading as JSON bytes; ts (Unix ms) when the clock is synced, else up (uptime ms); s:
@@ -26,10 +26,10 @@ def reading(seq, ts, up, m, s=None):
 
 # Builds one envelope in buf from the outbox's unsent readings: one boot per envelope (a
 # replay keeps each reading's original boot and seq). Readings are copied in first, after
-# _RES bytes, and the header is put just before them; site is None over MQTT (the topic
-# carries it). Returns (start, end, n, next offset, the envelope's boot, its last seq);
+# _RES bytes, and the header is put just before them; fid: the flash id (bootcount); site
+# is None over MQTT (the topic carries it). Returns (start, end, n, next offset, the envelope's boot, its last seq);
 # n = 0 when nothing is unsent.
-def build(outbox, buf, bmax, boot, up, diag, dev, board, site):
+def build(outbox, buf, bmax, boot, up, diag, dev, fid, board, site):
     tail = ('],"d":%s}' % json.dumps(diag, separators=(",", ":"))).encode()
     nxt = outbox.take(memoryview(buf)[_RES:len(buf) - len(tail)], bmax)
     n = outbox.w_n
@@ -42,8 +42,8 @@ def build(outbox, buf, bmax, boot, up, diag, dev, board, site):
     # when older than b (tests/contract/ack.md)
     lo = outbox.oldest(b)
     ob = outbox.w_boot
-    h = ('{"v":1,%s"dev":"%s","boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
-        '"site":"%s",' % site if site else "", dev, b, up, lo,
+    h = ('{"v":1,%s"dev":"%s","fid":%d,"boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
+        '"site":"%s",' % site if site else "", dev, fid, b, up, lo,
         ',"ob":%d' % ob if ob < b else "", board)).encode()
     a = _RES - len(h)
     buf[a:_RES] = h

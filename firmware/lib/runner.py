@@ -27,13 +27,14 @@ def _hal():
     return hal_sim
 
 
-# (config, boot number), or None after printing the error.
+# (config, boot number), or None after printing the error; config's "fid" is the flash id.
 def _load():
     import bootcount
     import config
     try:
-        return config.load("config.json", "esp32" if sys.platform == "esp32" else "sim"), \
-            bootcount.next_boot()
+        c = config.load("config.json", "esp32" if sys.platform == "esp32" else "sim")
+        n, c["fid"] = bootcount.next_boot()
+        return c, n
     except (config.ConfigError, bootcount.BootCountError) as e:
         print("Sen config error: %s" % e)
         return None

@@ -1,6 +1,7 @@
 """Test helpers: an ack responder standing in for the gateway's end-to-end ack (paho: on
-telemetry, record (dev, boot, seq) and publish the retained ack with the contiguous rule of
-tests/contract/ack.md), and a TCP proxy between board and broker that a test can cut."""
+telemetry, record (dev, fid, boot, seq) and publish the retained ack, with its fid, by the
+contiguous rule of tests/contract/ack.md), and a TCP proxy between board and broker that a
+test can cut."""
 
 from __future__ import annotations
 
@@ -17,21 +18,26 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 class AckResponder:
-    """The gateway's ack rule (tests/contract/ack.md): per (device, boot) the ack's seq is the
-    contiguous high-water mark, the largest S with every seq 1..S received or below a `lo` the
-    board sent; never lower than one already published; no ack of the newest boot while S is
-    0. An envelope with `ob` = O (older boot O still in the board's outbox) is answered with
-    the ack of boot O instead (seq possibly 0), as is an old-boot envelope while the newest
-    boot's last envelope named it. `drop(dev, boot, n)`: the next n telemetry messages of that
-    boot are lost on the way (not recorded, not acked)."""
+    """The gateway's ack rule (tests/contract/ack.md): per boot (device, fid, boot), fid the
+    envelope's flash id (0 when it has none), the ack's seq is the contiguous high-water mark,
+    the largest S with every seq 1..S received or below a `lo` the board sent; never lower than
+    one already published; no ack of a flash's newest boot while S is 0. An envelope with `ob`
+    = O (older boot O still in the board's outbox) is answered with the ack of boot O instead
+    (seq possibly 0), as is an old-boot envelope while the newest boot's last envelope named
+    it. Every ack carries the envelope's fid, as the gateway's do. `drop(dev, boot, n)`: the
+    next n telemetry messages of that boot are lost on the way (not recorded, not acked).
+    `fids[dev]`: the fid of the device's last envelope, which `seqs` and `twice` look at
+    unless given another."""
 
     def __init__(self, host: str, port: int, site: str, client_id: str | None = None):
-        self.got: Counter[tuple[str, int, int]] = Counter()
-        self.lo: dict[tuple[str, int], int] = {}
-        self.acked: dict[tuple[str, int], int] = {}
-        self.ob: dict[str, int] = {}  # device -> `ob` of its newest boot's last envelope
+        self.got: Counter[tuple[str, int, int, int]] = Counter()  # (dev, fid, boot, seq)
+        self.lo: dict[tuple[str, int, int], int] = {}
+        self.acked: dict[tuple[str, int, int], int] = {}
+        self.ob: dict[tuple[str, int], int] = {}  # (dev, fid) -> `ob` of its newest boot's last envelope
+        self.fids: dict[str, int] = {}
         self.dropped: Counter[tuple[str, int]] = Counter()
         self.obs: list[tuple[str, int, int]] = []  # (dev, boot, ob) of every envelope with ob
+        self.acks: list[dict[str, int]] = []  # every ack published, in order
         self._drop: Counter[tuple[str, int]] = Counter()
         self._lock = threading.Lock()
         self.site = site
@@ -47,50 +53,54 @@ class AckResponder:
         with self._lock:
             self._drop[(dev, boot)] += n
 
-    def _contiguous(self, dev: str, boot: int) -> int:
-        key = (dev, boot)
+    def _contiguous(self, dev: str, fid: int, boot: int) -> int:
+        key = (dev, fid, boot)
         s = max(self.acked.get(key, 0), self.lo.get(key, 1) - 1)
-        while (dev, boot, s + 1) in self.got:
+        while (dev, fid, boot, s + 1) in self.got:
             s += 1
         return s
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         env = json.loads(msg.payload)
-        dev, boot = env["dev"], env["boot"]
+        dev, boot, fid = env["dev"], env["boot"], env.get("fid", 0)
         ob = env.get("ob")
         with self._lock:
             if self._drop[(dev, boot)] > 0:
                 self._drop[(dev, boot)] -= 1
                 self.dropped[(dev, boot)] += 1
                 return
+            self.fids[dev] = fid
             for r in env["r"]:
-                self.got[(dev, boot, r["seq"])] += 1
+                self.got[(dev, fid, boot, r["seq"])] += 1
             if isinstance(env.get("lo"), int):
-                self.lo[(dev, boot)] = max(self.lo.get((dev, boot), 1), env["lo"])
-            newest = max(b for d, b, _ in self.got if d == dev)
+                self.lo[(dev, fid, boot)] = max(self.lo.get((dev, fid, boot), 1), env["lo"])
+            newest = max(b for d, f, b, _ in self.got if d == dev and f == fid)
             if boot == newest:
-                self.ob[dev] = ob if isinstance(ob, int) and ob < boot else boot
+                self.ob[(dev, fid)] = ob if isinstance(ob, int) and ob < boot else boot
                 if ob is not None:
                     self.obs.append((dev, boot, ob))
-            elif self.ob.get(dev) != boot:
+            elif self.ob.get((dev, fid)) != boot:
                 return  # the retained ack stays on the newest boot (it covers older boots)
-            target = self.ob[dev] if boot == newest else boot
-            s = self._contiguous(dev, target)
+            target = self.ob[(dev, fid)] if boot == newest else boot
+            s = self._contiguous(dev, fid, target)
             if s:
-                self.acked[(dev, target)] = s
+                self.acked[(dev, fid, target)] = s
             elif target == newest:
                 return
-        ack = {"boot": target, "seq": s, "anchor": 0}
+            ack = {"fid": fid, "boot": target, "seq": s, "anchor": 0}
+            self.acks.append(ack)
         client.publish(f"sen/v1/{self.site}/{dev}/ack", json.dumps(ack), qos=1, retain=True)
 
-    def seqs(self, dev: str, boot: int) -> list[int]:
+    def seqs(self, dev: str, boot: int, fid: int | None = None) -> list[int]:
         with self._lock:
-            return sorted(s for d, b, s in self.got if d == dev and b == boot)
+            f = self.fids.get(dev, 0) if fid is None else fid
+            return sorted(s for d, fi, b, s in self.got if d == dev and fi == f and b == boot)
 
-    def twice(self, dev: str) -> list[tuple[int, int]]:
+    def twice(self, dev: str, fid: int | None = None) -> list[tuple[int, int]]:
         """(boot, seq) received more than once: harmless, but should stay rare."""
         with self._lock:
-            return sorted((b, s) for (d, b, s), n in self.got.items() if d == dev and n > 1)
+            f = self.fids.get(dev, 0) if fid is None else fid
+            return sorted((b, s) for (d, fi, b, s), n in self.got.items() if d == dev and fi == f and n > 1)
 
     def close(self) -> None:
         self.c.loop_stop()

@@ -76,15 +76,18 @@ def test_envelope_has_the_golden_shape(mosquitto: Any, micropython_bin: str, rep
     finally:
         board.kill()
         col.close()
-    # basic_ts.json with each reading's sensor "s", as this firmware sends it
-    golden = json.loads((CONTRACT / "basic_ts_sensor.json").read_text())
+    # the golden envelope with the flash id "fid", "lo" and each reading's sensor "s", as this
+    # firmware sends it
+    golden = json.loads((CONTRACT / "sensor_and_fid.json").read_text())
     mine, gold = shape(env), shape(golden)
-    assert set(mine) - {"lo"} == set(gold)
+    assert set(mine) == set(gold)
     assert set(mine["r"][0]) == set(gold["r"][0])
-    # plus "lo" (tests/contract/ack.md): the oldest seq of this boot still in the outbox
-    assert {k: v for k, v in mine.items() if k not in ("r", "d", "lo")} == \
+    assert {k: v for k, v in mine.items() if k not in ("r", "d")} == \
         {k: v for k, v in gold.items() if k not in ("r", "d")}
+    # "lo" (tests/contract/ack.md): the oldest seq of this boot still in the outbox
     assert type(env["lo"]) is int and 1 <= env["lo"] <= env["r"][0]["seq"]
+    # "fid": the flash id this board drew on its first boot and keeps beside its boot counter
+    assert env["fid"] == int((tmp_path / "sen_fid.txt").read_text()) and 0 < env["fid"] < 1 << 32
     # the golden keys the board can know (no radio on the sim: rssi is the sim's), plus ours
     assert {"heap_free", "outbox", "dropped", "reset", "heap_largest", "reconnects",
             "uptime_ms", "rssi_dbm"} <= set(mine["d"])

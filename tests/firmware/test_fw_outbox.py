@@ -22,6 +22,7 @@ import payload
 from outbox import Outbox
 LOG = %r
 BUF = bytearray(2048)
+FID = 4000000001
 def st(o):
     return [o.count, o.dropped, list(o.last), o.unsent, o.torn]
 def fresh(limit=100):
@@ -34,7 +35,7 @@ def put(o, boot, seqs, pad=0):
         enc = payload.reading(s, None, s * 10, m)
         if not o.push(boot, s, s * 10, enc): raise ValueError(s)
 def env(o, boot, bmax=10, site=None):
-    a, e, n, nxt, b, last = payload.build(o, BUF, bmax, boot, 99, {"outbox": o.count}, "dev-1", "sim", site)
+    a, e, n, nxt, b, last = payload.build(o, BUF, bmax, boot, 99, {"outbox": o.count}, "dev-1", FID, "sim", site)
     if not n: return None
     o.advance(o.cursor, nxt, n)
     j = json.loads(bytes(BUF[a:e]))
@@ -185,7 +186,7 @@ out(env(o, 2))
 out(o.ack(1, 0)); o.rewind()
 e = env(o, 2, 2); out([e["boot"], e["lo"], e.get("ob")])
 out(o.ack(1, 5)); o.rewind()
-a, e, n, nxt, b, last = payload.build(o, BUF, 2, 2, 7, {"outbox": 2}, "dev-1", "sim", "lab")
+a, e, n, nxt, b, last = payload.build(o, BUF, 2, 2, 7, {"outbox": 2}, "dev-1", FID, "sim", "lab")
 print(bytes(BUF[a:e]).decode())
 """)
     assert r[0] == [1, 3, None, [3, 4, 5], 50]  # an old boot's envelope: up of its last reading
@@ -194,10 +195,10 @@ print(bytes(BUF[a:e]).decode())
     assert r[3] == 0
     assert r[4] == [1, 3, None]
     assert r[5] == 3
-    assert r[6] == {"v": 1, "site": "lab", "dev": "dev-1", "boot": 2, "up": 7, "lo": 1, "board": "sim",
-                    "r": [{"seq": 1, "up": 10, "m": {"x": 1}}, {"seq": 2, "up": 20, "m": {"x": 2}}],
+    assert r[6] == {"v": 1, "site": "lab", "dev": "dev-1", "fid": 4000000001, "boot": 2, "up": 7, "lo": 1,
+                    "board": "sim", "r": [{"seq": 1, "up": 10, "m": {"x": 1}}, {"seq": 2, "up": 20, "m": {"x": 2}}],
                     "d": {"outbox": 2}}
-    assert list(r[6]) == ["v", "site", "dev", "boot", "up", "lo", "board", "r", "d"]
+    assert list(r[6]) == ["v", "site", "dev", "fid", "boot", "up", "lo", "board", "r", "d"]
 
 
 def test_ram_mode(micropython_bin: str, repo_root: Path, tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The board's promise on the real MicroPython VM against a real Mosquitto: every reading
 not knowingly dropped reaches the (stand-in) gateway exactly once by (device, boot, seq),
 through a broker down at boot, a broker restart, a cut link, a power cut, a full outbox.
-The end-to-end ack comes from fw_net.AckResponder (the real gateway does not publish it yet)."""
+The end-to-end ack comes from fw_net.AckResponder (the gateway's ack rule, fid included)."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_first_readings_lost_before_subscribe_arrive_once(
         assert b.wait_exit(60) == 0, b.output()
         assert ack.seqs(dev, 1) == list(range(1, 31))
         assert "ack: stuck below" in b.output()
-        assert ack.lo.get((dev, 1), 0) >= 1  # every envelope says what the board still holds
+        assert ack.lo.get((dev, ack.fids[dev], 1), 0) >= 1  # every envelope says what the board still holds
     finally:
         b.kill()
         if ack is not None:

@@ -120,11 +120,41 @@ def test_serial_frames_and_ack_frees_the_outbox(micropython_bin: str, repo_root:
         assert all(f["site"] == "fwser" and f["dev"] == "ser-1" and f["lo"] == 1 for f in tel)
         assert [r["seq"] for r in b.readings()] == [1, 2, 3, 4, 5]
         assert b.proc is not None and b.proc.poll() is None  # holds them until the ack
-        b.send({"kind": "ack", "boot": 1, "seq": 3, "anchor": 0})
-        b.send({"kind": "ack", "boot": 1, "seq": 5, "anchor": 0})
+        fid = int((tmp_path / "sen_fid.txt").read_text())
+        assert all(f["fid"] == fid for f in tel)  # the flash id, as the gateway's acks carry it
+        b.send({"kind": "ack", "fid": fid, "boot": 1, "seq": 3, "anchor": 0})
+        b.send({"kind": "ack", "fid": fid, "boot": 1, "seq": 5, "anchor": 0})
         assert b.wait() == 0, "\n".join(b.lines)
         out = "\n".join(b.lines)
         assert "Sen done: 5 readings acked" in out and "3 readings done" in out, out
+    finally:
+        b.kill()
+
+
+def test_serial_acks_of_another_flash_are_ignored(micropython_bin: str, repo_root: Path,
+                                                  tmp_path: Path) -> None:
+    # Every frame carries the board's flash id; an ack frame with another fid frees nothing
+    # (logged once), one with its own fid counts, and one without fid (a gateway older than
+    # fid) still counts.
+    b = SerialBoard(micropython_bin, repo_root, tmp_path)
+    try:
+        b.start()
+        wait_for(lambda: len(b.readings()) >= 5, 20, "5 readings in frames")
+        fid = int((tmp_path / "sen_fid.txt").read_text())
+        tel = [f for f in b.frames() if "kind" not in f]
+        assert tel and all(f["fid"] == fid for f in tel), tel
+        other = fid ^ 1
+        b.send({"kind": "ack", "fid": other, "boot": 1, "seq": 5, "anchor": 0})
+        b.send({"kind": "ack", "fid": other, "boot": 1, "seq": 4, "anchor": 0})
+        wait_for(lambda: any("another flash's" in ln for ln in b.lines), 10, "the ignored ack logged")
+        time.sleep(0.5)
+        assert b.proc is not None and b.proc.poll() is None, "\n".join(b.lines)
+        b.send({"kind": "ack", "fid": fid, "boot": 1, "seq": 3, "anchor": 0})
+        wait_for(lambda: any("3 readings done, 2 in outbox" in ln for ln in b.lines), 10, "own ack")
+        b.send({"kind": "ack", "boot": 1, "seq": 5, "anchor": 0})  # no fid
+        assert b.wait() == 0, "\n".join(b.lines)
+        assert sum("another flash's" in ln for ln in b.lines) == 1, b.lines
+        assert not any("bad message" in ln for ln in b.lines), b.lines
     finally:
         b.kill()
 
