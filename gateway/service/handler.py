@@ -45,6 +45,22 @@ class Message:
     source: str = "mqtt"
     parsed: Topic | None = None
     doc: Mapping[str, object] | None = None
+    # False: the message may have waited in the broker's queue for this gateway (it came
+    # before the end of a resumed session's backlog), so its receive time says little about
+    # when it was sent: it makes no clock anchor while a live one may still come (HOLD).
+    live: bool = True
+    anchor_anyway: bool = False  # held long enough: anchor from it after all
+    held_at: float = 0.0  # monotonic time it was first held (0: never)
+
+
+class _Hold:
+    """handle_many's answer for a message to hand in again later (see Message.live)."""
+
+    def __repr__(self) -> str:
+        return "HOLD"
+
+
+HOLD = _Hold()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,25 +103,36 @@ class Handler:
                source: str = "mqtt") -> Ack | None:
         """One message; blocks until its readings are committed. The ack to send, or None."""
         message = Message(topic=topic, payload=payload, received_ms=received_ms, source=source)
-        return self.handle_many([message])[0]
+        ack = self.handle_many([message])[0]
+        return ack if isinstance(ack, Ack) else None
 
-    def handle_many(self, messages: Sequence[Message]) -> list[Ack | None]:
-        """Many messages, one spool transaction; per message the ack to send, or None."""
-        acks: list[Ack | None] = [None] * len(messages)
+    def handle_many(self, messages: Sequence[Message]) -> list[Ack | _Hold | None]:
+        """Many messages, one spool transaction; per message the ack to send, None, or
+        :data:`HOLD`: a queued message of a boot with no anchor yet, not committed, to be handed
+        in again (once a live message anchored the boot, or with ``anchor_anyway``)."""
+        acks: list[Ack | _Hold | None] = [None] * len(messages)
         pending: list[_Pending] = []
         decoded = [(i, m, t) for i, m in enumerate(messages) if (t := self._decode(m)) is not None]
+        if not all(m.live or m.anchor_anyway for _, m, _ in decoded):
+            decoded = self._hold(decoded, acks)
         # New boots' anchors: stored together, one registry commit for the batch.
         # Only a message with readings that carry no ts (or diagnostics to place) needs the
         # boot's anchor; one with device times makes none.
-        anchors = self._registry.anchors({t.key: m.received_ms - t.up_ms for _, m, t in reversed(decoded)
-                                          if t.needs_anchor and t.up_ms is not None})
+        # A new boot's anchor comes from its earliest live message in the batch, else its earliest.
+        candidates: dict[BootKey, tuple[bool, int]] = {}
+        for _, m, t in reversed(decoded):
+            if t.needs_anchor and t.up_ms is not None:
+                found = candidates.get(t.key)
+                if found is None or m.live >= found[0]:
+                    candidates[t.key] = (m.live, m.received_ms - t.up_ms)
+        anchors = self._registry.anchors({key: value for key, (_, value) in candidates.items()})
         for index, message, telemetry in decoded:
             entries = self._entries(message, telemetry, anchors)
             if entries is not None:
                 pending.append(_Pending(index=index, telemetry=telemetry, entries=entries,
                                         received_ms=message.received_ms))
-        with self._lock:
-            self._received += len(messages)
+        with self._lock:  # a message handed in again after a HOLD was counted the first time
+            self._received += sum(1 for m in messages if not m.held_at)
         if not pending:
             return acks
         results = self._spool.commit_many([p.entries for p in pending])
@@ -129,6 +156,19 @@ class Handler:
         if added_total:
             self._on_commit()
         return acks
+
+    def _hold(self, decoded: list[tuple[int, Message, Telemetry]],
+              acks: list[Ack | _Hold | None]) -> list[tuple[int, Message, Telemetry]]:
+        """Set HOLD for queued messages whose boot has no anchor and no live message in hand."""
+        live = {t.key for _, m, t in decoded if m.live or m.anchor_anyway}
+        kept = []
+        for index, message, telemetry in decoded:
+            if (message.live or message.anchor_anyway or not telemetry.needs_anchor or telemetry.up_ms is None
+                    or telemetry.key in live or self._registry.known_anchor(telemetry.key) is not None):
+                kept.append((index, message, telemetry))
+            else:
+                acks[index] = HOLD
+        return kept
 
     # -- one message -------------------------------------------------------------------------
     def _decode(self, message: Message) -> Telemetry | None:

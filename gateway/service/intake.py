@@ -30,12 +30,14 @@ from ingest.spool import Spool
 
 from gateway.service.acks import Ack
 from gateway.errors import RegistryError
-from gateway.service.handler import Handler, Message
+from gateway.service.handler import HOLD, Handler, Message
 
 _LOGGER = logging.getLogger(__name__)
 
 Done = Callable[[Ack | None], None]
 _FULL_LOG_EVERY_S = 60.0
+HOLD_MAX_S = 30.0  # a held message (no live anchor came for its boot) is anchored from after this
+_HELD_RETRY_S = 0.5  # held messages are handed in again at most this often
 MAX_WAITING = 10_000  # messages queued at most before QoS0 ones are dropped
 
 
@@ -58,6 +60,10 @@ class Intake:
         self._full_logged: float | None = None
         self._max_waiting = max_waiting
         self._drop_logged: float | None = None
+        # Queued messages of boots with no anchor yet, not committed nor acked (handler.HOLD),
+        # handed in again after each retry interval.
+        self._held: list[tuple[Message, Done]] = []
+        self._held_retry = 0.0
         self.batches = 0
         self.committed = 0
         self.full_waits = 0
@@ -79,7 +85,7 @@ class Intake:
 
     @property
     def waiting(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._held)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="sen-intake", daemon=True)
@@ -94,6 +100,7 @@ class Intake:
 
     def _run(self) -> None:
         while not self._stopping.is_set():
+            self._release_held()
             batch = self._take()
             if not batch:
                 continue
@@ -141,8 +148,29 @@ class Intake:
             return False
         self._backoff.reset()
         self.batches += 1
-        self.committed += len(batch)
-        for (_, done), ack in zip(batch, acks, strict=True):
-            done(ack)
+        now = time.monotonic()
+        for (message, done), ack in zip(batch, acks, strict=True):
+            if ack is HOLD:
+                message.held_at = message.held_at or now
+                self._held.append((message, done))
+            else:
+                self.committed += 1
+                done(ack if isinstance(ack, Ack) else None)
         self._after_batch()
         return True
+
+    def _release_held(self) -> None:
+        """Hand held messages in again: their boot may have its anchor now; past HOLD_MAX_S they
+        are anchored from themselves (no live message of the boot came: the board is gone)."""
+        now = time.monotonic()
+        if not self._held or now - self._held_retry < _HELD_RETRY_S:
+            return
+        self._held_retry = now
+        held, self._held = self._held, []
+        for message, done in held:
+            if now - message.held_at >= HOLD_MAX_S and not message.anchor_anyway:
+                message.anchor_anyway = True
+                _LOGGER.warning("no live message came in %.0f s for the boot of a message queued on %s: "
+                                "its clock anchor is made from it and may be late by the time it waited",
+                                HOLD_MAX_S, message.topic)
+            self._queue.put((message, done))

@@ -61,6 +61,13 @@ _ACKS_QUEUED = 2000  # ack publishes paho may hold at once; past it acks wait (t
 # 2 x receive_max messages waiting for the intake, paho's thread stops reading the socket
 # until the intake has committed some (TCP backpressure; nothing is dropped).
 _ROOM_POLL_S = 0.005
+# Live or queued: after a reconnect that resumed its session, the broker first delivers what it
+# queued while the gateway was away; such a message's receive time is late by its wait, so it
+# must not anchor a boot's clock. At connect the gateway publishes a marker to a topic only it
+# reads: the broker queues it behind that backlog, so every message before the marker may have
+# waited and every one after it is live (Message.live; the handler holds the former while a
+# live one of their boot may come). No marker within _MARKER_WAIT_S: live again anyway.
+_MARKER_WAIT_S = 30.0
 
 
 def subscriptions(shared_group: str | None) -> tuple[str, ...]:
@@ -82,6 +89,9 @@ class MqttInput:
         self.peak_waiting = 0  # most messages seen waiting for the intake
         self._watchdog_s = options.watchdog_s
         self._subscriptions = subscriptions(options.shared_group)
+        self._marker_topic = f"sen/v1/_gateway/{options.client_id}/ack"  # the gateway may write acks
+        self._live = True
+        self._queued_until = 0.0  # monotonic deadline of the marker's wait
         self._intake = intake
         self._lock = threading.Lock()
         self._connected = False
@@ -214,7 +224,11 @@ class MqttInput:
         # No Local on the acks: this gateway's own acks do not come back to it (only other
         # gateways' acks matter to it); one message saved per ack it publishes.
         client.subscribe([(topic, SubscribeOptions(qos=_QOS, noLocal=topic == ACK_FILTER))
-                          for topic in self._subscriptions])
+                          for topic in self._subscriptions] + [(self._marker_topic, SubscribeOptions(qos=_QOS))])
+        if flags.session_present:  # a backlog may wait for us: queued until the marker is back
+            self._live = False
+            self._queued_until = time.monotonic() + _MARKER_WAIT_S
+            client.publish(self._marker_topic, b"", qos=_QOS)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._failures += 1
@@ -264,6 +278,13 @@ class MqttInput:
         self._last_message = time.monotonic()
         self._watchdog_tripped = False
         generation, mid, qos = self._generation, message.mid, message.qos
+        if message.topic == self._marker_topic:  # the end of the session's backlog
+            self._live = True
+            if qos:
+                self._client.ack(mid, qos)
+            return
+        if not self._live and time.monotonic() > self._queued_until:
+            self._live = True  # no marker came back: treat what comes as live again
         waiting = self._intake.waiting
         if waiting > self.peak_waiting:
             self.peak_waiting = waiting
@@ -273,5 +294,5 @@ class MqttInput:
                 if self._stopping.wait(_ROOM_POLL_S):
                     return  # never queued, never acked: the broker sends it again
         item = Message(topic=message.topic, payload=bytes(message.payload),
-                       received_ms=time.time_ns() // 1_000_000)
+                       received_ms=time.time_ns() // 1_000_000, live=self._live)
         self._intake.put(item, lambda ack: self._done(generation, mid, qos, ack), can_drop=qos == 0)
