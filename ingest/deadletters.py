@@ -27,6 +27,7 @@ from typing import Any
 from ingest.errors import OptionsError, SpoolError
 from ingest.spool_records import DeadLetter
 from ingest.spool_schema import SPOOL_FILE, open_spool
+from ingest.sqlite import immediate
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -187,12 +188,7 @@ class DeadLetterFile:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction (it waits while the gateway holds the file's write lock)."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            with immediate(self._db) as db:
+                yield db
         except sqlite3.Error as err:
             raise SpoolError(f"spool {self.path}: {err}") from err

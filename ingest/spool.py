@@ -39,6 +39,7 @@ from ingest.errors import SpoolError
 from ingest.ranges import Run, claim
 from ingest.spool_records import Batch, CommitResult, DeadLetter, Entry, Refused
 from ingest.spool_schema import SPOOL_FILE, count_lines, open_spool
+from ingest.sqlite import immediate
 
 __all__ = ["SPOOL_FILE", "Batch", "CommitResult", "DeadLetter", "Entry", "Refused", "Spool"]
 
@@ -84,13 +85,8 @@ class Spool:
         with self._lock:
             self._delta = 0
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+                with immediate(self._db) as db:
+                    yield db
             except sqlite3.Error as err:
                 raise SpoolError(f"spool {self.path}: {err}") from err
             self._depth += self._delta

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -21,3 +23,18 @@ def open_durable(path: Path, schema: str) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction (BEGIN IMMEDIATE: it waits for another writer of the file), committed
+    when the block ends and rolled back if anything raises in it, so the connection is never left
+    inside a transaction. SQLite's errors pass through; the caller wraps them in its own kind."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -24,6 +24,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from ingest.sqlite import immediate
+
 from gateway.errors import RegistryError
 from gateway.service.acks import Ack
 from gateway.service.devices import BootState, DeviceState
@@ -102,15 +104,10 @@ class Registry:
     def _transaction(self) -> Iterator[None]:
         """One write transaction (the caller holds the lock); rolled back on any exception."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            yield
-            self._db.execute("COMMIT")
-        except BaseException as err:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            if isinstance(err, (sqlite3.Error, OverflowError, ValueError)):
-                raise RegistryError(f"registry {self.path}: {err}") from err
-            raise
+            with immediate(self._db):
+                yield
+        except (sqlite3.Error, OverflowError, ValueError) as err:
+            raise RegistryError(f"registry {self.path}: {err}") from err
 
     # -- anchors ---------------------------------------------------------------------------
     def anchor(self, key: BootKey, *, candidate_ms: int) -> int:
