@@ -2,8 +2,12 @@
 # Record: 8-byte header <magic 0xA5, type, u16 length, u32 crc32 of type+length+payload>,
 # then the payload. A power cut mid-append tears at most the last record; the boot scan
 # stops at the first record that does not check and rewrites the file without it.
-#   type 'R' (reading): u32 boot, u32 seq, u32 up (ms), reading JSON
+#   type 'U' (reading): u32 boot, u32 seq, u64 up (ms), reading JSON
+#   type 'R' (a reading of firmware before 'U', read as ever): u32 boot, u32 seq, u32 up
+#            (which wrapped after 49.7 days of uptime), reading JSON
 #   type 'H' (head):    u32 offset of the oldest live record, u32 dropped so far
+# The type is the record's format version: a log written by older firmware is read (acked,
+# sent, compacted) by this one, its 'R' records kept as they are.
 # Readings are appended in (boot, seq) order, so an end-to-end ack, and drop-oldest,
 # both move the head over a prefix; an 'H' record makes that durable (the last one wins).
 # Once the dead part is big, the live readings are copied to a new log (then an 'H': head 0),
@@ -20,6 +24,7 @@ from struct import pack_into, unpack_from
 from micropython import const
 
 _MAGIC = const(0xA5)
+_U = const(0x55)
 _R = const(0x52)
 _H = const(0x48)
 _REC_MAX = const(512)  # largest payload accepted
@@ -32,13 +37,13 @@ _TAKE = const(2)  # copies readings' JSON into fn (a memoryview), see walk()
 _DROP = const(3)  # passes one reading
 _COPY = const(4)  # compaction: copies the live readings to a new log; b0: the cursor
 
-# A record's header and its first 12 bytes (a reading's boot, seq, up; an 'H' record's 8),
+# A record's header and its first 16 bytes (a reading's boot, seq, up; an 'H' record's 8),
 # then the rest of a record streamed through in chunks when it is checked or copied: records
 # never need a buffer of their size (a reading's JSON is written from, and read into, its
 # place directly).
 _rec = bytearray(64)
 _mv = memoryview(_rec)
-_hd = _mv[:20]
+_hd = _mv[:24]
 
 
 class Outbox:
@@ -97,7 +102,7 @@ class Outbox:
                 nxt = off + 8 + ln
                 if x < 16 or m != _MAGIC or ln > _REC_MAX:
                     break
-                if mode == _ALL or mode == _COPY and k == _R:
+                if mode == _ALL or mode == _COPY and (k == _U or k == _R):
                     # the payload in chunks: ALL checks the CRC, COPY copies the reading
                     f.seek(off + 8)
                     c = crc32(_mv[1:4])
@@ -105,33 +110,34 @@ class Outbox:
                         fn.write(_mv[:8])
                     x = 0
                     while x < ln:
-                        u = f.readinto(_mv[20:20 + min(44, ln - x)])
+                        u = f.readinto(_mv[24:24 + min(40, ln - x)])
                         if not u:
                             break
-                        c = crc32(_mv[20:20 + u], c)
+                        c = crc32(_mv[24:24 + u], c)
                         if mode == _COPY:
-                            fn.write(_mv[20:20 + u])
+                            fn.write(_mv[24:24 + u])
                         x += u
                     if mode == _ALL and c != crc:
                         break
                 if k == _H:
                     if mode == _ALL:
                         self.head, self.dropped = unpack_from("<II", _rec, 8)
-                elif k == _R:
-                    b, s, u = unpack_from("<III", _rec, 8)
+                elif k == _U or k == _R:
+                    b, s, u = unpack_from("<IIQ" if k == _U else "<III", _rec, 8)
                     if not n:
                         first = b
                     if mode == _ACK:
                         if b > b0 or b == b0 and s > s0:
                             break
                     elif mode == _TAKE:
-                        ln -= 12
+                        ln = nxt - off - (24 if k == _U else 20)
                         if n:
                             if b != first or n >= b0 or i + ln >= s0:
                                 break
                             fn[i] = 44  # ","
                             i += 1
-                        f.readinto(fn[i:i + ln])  # the JSON follows what _hd took
+                        f.seek(nxt - ln)  # the JSON, after boot, seq and up
+                        f.readinto(fn[i:i + ln])
                         i += ln
                         t = s
                         v = u
@@ -162,7 +168,7 @@ class Outbox:
             n, first, b, s, i, t, v
         return off
 
-    # Appends a record to the log, or to f (a new log): _rec[8:16] ('H') or _rec[8:20] ('R':
+    # Appends a record to the log, or to f (a new log): _rec[8:16] ('H') or _rec[8:24] ('U':
     # boot, seq, up), then x (a reading's JSON). An 'H' record (the head moved) is filled in
     # here and written on flash only; with f None, the log is compacted instead once its dead
     # part (before the head) is past 8 KiB (any size in RAM) and more than half of it, or the
@@ -170,7 +176,7 @@ class Outbox:
     def _put(self, k, x, f):
         p = self.f
         ram = type(p) is not str
-        q = 20
+        q = 24
         if k == _H:
             h = self.head
             if not f and h > (0 if ram else _COMPACT_MIN) and (h * 2 > self.end
@@ -197,7 +203,7 @@ class Outbox:
     # Appends one reading; drops the oldest (counted) when the outbox is full. False when
     # the reading is too big for a record.
     def push(self, boot, seq, up, enc):
-        n = len(enc) + 12
+        n = len(enc) + 16
         if n > _REC_MAX:
             return False
         if self.count >= self.limit:
@@ -209,8 +215,8 @@ class Outbox:
             self.count -= 1
             self.dropped += 1
             self._put(_H, b"", None)
-        pack_into("<III", _rec, 8, boot, seq, up)
-        self._put(_R, enc, None)
+        pack_into("<IIQ", _rec, 8, boot, seq, up)
+        self._put(_U, enc, None)
         self.count += 1
         self.unsent += 1
         self.last = (boot, seq)

@@ -2,12 +2,15 @@
 the real MicroPython VM, through their public interface: records survive a reboot, a torn or
 corrupt tail is cut at boot, drop-oldest is bounded and counted, compaction keeps what is live
 (and what was handed over stays handed over), RAM mode, and the envelope's `lo` and `ob`
-(tests/contract/ack.md)."""
+(tests/contract/ack.md); uptime past 32 bits, and a log written by firmware before the
+64-bit uptime (its 'R' records) read by this one."""
 
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +243,91 @@ while o.unsent:
     assert all(fits for fits, _ in r)
     assert sum((seqs for _, seqs in r), []) == list(range(1, 11))
     assert len(r) > 2 and all(len(seqs) < 10 for _, seqs in r)
+
+
+def test_uptime_past_32_bits_is_kept(micropython_bin: str, repo_root: Path, tmp_path: Path) -> None:
+    # An old boot's envelope says the up of its last reading, from the record: once stored in
+    # 32 bits, it wrapped after 49.7 days of uptime.
+    up = 3 * (1 << 32) + 1234  # ~149 days
+    r = _mp(micropython_bin, repo_root, tmp_path, """
+UP = %d
+def put_up(o, boot, seqs):
+    for s in seqs:
+        o.push(boot, s, UP + s, payload.reading(s, None, UP + s, {"x": s}))
+o = fresh(); put_up(o, 1, [1, 2, 3])
+o = fresh(); put(o, 2, [1])  # a reboot: boot 1 is replayed from the log
+e = env(o, 2); out([e["boot"], e["up"], [x["up"] for x in e["r"]]])
+o = Outbox(None, 5); put_up(o, 1, [1, 2]); put(o, 2, [1])
+e = env(o, 2); out([e["boot"], e["up"]])
+a, e, n, nxt, b, last = payload.build(o, BUF, 10, 2, UP * 1000, {}, "d" * 32, 4294967295, "b" * 32, "s" * 32)
+out([a >= 0, json.loads(bytes(BUF[a:e]))["up"] == UP * 1000])  # the longest header fits
+""" % up)
+    assert r[0] == [1, up + 3, [up + 1, up + 2, up + 3]]
+    assert r[1] == [1, up + 2]
+    assert r[2] == [True, True]
+
+
+def _old_log(path: Path, records: list[tuple[Any, ...]], cut: int = 0) -> list[int]:
+    """A log as firmware before the 64-bit uptime wrote it (its outbox.py, byte for byte):
+    ("R", boot, seq, up, json) readings, ("H", index of the head record, dropped). Returns
+    each record's offset."""
+    out, offs = b"", []
+    for rec in records:
+        offs.append(len(out))
+        if rec[0] == "R":
+            k, body = 0x52, struct.pack("<III", *rec[1:4]) + rec[4].encode()
+        else:
+            k, body = 0x48, struct.pack("<II", offs[rec[1]], rec[2])
+        crc = zlib.crc32(body, zlib.crc32(struct.pack("<BH", k, len(body))))
+        out += struct.pack("<BBHI", 0xA5, k, len(body), crc) + body
+    path.write_bytes(out[:len(out) - cut])
+    return offs
+
+
+def _old_reading(seq: int, pad: int = 0) -> tuple[Any, ...]:
+    m = {"t": 20.5, **{f"k{i}": 1.5 for i in range(pad)}}
+    js = json.dumps({"seq": seq, "up": 1000 * seq, "s": "sht31", "m": m}, separators=(",", ":"))
+    return ("R", 1, seq, 1000 * seq, js)
+
+
+def test_a_log_of_older_firmware_is_read(micropython_bin: str, repo_root: Path, tmp_path: Path) -> None:
+    # Updated with readings waiting on flash: none is lost, acked twice or changed.
+    _old_log(tmp_path / "ob.bin", [_old_reading(s) for s in range(1, 7)] + [("H", 2, 5)])
+    r = _mp(micropython_bin, repo_root, tmp_path, """
+o = fresh(); out(st(o)); put(o, 2, [1, 2])
+e = env(o, 2); out([e["boot"], e["lo"], e["up"], e.get("ob"), e["r"]])
+e = env(o, 2); out([e["boot"], e["lo"], e.get("ob"), [x["seq"] for x in e["r"]]])
+o = fresh(); out(st(o)); out(o.ack(1, 4)); o = fresh(); out(st(o))
+e = env(o, 2); out([e["boot"], [x["seq"] for x in e["r"]]])
+out(o.ack(1, 6)); out(o.ack(2, 2)); out(st(o))
+""")
+    assert r[0] == [4, 5, [1, 6], 4, 0]
+    assert r[1] == [1, 3, 6000, None, [{"seq": s, "up": 1000 * s, "s": "sht31", "m": {"t": 20.5}}
+                                       for s in range(3, 7)]]
+    assert r[2] == [2, 1, 1, [1, 2]]
+    assert r[3] == [6, 5, [2, 2], 6, 0]  # old and new records side by side after a reboot
+    assert r[4] == 2 and r[5] == [4, 5, [2, 2], 4, 0]
+    assert r[6] == [1, [5, 6]]
+    assert r[7:9] == [2, 2] and r[9][:2] == [0, 5]
+
+
+def test_a_log_of_older_firmware_compacted_and_cut(micropython_bin: str, repo_root: Path,
+                                                   tmp_path: Path) -> None:
+    # Its head past 8 KiB: copied to a new log at boot, its records kept as they were; a torn
+    # last record is cut as ever.
+    offs = _old_log(tmp_path / "ob.bin", [_old_reading(s, 15) for s in range(1, 100)] + [("H", 60, 0)]
+                    + [_old_reading(100, 15)], cut=30)
+    assert offs[60] > 8192
+    r = _mp(micropython_bin, repo_root, tmp_path, """
+o = fresh(1000); out(st(o)[:3]); out(o.torn); out(os.stat(LOG)[6] < 40 * 300)
+seqs, rs = [], []
+while o.unsent:
+    e = env(o, 1, 50); seqs += [x["seq"] for x in e["r"]]; rs.append(e["r"][0]); los = e["lo"]
+out([los, seqs, rs[0]["up"], len(rs[0]["m"])])
+o = fresh(1000); out(st(o)[:3])
+""")
+    assert r[0] == [39, 0, [1, 99]]
+    assert r[1] == 8 + 12 + len(_old_reading(100, 15)[4]) - 30  # what was left of the last one
+    assert r[2] is True
+    assert r[3] == [61, list(range(61, 100)), 61000, 16]
+    assert r[4] == [39, 0, [1, 99]]
