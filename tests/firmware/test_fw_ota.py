@@ -34,7 +34,7 @@ root, pub, board, running = sys.argv[2], binascii.unhexlify(sys.argv[3]), sys.ar
 def new():
     return ota.Receiver(pub, board, running, "1.24.1", root)
 r = new()
-rets = []
+rets = bytearray()  # one byte per step: small, for thousands of chunks
 with open(sys.argv[6], "rb") as f:
     hdr = bytearray(5)
     while f.readinto(hdr) == 5:
@@ -43,10 +43,10 @@ with open(sys.argv[6], "rb") as f:
         if op == 2:
             r = None
             r = new()
-            rets.append("R")
+            rets.append(82)  # R
         else:
-            rets.append("1" if r.chunk(memoryview(msg)) else "0")
-print("RETS", "".join(rets))
+            rets.append(49 if r.chunk(memoryview(msg)) else 48)
+print("RETS", rets.decode())
 print("STATUS", r.status())
 """
 
@@ -107,10 +107,13 @@ def _slot_matches(flash: Path, firmware: Path, slot: str = "a") -> None:
     assert not (flash / f"app_{slot}" / "ota_head.bin").exists()
 
 
+@pytest.mark.parametrize("size", [7, 100, 2048])
 def test_a_bundle_lands_in_the_inactive_slot_and_goes_on_trial(micropython_bin: str, tmp_path: Path, keys: Path,
-                                                               firmware: Path) -> None:
+                                                               firmware: Path, size: int) -> None:
+    # 7 B: the header, signature and manifest in many pieces; 2048 B: the whole head and the
+    # first files in one chunk
     bundle = _bundle(keys, firmware, tmp_path)
-    rets, status, flash = _run(micropython_bin, tmp_path, keys, _msgs(bundle))
+    rets, status, flash = _run(micropython_bin, tmp_path, keys, _msgs(bundle, size))
     assert status == {"id": transfer_id(bundle).hex(), "ver": "1.5.0", "st": "ready", "at": len(bundle),
                       "of": len(bundle)}
     assert rets.endswith("1")
