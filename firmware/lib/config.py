@@ -110,12 +110,21 @@ def broker(raw, c):
     c["keepalive"] = _get(b, "keepalive", (5, 3600), 30, "broker.")
     c["user"] = _get(b, "user", "str", None, "broker.") if b.get("user") is not None else None
     c["bpass"] = _get(b, "password", "str", 0, "broker.") if b.get("password", "") != "" else ""
-    c["tls"] = _get(b, "tls", "bool", False, "broker.")
-    # CA certificate on flash that the broker's certificate must chain to; without it
-    # TLS encrypts but does not verify the broker.
+    # tls: true verifies the broker's certificate against ca (a CA file on flash), which it
+    # then needs; "insecure" encrypts without verifying anything, only when said so
+    t = c["tls"] = b.get("tls", False)
+    if t is not True and t is not False and t != "insecure":
+        raise ConfigError("%s: key 'broker.tls' must be true, false or \"insecure\" (got %r)" % (_path[0], t))
     c["ca"] = _get(b, "ca", "str", None, "broker.") if b.get("ca") is not None else None
-    if c["ca"] is not None and not c["tls"]:
+    if c["ca"] is None and t is True:
+        raise ConfigError("%s: key 'broker.ca' is missing: broker.tls true verifies the broker against "
+                          "this CA file (the ca.der of sen broker tls); broker.tls \"insecure\" "
+                          "encrypts without verifying" % _path[0])
+    if c["ca"] is not None and t is not True:
         raise ConfigError("%s: key 'broker.ca' needs broker.tls true" % _path[0])
+    if t == "insecure":
+        print("config: %s: broker.tls \"insecure\": TLS without verifying the broker (anyone on "
+              "the way can pose as it)" % _path[0])
 
 
 # pins: the board profile's keys, checked for type only (the HAL uses them). Returns them.

@@ -1,6 +1,6 @@
 # Sen firmware: a small asyncio MQTT 3.1.1 client (our own; nothing copied).
 # - CONNECT with clean session, keepalive, user/password and a retained QoS1 last will;
-#   TLS (with `ca`: the broker's certificate is verified)
+#   TLS: the broker's certificate is verified against `ca`, except with tls "insecure"
 # - publish() only queues; QoS1 stays queued by packet id until its PUBACK and goes again
 #   with DUP and the same id after a reconnect
 # - run() is the one task that touches the socket: it connects (_connect; exponential
@@ -47,8 +47,8 @@ class MQTTClient:
         self.subs = []  # topics subscribed (QoS1, one SUBSCRIBE) after each CONNACK
         self.user = None
         self.password = ""
-        self.tls = False
-        self.ca = None  # CA file on flash: verify the broker (else encrypted, not verified)
+        self.tls = False  # True (verified against ca), "insecure" (not verified) or False
+        self.ca = None  # CA file on flash the broker's certificate must chain to
         # [packet id (0: QoS0), first header byte, topic, msg]; msg is not copied
         self._q = []  # type: list
         # the connection's state (the app reads connected and connects): set here, so the
@@ -157,7 +157,8 @@ class MQTTClient:
         if self.tls:
             import ssl
             c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            c.verify_mode = ssl.CERT_REQUIRED if self.ca else ssl.CERT_NONE  # type: ignore[attr-defined]
+            # never unverified by accident: without a CA, CERT_REQUIRED refuses every broker
+            c.verify_mode = ssl.CERT_NONE if self.tls == "insecure" else ssl.CERT_REQUIRED  # type: ignore[attr-defined]
             if self.ca:
                 c.load_verify_locations(cafile=self.ca)
             s = self._s = c.wrap_socket(s, server_hostname=self.host, do_handshake_on_connect=False)

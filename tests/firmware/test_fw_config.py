@@ -29,6 +29,12 @@ CASES = [
     (_broken(max_readings=-1), "max_readings"),
     (_broken(sim={"seed": 1.5}), "sim.seed"),
     ({k: v for k, v in _broken().items() if k != "broker"}, "broker"),
+    # TLS verifies the broker against broker.ca, or says "insecure" in so many words
+    (_broken(broker={"host": "h", "tls": True}), "broker.ca"),
+    (_broken(broker={"host": "h", "tls": "yes", "ca": "ca.der"}), "broker.tls"),
+    (_broken(broker={"host": "h", "tls": 1, "ca": "ca.der"}), "broker.tls"),
+    (_broken(broker={"host": "h", "tls": "insecure", "ca": "ca.der"}), "broker.ca"),
+    (_broken(broker={"host": "h", "ca": "ca.der"}), "broker.ca"),
     (_broken(sensors=[{"type": "sht31", "addr": 68, "name": "SHT 31!"}]), "sensors[0].name"),
     (_broken(sensors=[{"type": "sht31", "addr": 68}, {"type": "dht20", "addr": 56, "name": "x" * 33}]),
      "sensors[1].name"),
@@ -37,7 +43,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("cfg", "key"), CASES, ids=[k for _, k in CASES])
+@pytest.mark.parametrize(("cfg", "key"), CASES, ids=[f"{k}-{i}" for i, (_, k) in enumerate(CASES)])
 def test_bad_key_is_named(cfg: dict[str, Any], key: str, micropython_bin: str,
                           repo_root: Path, tmp_path: Path) -> None:
     board = Board(micropython_bin, repo_root, tmp_path)

@@ -1,6 +1,7 @@
 """The firmware's TLS option against a real Mosquitto with a TLS listener and a local CA made by
 `sen broker tls`: with `broker.ca` the broker's certificate is verified, and a broker signed by
-another CA is refused."""
+another CA is refused; TLS without a CA is refused by the config checker unless `broker.tls`
+says "insecure", which then connects without verifying and says so on the console."""
 
 from __future__ import annotations
 
@@ -32,12 +33,15 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mosqu
     broker.stop()
 
 
-def _board(micropython_bin: str, repo_root: Path, flash: Path, port: int, ca: Path, dev: str, **over: Any) -> Board:
+def _board(micropython_bin: str, repo_root: Path, flash: Path, port: int, ca: Path | None, dev: str,
+           tls: bool | str = True, **over: Any) -> Board:
     board = Board(micropython_bin, repo_root, flash, heap=None)
     flash.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ca, flash / "ca.der")
-    board.write_config(board_config("localhost", port, dev, broker={"host": "localhost", "port": port, "keepalive": 30,
-                                                                 "tls": True, "ca": "ca.der"}, **over))
+    broker: dict[str, Any] = {"host": "localhost", "port": port, "keepalive": 30, "tls": tls}
+    if ca is not None:
+        shutil.copy(ca, flash / "ca.der")
+        broker["ca"] = "ca.der"
+    board.write_config(board_config("localhost", port, dev, broker=broker, **over))
     return board
 
 
@@ -75,6 +79,42 @@ def test_a_broker_signed_by_another_ca_is_refused(tls_broker: tuple[Mosquitto, i
         assert "mqtt: connected" not in board.output()
         assert "tls:" in board.output(), "the console says why: the certificate was refused"
         assert board.proc.poll() is None, "a refused broker is retried, never a crash or a reboot"
+    finally:
+        board.kill()
+        col.close()
+
+
+def test_tls_without_a_ca_is_refused_at_boot(tls_broker: tuple[Mosquitto, int, Path], micropython_bin: str,
+                                             repo_root: Path, tmp_path: Path) -> None:
+    # It used to connect verifying nothing, silently.
+    broker, tls_port, _ = tls_broker
+    col = Collector(broker.host, broker.port)
+    board = _board(micropython_bin, repo_root, tmp_path, tls_port, None, "fw-tls-noca", max_readings=3)
+    try:
+        assert board.run(timeout=30) == 2, board.output()
+        lines = [ln for ln in board.output().splitlines() if "config error" in ln]
+        assert len(lines) == 1 and "key 'broker.ca' is missing" in lines[0], board.output()
+        assert '"insecure"' in lines[0]  # the way out, named
+        time.sleep(0.5)
+        assert col.seqs("fwtest", "fw-tls-noca") == []
+    finally:
+        board.kill()
+        col.close()
+
+
+def test_tls_insecure_connects_unverified_and_says_so(tls_broker: tuple[Mosquitto, int, Path], micropython_bin: str,
+                                                      repo_root: Path, tmp_path: Path) -> None:
+    broker, tls_port, _ = tls_broker
+    col = Collector(broker.host, broker.port)
+    board = _board(micropython_bin, repo_root, tmp_path, tls_port, None, "fw-tls-insecure", tls="insecure",
+                   max_readings=3, interval_ms=50)
+    try:
+        assert board.run(timeout=60) == 0, board.output()
+        deadline = time.monotonic() + 10
+        while len(set(col.seqs("fwtest", "fw-tls-insecure"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert set(col.seqs("fwtest", "fw-tls-insecure")) == {1, 2, 3}
+        assert 'broker.tls "insecure": TLS without verifying the broker' in board.output()
     finally:
         board.kill()
         col.close()
