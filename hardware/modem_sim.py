@@ -1,9 +1,12 @@
-"""A simulated SIMCom SIM7080G for virtual boards: a host process the board's UART talks to.
+"""A simulated cellular modem for virtual boards: a host process the board's UART talks to.
+
+This module is the modem without its dialect (life, UART, faults, the broker session); the
+SIM7080G's AT commands are ``hardware/modem_sim7080.py`` (``Sim7080``), the one dialect so far.
 
 The firmware's modem wires on the unix port (``firmware/lib/modem_io.py``) are a TCP socket to
 ``127.0.0.1:PORT``; a PWRKEY pulse closes it and connects again, which this modem takes as a
 power-on: it boots (``RDY`` after ``boot_s``) with its state lost. It speaks the SIM7080G
-subset the firmware uses (``firmware/README.md``, Cellular) with delays of the real thing
+subset the firmware uses (``firmware/CELLULAR.md``) with delays of the real thing
 (registration takes ``reg_s`` seconds), and ``AT+SMCONN`` opens a real MQTT session to the
 broker (paho), so a reading goes firmware → AT → this modem → Mosquitto → gateway → InfluxDB.
 ``AT+SMPUB`` answers OK only after the broker's PUBACK.
@@ -17,7 +20,7 @@ Faults, as methods or from a JSON file polled every 200 ms (the board's ``faults
   ``"modem_slow_ms": N`` (every answer N ms late), ``"modem_garble": true`` (noise before
   every answer).
 
-    modem = ModemSim(faults=Path("flash/faults.json")).start()   # the board's cell.sim_port = modem.port
+    modem = Sim7080(faults=Path("flash/faults.json")).start()   # the board's cell.sim_port = modem.port
 """
 
 from __future__ import annotations
@@ -30,8 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from hardware.modem_link import BrokerLink
 
 _LOGGER = logging.getLogger(__name__)
 _POLL_S = 0.2
@@ -55,7 +57,7 @@ class ModemSim:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._conn: socket.socket | None = None
-        self._mqtt: paho.Client | None = None
+        self._mqtt: BrokerLink | None = None
         self.published = 0  # messages the broker PUBACKed
         self.sessions = 0
         self.commands: list[str] = []
@@ -239,178 +241,33 @@ class ModemSim:
         return 1 if self.covered and time.monotonic() >= self._reg_at else 2
 
     def _answer(self, conn: socket.socket, c: str, rest: bytes) -> bytes:
-        u = c.upper()
-        if u in ("AT", "AT+CMEE=1", "AT+CPSMS=0") or u.startswith(("AT+CPSMS=", "AT+CEDRXS=", "AT+CGDCONT=")):
-            self._ok(conn)
-        elif u == "ATE0":
-            self.echo = False
-            self._ok(conn)
-        elif u.startswith("AT+CEREG="):
-            self.cereg_n = int(u[9:] or 0)
-            self._ok(conn)
-        elif u == "AT+CPIN?":
-            if self.sim:
-                self._ok(conn, "+CPIN: READY")
-            else:
-                self._err(conn, "+CME ERROR: 10")
-        elif u == "AT+CEREG?":
-            st = self._stat() if self.sim else 0
-            tail = ',"1A2B","01A2B3C4",7' if st in (1, 5) and self.cereg_n >= 2 else ""
-            self._ok(conn, f"+CEREG: {self.cereg_n},{st}{tail}")
-        elif u == "AT+CSQ":
-            self._ok(conn, "+CSQ: 18,99" if self.covered else "+CSQ: 99,99")
-        elif u == "AT+COPS?":
-            self._ok(conn, '+COPS: 0,0,"Viettel",9' if self._stat() == 1 else "+COPS: 0")
-        elif u.startswith("AT+CFUN="):
-            with self._lock:
-                if u.endswith("=0"):
-                    self._drop_pdp()
-                else:
-                    self._reg_at = time.monotonic() + self.reg_s
-            self._ok(conn)
-        elif u.startswith("AT+CNCFG="):
-            self._ok(conn)
-        elif u == "AT+CNACT?":
-            self._ok(conn, f'+CNACT: 0,{int(self.pdp)},"{"10.0.0.9" if self.pdp else "0.0.0.0"}"')
-        elif u == "AT+CNACT=0,1":
-            if self._stat() != 1:
-                self._err(conn)
-                return rest
-            self._ok(conn)
-            threading.Timer(self.pdp_s, self._pdp_up, args=(conn,)).start()
-        elif u == "AT+CNACT=0,0":
-            with self._lock:
-                self._drop_pdp()
-            self._ok(conn)
-        elif u.startswith("AT+SMCONF="):
-            k, _, v = c[10:].partition(",")
-            self.conf[k.strip('"').upper()] = v
-            self._ok(conn)
-        elif u == "AT+SMCONN":
-            if self._connect():
-                self._ok(conn)
-            else:
-                self._err(conn)
-        elif u == "AT+SMDISC":
-            if self._mqtt is None:
-                self._err(conn)
-            else:
-                self._mqtt_down(clean=True)
-                self._ok(conn)
-        elif u == "AT+SMSTATE?":
-            self._ok(conn, f"+SMSTATE: {int(self._mqtt is not None)}")
-        elif u.startswith("AT+SMSUB="):
-            topic = c.split('"')[1]
-            m = self._mqtt
-            if m is None or m.subscribe(topic, 1)[0] != paho.MQTT_ERR_SUCCESS:
-                self._err(conn)
-                return rest
-            self.subs.append(topic)
-            self._ok(conn)
-        elif u.startswith("AT+SMPUB="):
-            return self._publish(conn, c, rest)
-        elif u == "AT+CPOWD=1":
-            self._send(conn, "\r\nNORMAL POWER DOWN\r\n")
-            with self._lock:
-                self._mqtt_down()
-                if self._conn is conn:
-                    self._conn = None
-            conn.close()
-        else:
-            self._err(conn)
-        return rest
-
-    def _pdp_up(self, conn: socket.socket) -> None:
-        with self._lock:
-            if self._conn is conn and self._stat() == 1:
-                self.pdp = True
-                self._urc("+APP PDP: 0,ACTIVE")
+        """One command line c answered; returns what is left of the bytes read (a dialect's)."""
+        raise NotImplementedError
 
     # -- MQTT ---------------------------------------------------------------------------
     def _connect(self) -> bool:
         if not self.pdp:
             return False
-        url = self.conf.get("URL", "").split(",")
-        host, port = url[0].strip('"'), int(url[1].strip('"')) if len(url) > 1 else 1883
-        cid = self.conf.get("CLIENTID", '"sim7080"').strip('"')
-        m = paho.Client(CallbackAPIVersion.VERSION2, client_id=cid, clean_session=True)
-        user = self.conf.get("USERNAME", '""').strip('"')
-        if user:
-            m.username_pw_set(user, self.conf.get("PASSWORD", '""').strip('"'))
-        up = threading.Event()
-        m.on_connect = lambda c, u, f, rc, p: up.set() if not rc.is_failure else None
-        m.on_message = self._on_message
-        m.on_disconnect = self._on_disconnect
-        try:
-            m.connect(host, port, int(self.conf.get("KEEPTIME", "60")))
-        except OSError:
+        link = BrokerLink(self.conf, self._on_message, self._on_lost)
+        if not link.open():
             return False
-        m.loop_start()
-        if not up.wait(10):
-            m.loop_stop()
-            return False
-        self._mqtt = m
+        self._mqtt = link
         return True
 
-    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        if client is self._mqtt:
-            self._urc(f'+SMSUB: "{msg.topic}","{msg.payload.decode(errors="replace")}"')
+    def _on_message(self, link: BrokerLink, topic: str, payload: bytes) -> None:
+        if link is self._mqtt:
+            self._urc(f'+SMSUB: "{topic}","{payload.decode(errors="replace")}"')
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+    def _on_lost(self, link: BrokerLink) -> None:
         with self._lock:
-            if client is self._mqtt:  # the broker went away: the session URC
+            if link is self._mqtt:  # the broker went away: the session URC
                 self._mqtt = None
                 self._urc("+SMSTATE: 0")
 
     def _mqtt_down(self, clean: bool = False) -> None:
         m, self._mqtt = self._mqtt, None
-        if m is not None:  # closed on a thread of its own: paho's may be waiting for our lock
-            threading.Thread(target=self._close_mqtt, args=(m, clean), daemon=True).start()
-
-    @staticmethod
-    def _close_mqtt(m: paho.Client, clean: bool) -> None:
-        # a lost cell sends no DISCONNECT: the broker notices the closed link (clean: AT+SMDISC)
-        if clean:
-            m.disconnect()
-        else:
-            sock = m.socket()
-            if sock is not None:
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-        m.loop_stop()
-
-    def _publish(self, conn: socket.socket, c: str, rest: bytes) -> bytes:
-        f = c.split('"')
-        n, qos, retain = (int(x) for x in f[2].strip(",").split(","))
-        m = self._mqtt
-        if m is None:
-            self._err(conn)
-            return rest
-        self._send(conn, "\r\n> ")
-        deadline = time.monotonic() + 10
-        while len(rest) < n and time.monotonic() < deadline:
-            try:
-                more = conn.recv(4096)
-            except OSError:
-                more = b""
-            if not more:
-                return b""
-            rest += more
-        data, rest = rest[:n], rest[n:]
-        info = m.publish(f[1], data, qos, bool(retain))
-        try:
-            info.wait_for_publish(10)
-        except (RuntimeError, ValueError):
-            pass
-        if info.is_published() and self._mqtt is m:
-            self.published += 1
-            self._ok(conn)
-        else:
-            self._err(conn)
-        return rest
-
+        if m is not None:
+            m.close(clean)
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m hardware.modem_sim --port P [--faults FILE]``: one modem until Ctrl-C."""
@@ -422,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reg-s", type=float, default=3.0)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    modem = ModemSim(port=a.port, faults=a.faults, reg_s=a.reg_s).start()
+    from hardware.modem_sim7080 import Sim7080
+
+    modem = Sim7080(port=a.port, faults=a.faults, reg_s=a.reg_s).start()
     print(f"simulated SIM7080G on 127.0.0.1:{modem.port}", flush=True)
     try:
         while True:

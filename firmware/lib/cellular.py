@@ -1,7 +1,7 @@
 # Sen firmware: the cellular transport: a UART modem's own MQTT stack, driven over AT
 # commands (at.py) through a modem family file (modem_sim7080.py, modem_a76xx.py). Loaded
 # only when config.json says "transport": "cellular"; its settings are config.json's "cell"
-# (settings() below; firmware/README.md, "Cellular"). Same interface as MQTTClient
+# (cellcfg.py; firmware/CELLULAR.md). Same interface as MQTTClient
 # (mqtt.py), so the app does not care which it has: publish() queues, run() is the one task
 # that touches the modem, wait_ack() waits for the modem's OK of that publish (the gateway's
 # end-to-end ack does the rest, as on WiFi).
@@ -12,8 +12,8 @@
 # (AT+CFUN=0/1), 3 power-cycle the modem; each step is logged and counted (diag cell_rungs).
 # A URC says where the link fell: +SMSTATE: 0 (MQTT, rung 0), PDP deactivated (rung 1), RDY
 # (the modem restarted, rung 2).
-import json
 import random
+import sys
 import time
 
 import asyncio
@@ -24,45 +24,7 @@ _STEP_MS = const(20)
 _CHECK_MS = const(30000)  # when idle: signal and session checked this often
 _PWRKEY_MS = const(1200)
 _RUNGS = ("mqtt", "pdp", "cfun", "power")
-# APN presets: name -> (apn, user, password); sources and what is unverified:
-# firmware/README.md, "Cellular"
-APN = {"viettel": ("v-internet", "", ""), "vinaphone": ("m3-world", "mms", "mms"),
-       "mobifone": ("m-wap", "mms", "mms")}
-
-
 _DEAF = "the modem does not answer AT"
-
-
-class CellError(Exception):
-    pass
-
-
-# config.json's "cell", checked, with its defaults
-def settings(path="config.json"):
-    with open(path) as f:
-        c = json.load(f).get("cell")
-    if not isinstance(c, dict):
-        raise CellError("%s: key 'cell' must be an object (transport cellular)" % path)
-    p = c.get("apn_preset")
-    if p is not None:
-        if p not in APN:
-            raise CellError("%s: key 'cell.apn_preset' must be one of %s (got %r)" % (path, "/".join(APN), p))
-        a = APN[p]
-        c.setdefault("apn", a[0])
-        c.setdefault("user", a[1])
-        c.setdefault("password", a[2])
-    if not isinstance(c.get("apn"), str) or not c["apn"]:
-        raise CellError("%s: key 'cell.apn' is missing (or cell.apn_preset: %s)" % (path, "/".join(APN)))
-    if c.get("modem", "sim7080") not in ("sim7080", "a76xx"):
-        raise CellError("%s: key 'cell.modem' must be sim7080 or a76xx" % path)
-    for k, d in (("reg_timeout_ms", 180000), ("reg_poll_ms", 2000), ("backoff_ms", 2000),
-                 ("backoff_max_ms", 60000), ("boot_ms", 15000)):
-        v = c.setdefault(k, d)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise CellError("%s: key 'cell.%s' must be a positive integer" % (path, k))
-    return c
-
-
 class Cellular:
     def __init__(self, client_id, host, port, keepalive, will_topic, will_msg, log, io=None, cell=None):
         self.host = host
@@ -70,7 +32,11 @@ class Cellular:
         self.keepalive = keepalive
         self._w = (client_id, will_topic, will_msg)
         self._log = log
-        self.c = c = cell if cell is not None else settings()
+        if cell is None:  # config.json's "cell", checked by a module dropped after
+            import cellcfg
+            cell = cellcfg.settings()
+            del sys.modules["cellcfg"]
+        self.c = c = cell
         if io is None:
             import modem_io
             io = modem_io.open(c)
@@ -324,3 +290,6 @@ class Cellular:
             at.poll()
             await asyncio.sleep_ms(_STEP_MS)
         return -1
+
+
+MQTTClient = Cellular  # the name app.py imports, as from mqtt

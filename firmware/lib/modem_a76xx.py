@@ -4,7 +4,7 @@
 # SIM7080G). Results come as URCs after the OK (+CMQTTCONNECT: 0,0, +CMQTTPUB: 0,0); a
 # message arrives as +CMQTTRXSTART, +CMQTTRXTOPIC and its raw topic line, +CMQTTRXPAYLOAD
 # and its raw payload line, +CMQTTRXEND. The interface: modem_sim7080.py's head comment;
-# the syntax and what is not verified: firmware/README.md, "Cellular".
+# the syntax and what is not verified: firmware/CELLULAR.md.
 import time
 
 import asyncio

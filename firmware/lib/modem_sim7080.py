@@ -1,6 +1,6 @@
 # Sen firmware: the SIMCom SIM7080G family (LTE-M / NB-IoT) through its own MQTT stack:
 # AT+CNACT (PDP), AT+SMCONF / AT+SMCONN / AT+SMSUB / AT+SMPUB (with its "> " prompt) and the
-# +SMSUB: / +SMSTATE: / +APP PDP: URCs. The syntax: firmware/README.md, "Cellular" (sources
+# +SMSUB: / +SMSTATE: / +APP PDP: URCs. The syntax: firmware/CELLULAR.md (sources
 # and what is not verified). A modem family is one file with this interface (cellular.py
 # uses nothing else):
 #   URCS                     the prefixes of its unsolicited lines
@@ -23,7 +23,7 @@ from micropython import const
 _CONN_MS = const(60000)  # AT+SMCONN: TCP + MQTT CONNECT over a slow cell
 _PDP_MS = const(30000)
 _PUB_MS = const(20000)
-_PUB_MAX = const(1024)  # the largest AT+SMPUB (unverified: see firmware/README.md)
+_PUB_MAX = const(1024)  # the largest AT+SMPUB (unverified: see firmware/CELLULAR.md)
 
 URCS = ("+SMSUB:", "+SMSTATE:", "+APP PDP:", "RDY", "NORMAL POWER DOWN")
 
