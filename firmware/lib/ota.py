@@ -1,14 +1,14 @@
-# OTA receiver, the board's side of DESIGN.md "OTA": chunks of a signed bundle go straight into
-# the inactive application slot; the manifest's signature is checked (ed25519) before a byte of
-# a file is written, each file's SHA-256 as it streams in; the transfer resumes from the last
-# chunk written after a lost link or a reboot. When every file checks out, the slot is marked
-# for trial (sen_slot.json) and st is "ready": the app reboots, boot.py runs the trial slot.
+# OTA receiver, the board's side of DESIGN.md "OTA": a signed bundle's chunks go straight into
+# the inactive slot; the manifest's signature is checked (ed25519) before a byte of a file is
+# written, each file's SHA-256 as it streams in; resumable from the last chunk saved. When all
+# files check out, the slot is marked for trial and st is "ready": the app is to reboot.
 # Fixed buffers: one 512-byte read-back buffer, the hashes; files kept as (path, size, digest).
 import os
 import json
 import struct
 import hashlib
 import binascii
+import gc
 import sys
 from micropython import const
 from otaslot import SLOTS, TRIES, slots, exists, write_json, rmtree, mkdirs, vt, prefix
@@ -178,23 +178,25 @@ class Receiver:
                 prefix(path, _HEAD + n, self.buf, dst=dst)
             os.rename(path + ".cut", path)
         s["at"] = _HEAD + n
+        # the signature first, then the manifest parsed: their heap peaks do not add up
         with open(path, "rb") as f:
             f.seek(12)
             sig = f.read(64)
+            ok = ed25519.verify(self.pub, f, sig)
+            del sys.modules["ed25519"], ed25519  # needed once per transfer: ~5 KiB back to the heap
+            gc.collect()
+            f.seek(_HEAD)
             try:
                 m = json.load(f)
             except ValueError:
                 m = None
+        if not ok:  # whose key: the (unsigned) manifest's key id tells the reason apart
             key = m.get("key") if isinstance(m, dict) else None
             mine = binascii.hexlify(hashlib.sha256(self.pub).digest()[:8]).decode()
             if isinstance(key, str) and key != mine:
                 self._refuse("other_key", "signed by %s, this board trusts %s" % (key, mine))
-                return True
-            f.seek(_HEAD)
-            ok = ed25519.verify(self.pub, f, sig)
-        del sys.modules["ed25519"]  # needed once per transfer: its ~5 KiB go back to the heap
-        if not ok:
-            self._refuse("bad_signature")
+            else:
+                self._refuse("bad_signature")
             return True
         why = self._fields(m)
         if why:
@@ -277,16 +279,12 @@ class Receiver:
             pos -= size
         raise ValueError("past the end")
 
-    def _mkfile(self, j):
-        full = self._dir() + "/" + self.files[j][0]
-        mkdirs(full)
-        open(full, "wb").close()
-
     def _ready(self):
         # every file checked: the slot goes on trial at the next boot (boot.py)
-        for j in range(len(self.files)):
-            if self.files[j][1] == 0:
-                self._mkfile(j)
+        for p, size, _ in self.files:
+            if not size:  # an empty file takes no bytes: made here
+                mkdirs(self._dir() + "/" + p)
+                open(self._dir() + "/" + p, "wb").close()
         os.remove(self._dir() + "/ota_head.bin")
         sl = slots(self.root)
         sl["try"] = self.st["slot"]
