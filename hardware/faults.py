@@ -6,7 +6,8 @@
      {"at_s": 6,  "fault": "sensor",    "board": 1, "sensor": "sht31", "value": "nack"},
      {"at_s": 9,  "fault": "sensor",    "board": 1, "sensor": "sht31", "value": null},
      {"at_s": 10, "fault": "power_cut", "board": 1},
-     {"at_s": 12, "fault": "partition"}, {"at_s": 15, "fault": "heal"}]
+     {"at_s": 12, "fault": "partition"}, {"at_s": 15, "fault": "heal"},
+     {"at_s": 16, "fault": "cell_down"}, {"at_s": 20, "fault": "cell_up"}, {"at_s": 25, "fault": "modem_reset"}]
 
 ``board`` is an index into the started boards (0 = the first), or ``"all"`` (the default).
 Tests call the same methods on :class:`hardware.vboard.VirtualBoard` directly.
@@ -45,6 +46,10 @@ ACTIONS: dict[str, Callable[[VirtualBoard, dict[str, Any]], None]] = {
     "sensor": lambda b, s: b.sensor_fault(_arg(s, "sensor"), s.get("value")),
     "clock_jump": lambda b, s: b.clock_jump(int(_arg(s, "offset_ms"))),
     "clear": lambda b, s: b.clear_faults(),
+    # cellular boards (sen sim --cellular): the simulated modem reads these from faults.json
+    "cell_down": lambda b, s: b.set_faults(cell="down"),
+    "cell_up": lambda b, s: b.set_faults(cell=None),
+    "modem_reset": lambda b, s: b.set_faults(modem_reset=int(b.faults().get("modem_reset", 0)) + 1),
 }
 _NEEDS = {"sensor": ("sensor",), "clock_jump": ("offset_ms",)}
 

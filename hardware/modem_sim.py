@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from hardware.modem_link import BrokerLink
 
@@ -65,7 +65,7 @@ class ModemSim:
         self._new_session()
 
     # -- life ---------------------------------------------------------------------------
-    def start(self) -> ModemSim:
+    def start(self) -> Self:
         threading.Thread(target=self._accept, name=f"{self.name}-accept", daemon=True).start()
         threading.Thread(target=self._watch, name=f"{self.name}-faults", daemon=True).start()
         return self

@@ -15,6 +15,7 @@ import threading
 import time
 
 from hardware.modem_sim import ModemSim
+from hardware.vboard import VirtualBoard
 
 
 class Sim7080(ModemSim):
@@ -130,3 +131,17 @@ class Sim7080(ModemSim):
         else:
             self._err(conn)
         return rest
+
+
+def attach(board: VirtualBoard, *, reg_s: float = 3.0) -> Sim7080:
+    """Make BOARD a cellular board on a simulated SIM7080G of its own (``sen sim --cellular``):
+    its config gets ``"transport": "cellular"`` and a ``cell`` for the modem's port; the modem
+    watches the board's faults.json (``cell``, ``modem_reset``...). Call before ``start()``."""
+    modem = Sim7080(faults=board.flash_dir / "faults.json", reg_s=reg_s, name=board.device).start()
+    board.config["transport"] = "cellular"
+    # the simulator's 2 s ack timeout resends faster than a cell's round trip and the gateway's
+    # ack pacing: its acks then never caught up (seen with sen sim's default); the firmware's 15 s
+    board.config["ack_timeout_ms"] = max(int(board.config.get("ack_timeout_ms", 15000)), 15000)
+    board.config["cell"] = {"apn_preset": "viettel", "sim_port": modem.port, "reg_poll_ms": 500,
+                            "backoff_ms": 500, "backoff_max_ms": 8000, "boot_ms": 5000}
+    return modem

@@ -8,6 +8,7 @@ the SIM is in."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,14 @@ HEAP = "80K"  # 72K fails today: the cellular modules cost ~16 KiB more than mqt
 FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
 
 
-def _wired() -> bool:
-    """The integration points: config.load() accepts transport "cellular", the app loads it."""
-    return all("cellular" in (FIRMWARE_LIB / f).read_text() for f in ("config.py", "app.py"))
+def _wired(*more: Path) -> bool:
+    """The integration points: config.load() accepts transport "cellular", the app loads it
+    (and, for `sen sim --cellular`, the simulator and the command line have the flag)."""
+    files = [FIRMWARE_LIB / "config.py", FIRMWARE_LIB / "app.py", *more]
+    return all("cellular" in f.read_text() for f in files)
+
+
+SIM_FILES = (FIRMWARE_LIB.parents[1] / "hardware" / "sim.py", FIRMWARE_LIB.parents[1] / "gateway" / "cli" / "boards.py")
 
 
 def _rows(influxdb: InfluxDB, db: str, device: str) -> list[dict[str, Any]]:
@@ -138,3 +144,34 @@ def test_cellular_board_without_sim_keeps_readings_until_the_sim_comes(
     wait_for(lambda: len(_rows(influxdb, influx_db, "cell-2")) >= readings, timeout=30,
              what=f"{readings} points")
     assert sorted(r["seq"] for r in _rows(influxdb, influx_db, "cell-2")) == list(range(1, readings + 1))
+
+
+@pytest.mark.skipif(not _wired(*SIM_FILES), reason="sen sim has no --cellular yet")
+def test_sen_sim_cellular_with_a_fault_plan(
+    gateway: Any, mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
+) -> None:
+    """`sen sim --cellular` boards through cell_down, cell_up and modem_reset from a fault plan:
+    every reading in InfluxDB exactly once, by (device, boot, seq)."""
+    # three simulated sensors at 250 ms: 240 readings take 20 s, the faults come on the way
+    boards, readings = 2, 240
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps([{"at_s": 7, "fault": "cell_down"}, {"at_s": 10, "fault": "cell_up"},
+                                {"at_s": 15, "fault": "modem_reset", "board": 0}]))
+    proc = sen_process("sim", "--cellular", "--mqtt", mosquitto.url, "--boards", str(boards),
+                       "--readings", str(readings), "--interval-ms", "250", "--site", SITE,
+                       "--heapsize", HEAP, "--fault-plan", str(plan),
+                       "--state-dir", str(tmp_path / "boards"), log=tmp_path / "sim.log")
+    assert proc.wait(timeout=240) == 0, (tmp_path / "sim.log").read_text()
+    for i in range(boards):
+        dev = f"sim-{i:04d}"
+        rows: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while len(rows) < readings and time.monotonic() < deadline:
+            rows = _rows(influxdb, influx_db, dev)
+            time.sleep(0.5)
+        assert sorted(r["seq"] for r in rows) == list(range(1, readings + 1)), dev
+        console = (tmp_path / "boards" / dev / "console.log").read_text()
+        assert "+SMSTATE: 0: down to rung mqtt" in console, console  # the cell went down mid-stream
+        assert console.count("cell: mqtt up") >= 2 + (i == 0), console
+    # board 0's modem restarted mid-stream: RDY at its power-on and again after the reset
+    assert (tmp_path / "boards" / "sim-0000" / "console.log").read_text().count("RDY: down to rung cfun") >= 2
