@@ -299,3 +299,112 @@ asyncio.run(main())
     assert out[0] is False
     assert out[1] == [True, [["t/telemetry", "x"]]]
     assert any(why in line for line in log), log
+
+
+# A scripted A76xx (A7670/A7680): the same Modem, with the CMQTT command set; topics and
+# payloads in data mode after "> ", results as URCs after the OK.
+A76 = r"""
+class A76(Modem):
+    def boot(self):
+        Modem.boot(self)
+        self.data = None  # (what, length) while data mode waits for its bytes
+        self.topic = self.payload = None
+        self.started = False
+    def write(self, b):
+        if not self.on:
+            return
+        if self.data:
+            self.w += bytes(b)
+            what, n = self.data
+            if len(self.w) >= n:
+                d, self.w = self.w[:n].decode(), self.w[n:]
+                self.data = None
+                if what == "topic":
+                    self.topic = d
+                elif what == "payload":
+                    self.payload = d
+                elif what == "sub":
+                    self.subs.append(d)
+                    self.ok()
+                    return self.say("\r\n+CMQTTSUB: 0,0\r\n")
+                self.ok()
+            return
+        Modem.write(self, b)
+    def prompt(self, what, c):
+        self.data = (what, int(c.split(",")[1]))
+        self.say("\r\n>")
+    def answer(self, c):
+        if c.startswith("AT+CGACT=1"):
+            if not self.cover:
+                return self.say("\r\nERROR\r\n")
+            self.pdp = True
+            return self.ok()
+        if c == "AT+CMQTTSTART":
+            self.started = True
+            self.ok()
+            return self.say("\r\n+CMQTTSTART: 0\r\n")
+        if c in ("AT+CMQTTSTOP", "AT+CMQTTREL=0") or c.startswith("AT+CMQTTDISC"):
+            was = self.mqtt
+            self.mqtt = False
+            return self.ok() if was or c != "AT+CMQTTDISC=0,60" else self.say("\r\n+CME ERROR: 11\r\n")
+        if c.startswith("AT+CMQTTWILLTOPIC") or c.startswith("AT+CMQTTTOPIC"):
+            return self.prompt("topic", c)
+        if c.startswith("AT+CMQTTWILLMSG") or c.startswith("AT+CMQTTPAYLOAD"):
+            return self.prompt("payload", c)
+        if c.startswith("AT+CMQTTSUB="):
+            return self.prompt("sub", c)
+        if c.startswith("AT+CMQTTCONNECT="):
+            self.ok()
+            self.mqtt = self.pdp and self.started
+            return self.say("\r\n+CMQTTCONNECT: 0,%d\r\n" % (0 if self.mqtt else 11))
+        if c == "AT+CMQTTCONNECT?":
+            return self.ok('+CMQTTCONNECT: 0,"tcp://broker:1883",30,1' if self.mqtt else "+CMQTTCONNECT: 0")
+        if c.startswith("AT+CMQTTPUB="):
+            if not self.mqtt:
+                return self.say("\r\nERROR\r\n")
+            self.pubs.append((self.topic, self.payload))
+            self.ok()
+            return self.say("\r\n+CMQTTPUB: 0,0\r\n")
+        return Modem.answer(self, c)
+    def drop_mqtt(self):
+        self.mqtt = False
+        self.say("\r\n+CMQTTCONNLOST: 0,1\r\n")
+    def deliver(self, topic, msg):
+        if self.mqtt and topic in self.subs:
+            self.say("\r\n+CMQTTRXSTART: 0,%d,%d\r\n+CMQTTRXTOPIC: 0,%d\r\n%s\r\n+CMQTTRXPAYLOAD: 0,%d\r\n%s\r\n"
+                     "+CMQTTRXEND: 0\r\n" % (len(topic), len(msg), len(topic), topic, len(msg), msg))
+    def reset(self):
+        self.boot()
+        self.say("\r\n*ATREADY: 1\r\n")
+M = A76()
+"""
+
+
+def test_a76xx_cold_start_publish_messages_and_an_mqtt_drop(micropython_bin: str, repo_root: Path) -> None:
+    out, log = _mp(micropython_bin, repo_root, A76 + """
+async def main():
+    cl = mk(modem="a76xx")
+    task = asyncio.create_task(cl.run())
+    await cl.wait_connected()
+    await cl.wait_ack(await cl.publish("sen/v1/s/dev-1/telemetry", memoryview(b'{"v":1,"seq":1}'), 1, False))
+    M.deliver("sen/v1/s/dev-1/ack", '{"fid":7,"boot":1,"seq":1}')
+    await until(lambda: MSGS)
+    c0 = cl.connects
+    M.drop_mqtt()
+    p = await cl.publish("sen/v1/s/dev-1/telemetry", b'{"v":1,"seq":2}', 1, False)
+    await until(lambda: cl.connects > c0, 10000)
+    await cl.wait_ack(p)
+    c0 = cl.connects
+    M.reset()
+    await until(lambda: cl.connects > c0, 10000)
+    out([M.pubs, MSGS, cl.rungs, M.subs])
+    task.cancel()
+asyncio.run(main())
+""")
+    pubs, msgs, rungs, subs = out[0]
+    assert [p[1] for p in pubs] == ['{"v":1,"seq":1}', '{"v":1,"seq":2}']
+    assert pubs[0][0] == "sen/v1/s/dev-1/telemetry"
+    assert msgs == [["sen/v1/s/dev-1/ack", '{"fid":7,"boot":1,"seq":1}']]
+    assert rungs[0] == 1 and rungs[2] == 1, log  # the drop: rung mqtt; *ATREADY: rung cfun
+    assert subs[:2] == ["sen/v1/s/dev-1/ack", "sen/v1/s/dev-1/cmd"]
+    assert any("+CMQTTCONNLOST: 0,1: down to rung mqtt" in line for line in log), log
