@@ -182,6 +182,8 @@ class Cellular:
                 return why
             if not await m.pdp(c["apn"], c.get("user", ""), c.get("password", "")):
                 return "no PDP context (APN %s)" % c["apn"]
+        if self.tls:  # never plain text when TLS was asked for
+            return "broker.tls: not supported over the modem's MQTT stack yet"
         w = self._w
         if not await m.connect(w[0], self.host, self.port, self.keepalive, self.user, self.password, w[1], w[2]):
             return "MQTT connect to %s:%d failed" % (self.host, self.port)

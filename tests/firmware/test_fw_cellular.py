@@ -275,6 +275,21 @@ asyncio.run(main())
     assert any("down to rung cfun" in line for line in log)
 
 
+def test_tls_is_refused_not_sent_in_plain_text(micropython_bin: str, repo_root: Path) -> None:
+    out, log = _mp(micropython_bin, repo_root, """
+async def main():
+    cl = mk()
+    cl.tls = True
+    task = asyncio.create_task(cl.run())
+    await until(lambda: [x for x in LOG if "next rung" in x], 10000)
+    out([cl.connected, [c for c in M.cmds if c.startswith("AT+SM")]])
+    task.cancel()
+asyncio.run(main())
+""")
+    assert out[0] == [False, []]
+    assert any("broker.tls: not supported" in line for line in log), log
+
+
 @pytest.mark.parametrize("fault, why", [
     ("M.sim = False", "SIM not ready (+CME ERROR: 10)"),
     ("M.cover = False", "no coverage?"),
