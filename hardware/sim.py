@@ -59,6 +59,7 @@ class SimOptions:
     fault_plan: FaultPlan | None = None
     ack_timeout_ms: int | None = None
     profile: dict[str, Any] | None = None  # board, pins and sensors of every board (load_profile)
+    cellular: bool = False  # each board on a simulated SIM7080G of its own (hardware/modem_sim7080.py)
 
     def device_id(self, index: int) -> str:
         return f"{self.device_prefix}-{index:04d}"
@@ -164,9 +165,13 @@ def run(options: SimOptions) -> int:
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in STOP_SIGNALS}
     boards: list[VirtualBoard] = []
+    modems: list[Any] = []  # --cellular: one simulated modem per board
     try:
         for i in range(options.boards):
             board = make_board(options, options.first_index + i, micropython, mpy_dir)
+            if options.cellular:
+                from hardware.modem_sim7080 import attach
+                modems.append(attach(board))
             boards.append(board)
             board.start()
             if board.link is not None:
@@ -194,6 +199,8 @@ def run(options: SimOptions) -> int:
         stopped_early = [b.device for b in boards if b.running or not b.powered]
     finally:
         stop_boards(boards)
+        for modem in modems:
+            modem.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     failed = [b for b in boards if b.device not in stopped_early

@@ -55,7 +55,7 @@ class App:
             from seriallink import SerialLink
             m = SerialLink(log)
         else:
-            from mqtt import MQTTClient
+            MQTTClient = __import__("cellular" if cfg["transport"] == "cellular" else "mqtt").MQTTClient
             c = MQTTClient(dev, cfg["host"], cfg["port"], cfg["keepalive"], base + "status",
                            b'{"state":"offline"}', log)
             c.net_connect = hal.net_connect
@@ -64,7 +64,7 @@ class App:
             c.password = cfg["bpass"]
             c.tls = cfg["tls"]
             c.ca = cfg["ca"]
-            m = c  # type: ignore[assignment]  # the same interface as SerialLink
+            m = c  # the same interface as SerialLink (c is Any: mqtt or cellular)
         m.on_connect = self._online
         m.on_message = self._on_message
         self.mq = m
@@ -182,6 +182,7 @@ class App:
         d["outbox"] = self.ob.count
         d["dropped"] = self.ob.dropped
         d["reconnects"] = max(0, self.mq.connects - 1)
+        getattr(self.mq, "diag", id)(d)  # the cellular transport's rssi, operator, cell, bytes
         d["uptime_ms"] = self.uptime()
         if self.bad_cmd:
             d["bad_cmd"] = self.bad_cmd

@@ -7,7 +7,7 @@ import json
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 _KNOWN = ("site", "device_id", "board", "broker", "interval_ms", "batch_max",
           "max_readings", "sim", "wifi", "pins", "sensors", "mode", "sleep_ms", "ack_wait_ms",
-          "outbox", "transport", "ack", "ack_timeout_ms", "safe_after", "wdt_ms")
+          "outbox", "transport", "ack", "ack_timeout_ms", "safe_after", "wdt_ms", "cell")
 _TYPES = ("bme280", "sht31", "dht20", "dht22", "vbat", "chip_temp", "ds18b20", "soil", "bh1750", "hcsr04",
           "adc")
 _PINS = ("i2c", "onewire", "adc_vbat", "led", "dht22")
@@ -88,7 +88,7 @@ def load(path="config.json", board=None):
         c[k] = _get(raw, k, (lo, hi), dflt)
     c["seed"] = _get(_get(raw, "sim", "obj"), "seed", (-(1 << 53), 1 << 53), 0, "sim.")
     c["mode"] = _get(raw, "mode", ["always_on", "deep_sleep"], "always_on")
-    c["transport"] = _get(raw, "transport", ["mqtt", "serial"], "mqtt")
+    c["transport"] = _get(raw, "transport", ["mqtt", "serial", "cellular"], "mqtt")  # cell: cellular.py
     c["ack"] = _get(raw, "ack", ["auto", "e2e", "puback"], "auto")
     o = _get(raw, "outbox", "obj")
     c["outbox_ram"] = _get(o, "store", ["flash", "ram"], "flash", "outbox.") == "ram"

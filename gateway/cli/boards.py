@@ -48,6 +48,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
                      help="cap each board's MicroPython heap as an ESP32 would, e.g. 64K (the firmware runs in 64K)")
     sim.add_argument("--state-dir", type=Path, default=Path(".sen/sim"), metavar="DIR",
                      help="where each board keeps its flash (config.json, boot counter, console.log)")
+    sim.add_argument("--cellular", action="store_true", help="boards on a simulated SIM7080G each "
+                     "(firmware/CELLULAR.md); fault plans: cell_down, cell_up, modem_reset")
     kit = sim.add_mutually_exclusive_group()
     kit.add_argument("--profile", metavar="NAME", help="boards with the board, pins and sensors of "
                      "firmware/examples/NAME.json, e.g. smart-garden (DHT20, soil probe, BH1750)")
@@ -249,5 +251,5 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         interval_ms=args.interval_ms, batch_max=args.batch_max, duration_s=args.duration, site=args.site,
         seed=args.seed, heapsize=args.heapsize, state_dir=args.state_dir, serial=args.serial,
         dev_dir=args.dev_dir, fault_proxy=args.fault_proxy or needs_proxy, fault_plan=plan,
-        ack_timeout_ms=args.ack_timeout_ms, profile=profile,
+        ack_timeout_ms=args.ack_timeout_ms, profile=profile, cellular=args.cellular,
     ))
