@@ -115,10 +115,9 @@ class Handler:
         decoded = [(i, m, t) for i, m in enumerate(messages) if (t := self._decode(m)) is not None]
         if not all(m.live or m.anchor_anyway for _, m, _ in decoded):
             decoded = self._hold(decoded, acks)
-        # New boots' anchors: stored together, one registry commit for the batch.
-        # Only a message with readings that carry no ts (or diagnostics to place) needs the
-        # boot's anchor; one with device times makes none.
-        # A new boot's anchor comes from its earliest live message in the batch, else its earliest.
+        # New boots' anchors, stored together in one registry commit: only a message with
+        # readings without ts (or diagnostics to place) needs one, and a boot's comes from its
+        # earliest live message in the batch, else from its earliest.
         candidates: dict[BootKey, tuple[bool, int]] = {}
         for _, m, t in reversed(decoded):
             if t.needs_anchor and t.up_ms is not None:
