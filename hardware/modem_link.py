@@ -27,8 +27,11 @@ class BrokerLink:
         self.host = url[0].strip('"')
         self.port = int(url[1].strip('"')) if len(url) > 1 else 1883
         self.keepalive = int(conf.get("KEEPTIME", "60"))
+        # No reconnecting on its own: the modem makes a new link for each SMCONN. A link closed
+        # by a fault that reconnected by itself would take the new link's client id (the
+        # broker drops the older connection of an id), and the two would evict each other.
         self._m = paho.Client(CallbackAPIVersion.VERSION2, client_id=conf.get("CLIENTID", '"sim7080"').strip('"'),
-                              clean_session=True)
+                              clean_session=True, reconnect_on_failure=False)
         user = conf.get("USERNAME", '""').strip('"')
         if user:
             self._m.username_pw_set(user, conf.get("PASSWORD", '""').strip('"'))
