@@ -36,19 +36,25 @@ class Hal:
         self._wdt = machine.WDT(timeout=cfg["wdt_ms"]) if cfg["wdt_ms"] else None
         self.dev = cfg["device_id"] or "esp32-" + binascii.hexlify(machine.unique_id()).decode()
 
+    # The I2C bus of config's pins.i2c, made once (None without sda and scl); hal_io's kit
+    # drivers share it.
+    def i2c(self):
+        b = self._i2c
+        p = self._cfg["pins"].get("i2c")
+        if b is None and p and p.get("sda") is not None and p.get("scl") is not None:
+            sda, scl = machine.Pin(p["sda"]), machine.Pin(p["scl"])
+            f = p.get("freq", 100000)
+            if p.get("bus", 0) == "soft":
+                b = machine.SoftI2C(scl=scl, sda=sda, freq=f)
+            else:
+                b = machine.I2C(p.get("bus", 0), scl=scl, sda=sda, freq=f)
+            self._i2c = b
+        return b
+
     def driver(self, kind, addr):
         pins = self._cfg["pins"]
         if kind in ("bme280", "sht31", "dht20"):
-            b = self._i2c
-            p = pins.get("i2c")
-            if b is None and p and p.get("sda") is not None and p.get("scl") is not None:
-                sda, scl = machine.Pin(p["sda"]), machine.Pin(p["scl"])
-                f = p.get("freq", 100000)
-                if p.get("bus", 0) == "soft":
-                    b = machine.SoftI2C(scl=scl, sda=sda, freq=f)
-                else:
-                    b = machine.I2C(p.get("bus", 0), scl=scl, sda=sda, freq=f)
-                self._i2c = b
+            b = self.i2c()
             if b is None:
                 return None
             if kind == "bme280":

@@ -56,14 +56,4 @@ def ping(s):
 
 
 def i2c(hal):
-    b = getattr(hal, "_i2c", None)
-    p = hal._cfg["pins"].get("i2c")
-    if b is None and p and p.get("sda") is not None and p.get("scl") is not None:
-        sda, scl = machine.Pin(p["sda"]), machine.Pin(p["scl"])
-        f = p.get("freq", 100000)
-        if p.get("bus", 0) == "soft":
-            b = machine.SoftI2C(scl=scl, sda=sda, freq=f)
-        else:
-            b = machine.I2C(p.get("bus", 0), scl=scl, sda=sda, freq=f)
-        hal._i2c = b
-    return b
+    return hal.i2c()  # the HAL's own bus (hal_esp32.i2c), shared with its I2C drivers
