@@ -15,7 +15,9 @@ case "$cmd" in
         scripts/setup.sh
         # The hardware-in-the-loop suite runs against simulated boards unless told otherwise
         # (SEN_HIL=off, or pytest --board-port /dev/ttyUSB0 for a real board).
-        SEN_HIL="${SEN_HIL:-sim}" exec .venv/bin/python -m pytest "$@" ;;
+        # One pytest worker per core (SEN_TEST_JOBS=N to choose, 0 for none): most tests wait on
+        # servers and boards, not the CPU. A test file stays in one worker, in its own order.
+        SEN_HIL="${SEN_HIL:-sim}" exec .venv/bin/python -m pytest -n "${SEN_TEST_JOBS:-auto}" --dist loadfile "$@" ;;
     bench) scripts/setup.sh && exec .venv/bin/python -m bench.run "$@" ;;
     *) echo "usage: ./run.sh demo [--duration S] | test [pytest args] | bench [--quick] | setup" >&2; exit 2 ;;
 esac
