@@ -17,7 +17,10 @@ case "$cmd" in
         # (SEN_HIL=off, or pytest --board-port /dev/ttyUSB0 for a real board).
         # One pytest worker per core (SEN_TEST_JOBS=N to choose, 0 for none): most tests wait on
         # servers and boards, not the CPU. A test file stays in one worker, in its own order.
-        SEN_HIL="${SEN_HIL:-sim}" exec .venv/bin/python -m pytest -n "${SEN_TEST_JOBS:-auto}" --dist loadfile "$@" ;;
+        # A real board (--board-port) is one device: its tests run in one process.
+        jobs="${SEN_TEST_JOBS:-auto}"
+        case " $* " in *" --board-port"*) jobs=0 ;; esac
+        SEN_HIL="${SEN_HIL:-sim}" exec .venv/bin/python -m pytest -n "$jobs" --dist loadfile "$@" ;;
     bench) scripts/setup.sh && exec .venv/bin/python -m bench.run "$@" ;;
     *) echo "usage: ./run.sh demo [--duration S] | test [pytest args] | bench [--quick] | setup" >&2; exit 2 ;;
 esac
