@@ -53,6 +53,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(rp["readings_per_s"] >= TARGETS["replay"])))
     out.extend(_serial_rows(results["serial"]))
     out.extend(_firmware_rows(results["firmware"]))
+    if "cellular" in results:
+        out.extend(_cellular_rows(results["cellular"]))
     return out
 
 
@@ -99,6 +101,25 @@ def _firmware_rows(fw: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         e = fw["encode_us_per_reading"][batch]
         rows.append((f"firmware, {batch}", f"{b['sen']} B/reading on the wire (json.dumps {b['json_dumps']}); "
                      f"{e['sen_us']} µs/reading (json.dumps {e['json_dumps_us']})", "", ""))
+    return rows
+
+
+def _cellular_rows(cell: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+    for batch, v in cell["bytes_per_reading"].items():
+        c, w = v["cellular"], v["wifi"]
+        rows.append((f"cellular, {batch}: B/reading", f"UART {c.get('uart_up')} up / {c.get('uart_down')} down, "
+                     f"air (MQTT) {c.get('air_up')} / {c.get('air_down')}; WiFi (MQTT) {w.get('air_up')} / "
+                     f"{w.get('air_down')}", "", ""))
+    u, h = cell["uart_115200"], cell["heap"]
+    rows.append(("cellular through a 115200-baud UART", f"{u['readings_per_s']} readings/s (UART up "
+                 f"{u.get('uart_up_bytes_per_s')} B/s of {u['line_bytes_per_s']:,})", "", ""))
+    ok = h["exit"] == 0 and not h["memory_error"]
+    figure = f"peak {h['peak_heap_bytes']:,} B" if ok else "MemoryError" if h["memory_error"] else f"exit {h['exit']}"
+    if h.get("smallest_k"):
+        figure += f" (finishes from {h['smallest_k']}K)"
+    rows.append((f"cellular firmware heap at -X heapsize={h['heapsize']}", figure, f"runs in {h['heapsize']}",
+                 _verdict(ok)))
     return rows
 
 

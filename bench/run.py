@@ -9,7 +9,8 @@ and writes ``sen-profile.svg`` (flame graph, threads apart) and ``sen-profile-gi
 Starts its own Mosquitto and InfluxDB (``gateway.devstack``) for every contender, so no run
 inherits another's queued messages, and prints a table, writes JSON and a PNG plot
 (:mod:`bench.report`). The measurements: :mod:`bench.gateway_bench` (throughput, latency,
-replay), :mod:`bench.serial_bench`, :mod:`bench.firmware_bench` (run as its own process).
+replay), :mod:`bench.serial_bench`, :mod:`bench.firmware_bench` and :mod:`bench.cellular_bench`
+(each run as its own process).
 """
 
 from __future__ import annotations
@@ -85,6 +86,10 @@ def main() -> int:
     results["firmware"] = json.loads(subprocess.run(
         [sys.executable, "-m", "bench.firmware_bench", "--json"], capture_output=True, text=True, cwd=ROOT,
         timeout=600, check=True).stdout)
+    print("cellular ...", file=sys.stderr)
+    results["cellular"] = json.loads(subprocess.run(
+        [sys.executable, "-m", "bench.cellular_bench", "--json", *(["--quick"] if args.quick else [])],
+        capture_output=True, text=True, cwd=ROOT, timeout=900, check=True).stdout)
     from bench.report import write_report
 
     write_report(results, args.out)

@@ -1,10 +1,12 @@
-"""The simulated modem's own MQTT session (``hardware/modem_sim.py``): what ``AT+SMCONN`` opens.
+"""The simulated modem's own MQTT session (``hardware/modem_sim.py``): what ``AT+SMCONN``
+(``AT+CMQTTCONNECT`` on an A76xx) opens.
 
-A real paho session to the broker the board configured with ``AT+SMCONF`` (URL, CLIENTID,
-KEEPTIME, USERNAME, PASSWORD); messages on its subscriptions and its loss are handed to the
-modem, which turns them into ``+SMSUB:`` and ``+SMSTATE: 0``. A lost cell sends no
-DISCONNECT: :meth:`BrokerLink.close` just closes the socket (the broker then publishes the
-will, if any); ``AT+SMDISC`` closes it cleanly.
+A real paho session to the broker the board configured (``conf``: URL, CLIENTID, KEEPTIME,
+USERNAME, PASSWORD as ``AT+SMCONF`` writes them; WILLTOPIC, WILLMSG, WILLQOS from an A76xx);
+messages on its subscriptions and its loss are handed to the modem, which turns them into its
+URCs (``+SMSUB:`` and ``+SMSTATE: 0`` on a SIM7080G). A lost cell sends no DISCONNECT:
+:meth:`BrokerLink.close` just closes the socket (the broker then publishes the will, if any);
+``AT+SMDISC`` (``AT+CMQTTDISC``) closes it cleanly.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class BrokerLink:
         user = conf.get("USERNAME", '""').strip('"')
         if user:
             self._m.username_pw_set(user, conf.get("PASSWORD", '""').strip('"'))
+        if conf.get("WILLTOPIC"):  # the A76xx's AT+CMQTTWILLTOPIC / WILLMSG (data mode: any bytes)
+            self._m.will_set(conf["WILLTOPIC"], conf.get("WILLMSG", ""), int(conf.get("WILLQOS", "0")))
         self._up = threading.Event()
         self._m.on_connect = self._connected
         self._m.on_message = lambda c, u, msg: on_message(self, msg.topic, bytes(msg.payload))

@@ -1,26 +1,24 @@
 """A simulated cellular modem for virtual boards: a host process the board's UART talks to.
 
-This module is the modem without its dialect (life, UART, faults, the broker session); the
-SIM7080G's AT commands are ``hardware/modem_sim7080.py`` (``Sim7080``), the one dialect so far.
+This module is the modem without its dialect: life, the UART, faults, the 3GPP commands every
+family shares (sync, echo, SIM, registration, signal, operator, CFUN, PDP definition, the
+``ATD*99#`` dial into data mode) and the broker session. The MQTT commands are a dialect's:
+``hardware/modem_sim7080.py`` (SIM7080G: ``AT+SM...``), ``hardware/modem_sim_a76xx.py`` (A7670 /
+A7680: ``AT+CMQTT...``); ``hardware/modem_sims.py`` picks one by name.
 
-The firmware's modem wires on the unix port (``firmware/lib/modem_io.py``) are a TCP socket to
+The firmware's modem wires on the unix port (``firmware/lib/modem_tcp.py``) are a TCP socket to
 ``127.0.0.1:PORT``; a PWRKEY pulse closes it and connects again, which this modem takes as a
-power-on: it boots (``RDY`` after ``boot_s``) with its state lost. It speaks the SIM7080G
-subset the firmware uses (``firmware/CELLULAR.md``) with delays of the real thing
-(registration takes ``reg_s`` seconds), and ``AT+SMCONN`` opens a real MQTT session to the
-broker (paho), so a reading goes firmware → AT → this modem → Mosquitto → gateway → InfluxDB.
-``AT+SMPUB`` answers OK only after the broker's PUBACK.
+power-on: it boots (its ready URC after ``boot_s``) with its state lost. Delays of the real
+thing: registration ``reg_s``, PDP activation ``pdp_s``; ``baud`` paces the UART (8N1). The
+MQTT session is a real paho session to the broker the board configured
+(``hardware/modem_link.py``); a publish is answered only after the broker's PUBACK.
 
 Faults, as methods or from a JSON file polled every 200 ms (the board's ``faults.json``):
-
-- ``cell_down()`` / ``cell_up()`` (``"cell": "down"``): no coverage: ``+CEREG: 2``, the PDP
-  context and the MQTT session drop with their URCs; coverage back: registered ``reg_s`` later.
-- ``modem_reset()`` (``"modem_reset": N``, each new N): the modem restarts, prints ``RDY``.
-- ``"sim": "missing"`` (``+CME ERROR: 10``), ``"reg": "denied"`` (``+CEREG: 0,3``),
-  ``"modem_slow_ms": N`` (every answer N ms late), ``"modem_garble": true`` (noise before
-  every answer).
-
-    modem = Sim7080(faults=Path("flash/faults.json")).start()   # the board's cell.sim_port = modem.port
+``cell_down()`` / ``cell_up()`` (``"cell": "down"``: ``+CEREG: 2``, the PDP context and the
+MQTT session drop with their URCs; coverage back: registered ``reg_s`` later),
+``modem_reset()`` (``"modem_reset": N``, each new N: the modem restarts), ``"sim": "missing"``
+(``+CME ERROR: 10``), ``"reg": "denied"`` (stat 3), ``"modem_slow_ms": N`` (every answer N ms
+late), ``"modem_garble": true`` (noise before every answer).
 """
 
 from __future__ import annotations
@@ -40,8 +38,11 @@ _POLL_S = 0.2
 
 
 class ModemSim:
+    # a dialect's URCs: started, MQTT session lost, PDP context lost
+    READY, MQTT_LOST, PDP_LOST = "RDY", "", ""
+
     def __init__(self, *, port: int = 0, faults: Path | None = None, reg_s: float = 3.0,
-                 boot_s: float = 1.0, pdp_s: float = 0.5, name: str = "modem") -> None:
+                 boot_s: float = 1.0, pdp_s: float = 0.5, name: str = "modem", baud: int | None = None) -> None:
         self._server = socket.create_server(("127.0.0.1", port))
         self.port: int = self._server.getsockname()[1]
         self.faults_file = faults
@@ -62,6 +63,11 @@ class ModemSim:
         self.sessions = 0
         self.commands: list[str] = []
         self._deaf_until = 0.0
+        # the UART: bytes each way (rx: from the board), and its speed (None: unpaced; a baud
+        # rate: 8N1, both directions paced to baud / 10 bytes per second)
+        self.uart_rx = self.uart_tx = 0
+        self.baud = baud
+        self._line_t = [0.0, 0.0]
         self._new_session()
 
     # -- life ---------------------------------------------------------------------------
@@ -84,9 +90,9 @@ class ModemSim:
         self.pdp = False
         self.subs: list[str] = []
         self.conf: dict[str, str] = {}
+        self.data_mode = False  # after ATD*99# -> CONNECT: PPP frames, not AT, until "+++"
         self._reg_at = time.monotonic() + self.reg_s
 
-    # -- faults ---------------------------------------------------------------------------
     def cell_down(self) -> None:
         with self._lock:
             if not self.covered:
@@ -112,16 +118,16 @@ class ModemSim:
             self._new_session()
             self._deaf_until = time.monotonic() + self.boot_s  # rebooting: no answers
         time.sleep(self.boot_s)
-        self._urc("RDY")
+        self._urc(self.READY)
 
     def _drop_pdp(self) -> None:
         was = self._mqtt is not None
         self._mqtt_down()
         if was:
-            self._urc("+SMSTATE: 0")
+            self._urc(self.MQTT_LOST)
         if self.pdp:
             self.pdp = False
-            self._urc("+APP PDP: 0,DEACTIVE")
+            self._urc(self.PDP_LOST)
 
     def _watch(self) -> None:
         while not self._stop.wait(_POLL_S):
@@ -130,10 +136,9 @@ class ModemSim:
                 continue
             try:
                 st = f.stat()
-                sig = (st.st_size, st.st_mtime_ns)
             except OSError:
-                sig = None
-            if sig is None or sig == self._sig:
+                continue
+            if (sig := (st.st_size, st.st_mtime_ns)) == self._sig:
                 continue
             self._sig = sig
             try:
@@ -151,8 +156,7 @@ class ModemSim:
             self.cell_up()
         self.sim = faults.get("sim") != "missing"
         self.denied = faults.get("reg") == "denied"
-        slow = faults.get("modem_slow_ms", 0)
-        self.slow_ms = slow if isinstance(slow, int) else 0
+        self.slow_ms = slow if isinstance(slow := faults.get("modem_slow_ms", 0), int) else 0
         self.garble = faults.get("modem_garble") is True
         n = faults.get("modem_reset")
         if n is not None and n != self._reset_n:
@@ -178,13 +182,33 @@ class ModemSim:
             _LOGGER.info("%s: power on (session %d)", self.name, self.sessions)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
+    def _line(self, n: int, way: int) -> None:
+        """N bytes on the UART one WAY (0 to the board, 1 from it) take their time at self.baud."""
+        if self.baud:
+            now = time.monotonic()
+            t = self._line_t[way] = max(self._line_t[way], now) + n * 10 / self.baud
+            time.sleep(t - now)
+
+    def _recv(self, conn: socket.socket) -> bytes:
+        try:
+            data = conn.recv(4096)
+        except OSError:
+            return b""
+        self.uart_rx += len(data)
+        self._line(len(data), 1)
+        return data
+
     def _send(self, conn: socket.socket, text: str) -> None:
         data = text.encode()
+        if self._conn is not conn:
+            return
+        self._line(len(data), 0)
         with self._lock:
             if self._conn is not conn:
                 return
             try:
                 conn.sendall(data)
+                self.uart_tx += len(data)
             except OSError:
                 pass
 
@@ -195,13 +219,10 @@ class ModemSim:
 
     def _serve(self, conn: socket.socket) -> None:
         time.sleep(self.boot_s)
-        self._send(conn, "\r\nRDY\r\n")
+        self._send(conn, f"\r\n{self.READY}\r\n")
         buf = b""
         while not self._stop.is_set():
-            try:
-                data = conn.recv(4096)
-            except OSError:
-                data = b""
+            data = self._recv(conn)
             if not data:
                 with self._lock:
                     if self._conn is conn:  # the board powered the modem off
@@ -209,6 +230,12 @@ class ModemSim:
                         self._mqtt_down()
                 return
             buf += data
+            if self.data_mode:
+                if b"+++" not in buf:
+                    buf = b""
+                    continue
+                self.data_mode, buf = False, b""  # escaped to command mode
+                self._send(conn, "\r\nOK\r\n")
             while b"\r" in buf:
                 i = buf.index(b"\r")
                 line, buf = buf[:i].decode(errors="replace").strip("\n"), buf[i + 1:]
@@ -236,12 +263,14 @@ class ModemSim:
         self._send(conn, f"\r\n{what}\r\n")
 
     def _stat(self) -> int:
-        if self.denied:
-            return 3
-        return 1 if self.covered and time.monotonic() >= self._reg_at else 2
+        return 3 if self.denied else 1 if self.covered and time.monotonic() >= self._reg_at else 2
 
     def _answer(self, conn: socket.socket, c: str, rest: bytes) -> bytes:
-        """One command line c answered; returns what is left of the bytes read (a dialect's)."""
+        """One command line c answered -> what is left of the bytes read (modem_sim_3gpp.py)."""
+        raise NotImplementedError
+
+    def _message(self, topic: str, payload: bytes) -> str:
+        """The URC(s) of a message from the broker on a subscription (a dialect's)."""
         raise NotImplementedError
 
     # -- MQTT ---------------------------------------------------------------------------
@@ -256,40 +285,15 @@ class ModemSim:
 
     def _on_message(self, link: BrokerLink, topic: str, payload: bytes) -> None:
         if link is self._mqtt:
-            self._urc(f'+SMSUB: "{topic}","{payload.decode(errors="replace")}"')
+            self._urc(self._message(topic, payload))
 
     def _on_lost(self, link: BrokerLink) -> None:
         with self._lock:
             if link is self._mqtt:  # the broker went away: the session URC
                 self._mqtt = None
-                self._urc("+SMSTATE: 0")
+                self._urc(self.MQTT_LOST)
 
     def _mqtt_down(self, clean: bool = False) -> None:
         m, self._mqtt = self._mqtt, None
         if m is not None:
             m.close(clean)
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m hardware.modem_sim --port P [--faults FILE]``: one modem until Ctrl-C."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m hardware.modem_sim", description=__doc__.split("\n")[0])
-    p.add_argument("--port", type=int, default=7080)
-    p.add_argument("--faults", type=Path)
-    p.add_argument("--reg-s", type=float, default=3.0)
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from hardware.modem_sim7080 import Sim7080
-
-    modem = Sim7080(port=a.port, faults=a.faults, reg_s=a.reg_s).start()
-    print(f"simulated SIM7080G on 127.0.0.1:{modem.port}", flush=True)
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        modem.close()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -59,7 +59,8 @@ class SimOptions:
     fault_plan: FaultPlan | None = None
     ack_timeout_ms: int | None = None
     profile: dict[str, Any] | None = None  # board, pins and sensors of every board (load_profile)
-    cellular: bool = False  # each board on a simulated SIM7080G of its own (hardware/modem_sim7080.py)
+    cellular: bool = False  # each board on a simulated modem of its own (hardware/modem_sims.py)
+    modem: str = "sim7080"  # its family, with cellular: sim7080 or a76xx
 
     def device_id(self, index: int) -> str:
         return f"{self.device_prefix}-{index:04d}"
@@ -170,8 +171,8 @@ def run(options: SimOptions) -> int:
         for i in range(options.boards):
             board = make_board(options, options.first_index + i, micropython, mpy_dir)
             if options.cellular:
-                from hardware.modem_sim7080 import attach
-                modems.append(attach(board))
+                from hardware.modem_sims import attach
+                modems.append(attach(board, modem=options.modem))
             boards.append(board)
             board.start()
             if board.link is not None:

@@ -1,10 +1,11 @@
 # Sen firmware: the AT command engine for a UART modem (loaded only by the cellular
 # transport). One task owns it: cmd() writes a command and collects its response up to the
-# final result (OK, ERROR, +CME ERROR: n, +CMS ERROR: n) or its deadline; every line that
-# starts with one of `urcs` (unsolicited result codes: +SMSUB:, +SMSTATE:, +CEREG:, RDY...)
-# goes to on_urc as it comes, even in the middle of a response, unless it starts with the
-# command's own prefix (AT+CEREG? answers "+CEREG: 0,1", which is then the response). Lines
-# from the modem while no command waits go to on_urc too. The echo of the command (ATE1,
+# final result (OK, ERROR, +CME ERROR: n, +CMS ERROR: n; CONNECT / NO CARRIER after a dial,
+# ppp.py) or its deadline; every line that starts with one of `urcs` (unsolicited result
+# codes: +SMSUB:, +SMSTATE:, +CEREG:, RDY...) goes to on_urc as it comes, even in the middle
+# of a response, unless it starts with a read command's own prefix (AT+CEREG? answers
+# "+CEREG: 0,1", which is then the response). Lines from the modem while no command waits go
+# to on_urc too. The echo of the command (ATE1,
 # the default after power-on) is dropped. Bytes are gathered in one fixed buffer, so a line
 # split across reads is put together; a line longer than the buffer is cut (counted).
 # The UART: read() -> bytes or None (non-blocking), write(bytes); machine.UART with
@@ -100,7 +101,7 @@ class AT:
                         self._urc(line)
                         return
             if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR") or \
-                    line.startswith("+CMS ERROR"):
+                    line.startswith("+CMS ERROR") or line.startswith("CONNECT") or line == "NO CARRIER":
                 self._fin = line
             else:
                 self.resp.append(line)
@@ -120,9 +121,9 @@ class AT:
         self.tx += len(b)
         self.u.write(b)
 
-    # Sends command c and waits ms for its final result: "OK", "ERROR", "+CME ERROR: n"
-    # (the line) or TIMEOUT (""); the info lines are in resp. data: written after the "> "
-    # prompt (AT+SMPUB), which must come within _PROMPT_MS.
+    # Sends command c and waits ms for its final result: "OK", "ERROR", "+CME ERROR: n",
+    # "CONNECT 150000000" (the line) or TIMEOUT (""); the info lines are in resp. data:
+    # written after the "> " prompt (AT+SMPUB), which must come within _PROMPT_MS.
     async def cmd(self, c, ms=1000, data=None):
         self.poll()
         self._n = 0  # a half line left by noise is not the start of the answer
@@ -130,9 +131,10 @@ class AT:
         self._fin = None
         self._prompt = False
         self._c = c
+        # a read command's own prefix is its answer, even where that prefix is also a URC's
+        # (AT+CEREG? -> +CEREG: 0,1); a set command's is not: a message that comes during
+        # AT+SMSUB="t",1 (a retained ack, at once) is a URC, never swallowed as a response
         i = c.find("?")
-        if i < 0:
-            i = c.find("=")
         self._p = c[2:i] + ":" if c.startswith("AT+") and i > 2 else None
         self.write(c.encode() + b"\r")
         t = time.ticks_ms()

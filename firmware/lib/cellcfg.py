@@ -31,6 +31,8 @@ def settings(path="config.json"):
         raise CellError("%s: key 'cell.apn' is missing (or cell.apn_preset: %s)" % (path, "/".join(APN)))
     if c.get("modem", "sim7080") not in ("sim7080", "a76xx"):
         raise CellError("%s: key 'cell.modem' must be sim7080 or a76xx" % path)
+    if c.get("mode", "mqtt") not in ("mqtt", "ppp"):
+        raise CellError("%s: key 'cell.mode' must be mqtt (the modem's MQTT) or ppp" % path)
     for k, d in (("reg_timeout_ms", 180000), ("reg_poll_ms", 2000), ("backoff_ms", 2000),
                  ("backoff_max_ms", 60000), ("boot_ms", 15000)):
         v = c.setdefault(k, d)

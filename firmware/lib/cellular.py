@@ -1,10 +1,10 @@
 # Sen firmware: the cellular transport: a UART modem's own MQTT stack, driven over AT
 # commands (at.py) through a modem family file (modem_sim7080.py, modem_a76xx.py). Loaded
 # only when config.json says "transport": "cellular"; its settings are config.json's "cell"
-# (cellcfg.py; firmware/CELLULAR.md). Same interface as MQTTClient
-# (mqtt.py), so the app does not care which it has: publish() queues, run() is the one task
-# that touches the modem, wait_ack() waits for the modem's OK of that publish (the gateway's
-# end-to-end ack does the rest, as on WiFi).
+# (cellcfg.py; firmware/CELLULAR.md). Same interface as MQTTClient (mqtt.py), so the app
+# does not care which it has: publish() queues, run() is the one task that touches the
+# modem, wait_ack() waits for the modem's OK of that publish (the gateway's end-to-end ack
+# does the rest, as on WiFi).
 # The state machine, every command with a deadline: power-on (PWRKEY), AT sync, echo off,
 # SIM, power saving (PSM/eDRX), registration (+CEREG, its own timeout), APN and PDP, MQTT
 # connect, subscribe to ack and cmd. Recovery climbs a ladder, one rung per failure and
@@ -25,21 +25,16 @@ _CHECK_MS = const(30000)  # when idle: signal and session checked this often
 _PWRKEY_MS = const(1200)
 _RUNGS = ("mqtt", "pdp", "cfun", "power")
 _DEAF = "the modem does not answer AT"
+
+
 class Cellular:
     def __init__(self, client_id, host, port, keepalive, will_topic, will_msg, log, io=None, cell=None):
-        self.host = host
-        self.port = port
-        self.keepalive = keepalive
+        self.host, self.port, self.keepalive = host, port, keepalive
         self._w = (client_id, will_topic, will_msg)
         self._log = log
-        if cell is None:  # config.json's "cell", checked by a module dropped after
-            import cellcfg
-            cell = cellcfg.settings()
-            del sys.modules["cellcfg"]
         self.c = c = cell
         if io is None:
-            import modem_io
-            io = modem_io.open(c)
+            io = __import__("modem_io" if sys.platform == "esp32" else "modem_tcp").Wires(c)
         self.io = io
         self.at = at = AT(io, log)
         if c.get("modem") == "a76xx":
@@ -49,12 +44,10 @@ class Cellular:
         self.m = fam.Modem(at, log)
         at.urcs = fam.URCS + ("+CEREG:",)
         at.on_urc = self._urc
-        # what the app sets on an MQTTClient
-        self.net_connect = self.on_connect = self.on_message = None
+        self.net_connect = self.on_connect = self.on_message = None  # the app sets them
         self.subs = []  # type: list
         self.user = self.ca = None
-        self.password = ""
-        self.tls = False
+        self.password, self.tls = "", False
         self._q = []  # type: list  # [packet id, topic, msg, retain], in order
         self.connected = self._stop = False
         self.connects = self._pid = self.sent_b = 0
@@ -294,4 +287,14 @@ class Cellular:
         return -1
 
 
-MQTTClient = Cellular  # the name app.py imports, as from mqtt
+# The name app.py imports, as from mqtt: the modem's own MQTT stack (Cellular), or with
+# cell.mode "ppp" Sen's MQTT client over a PPP link through the modem (ppp.py).
+def MQTTClient(client_id, host, port, keepalive, will_topic, will_msg, log):
+    import cellcfg  # config.json's "cell", checked by a module dropped after
+    c = cellcfg.settings()
+    del sys.modules["cellcfg"]
+    a = (client_id, host, port, keepalive, will_topic, will_msg, log)
+    if c.get("mode") == "ppp":
+        import ppp
+        return ppp.Client(c, *a)
+    return Cellular(*a, None, c)

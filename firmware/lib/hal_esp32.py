@@ -131,3 +131,19 @@ class Hal:
         machine.deepsleep(ms)
 
     reboot = deepsleep
+
+
+# The cellular PPP link (ppp.py): network.PPP (MicroPython 1.24+) on the modem's UART (io.u,
+# modem_io.py) once the modem answered its dial with CONNECT; PAP with cell.user/password.
+# None where the firmware has no network.PPP. Never run on a board yet.
+def ppp(io, c):
+    P = getattr(network, "PPP", None)
+    if P is None:
+        return None
+    p = P(io.u)
+    p.active(True)
+    if c.get("user"):
+        p.connect(security=P.SEC_PAP, user=c["user"], key=c.get("password", ""))
+    else:
+        p.connect()
+    return p

@@ -50,6 +50,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
                      help="where each board keeps its flash (config.json, boot counter, console.log)")
     sim.add_argument("--cellular", action="store_true", help="boards on a simulated SIM7080G each "
                      "(firmware/CELLULAR.md); fault plans: cell_down, cell_up, modem_reset")
+    sim.add_argument("--modem", choices=("sim7080", "a76xx"), help="with --cellular: the simulated modem's "
+                     "family (default sim7080; a76xx: A7670/A7680)")
     kit = sim.add_mutually_exclusive_group()
     kit.add_argument("--profile", metavar="NAME", help="boards with the board, pins and sensors of "
                      "firmware/examples/NAME.json, e.g. smart-garden (DHT20, soil probe, BH1750)")
@@ -251,5 +253,6 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         interval_ms=args.interval_ms, batch_max=args.batch_max, duration_s=args.duration, site=args.site,
         seed=args.seed, heapsize=args.heapsize, state_dir=args.state_dir, serial=args.serial,
         dev_dir=args.dev_dir, fault_proxy=args.fault_proxy or needs_proxy, fault_plan=plan,
-        ack_timeout_ms=args.ack_timeout_ms, profile=profile, cellular=args.cellular,
+        ack_timeout_ms=args.ack_timeout_ms, profile=profile, cellular=args.cellular or bool(args.modem),
+        modem=args.modem or "sim7080",
     ))

@@ -103,6 +103,22 @@ asyncio.run(main())
     assert r[3] == ["RDY", "+CEREG: 2"]
 
 
+def test_a_message_during_a_subscribe_is_a_urc(micropython_bin: str, repo_root: Path) -> None:
+    """A retained ack the broker sends at once, while the next AT+SMSUB is still in flight,
+    goes to on_urc: a set command's own prefix (+SMSUB) is not its response (only a read
+    command's is). Swallowed, the ack was lost for good (the gateway publishes an ack once)."""
+    r = _mp(micropython_bin, repo_root, """
+async def main():
+    ack = b'\\r\\n+SMSUB: "sen/v1/s/d/ack","{\\\\"seq\\\\":5}"\\r\\n'
+    u, a = mk([('AT+SMSUB="sen/v1/s/d/cmd",1', [ack, b"\\r\\nOK\\r\\n"])])
+    out(await a.cmd('AT+SMSUB="sen/v1/s/d/cmd",1'))
+    out([a.resp, URCS])
+asyncio.run(main())
+""")
+    assert r[0] == "OK"
+    assert r[1] == [[], ['+SMSUB: "sen/v1/s/d/ack","{\\"seq\\":5}"']]
+
+
 def test_error_and_cme_error(micropython_bin: str, repo_root: Path) -> None:
     r = _mp(micropython_bin, repo_root, """
 async def main():

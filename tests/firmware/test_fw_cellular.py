@@ -423,3 +423,48 @@ asyncio.run(main())
     assert rungs[0] == 1 and rungs[2] == 1, log  # the drop: rung mqtt; *ATREADY: rung cfun
     assert subs[:2] == ["sen/v1/s/dev-1/ack", "sen/v1/s/dev-1/cmd"]
     assert any("+CMQTTCONNLOST: 0,1: down to rung mqtt" in line for line in log), log
+
+
+def test_ppp_dial_against_the_simulated_modem(micropython_bin: str, repo_root: Path) -> None:
+    """cell.mode "ppp" (firmware/lib/ppp.py) on the VM's modem wires (modem_tcp: a socket) to the
+    host's simulated SIM7080G: power-on, registration, AT+CGDCONT, ATD*99# -> CONNECT, then
+    the hand-over, which the unix port's HAL refuses (no network.PPP); the next try escapes
+    from data mode ("+++", ATH) and dials again. The PPP link itself runs only on a board."""
+    from hardware.modem_sim7080 import Sim7080
+
+    modem = Sim7080(reg_s=0.3, boot_s=0.2, pdp_s=0.1, name="ppp").start()
+    code = """
+import sys, json
+sys.path.insert(1, LIB)
+import asyncio, ppp
+def log(m):
+    print(json.dumps(["log", m]))
+CELL = {"apn": "v-internet", "mode": "ppp", "sim_port": PORT, "reg_timeout_ms": 5000, "reg_poll_ms": 100,
+        "backoff_ms": 100, "backoff_max_ms": 500, "boot_ms": 3000}
+async def main():
+    cl = ppp.Client(CELL, "dev-1", "broker", 1883, 30, "t/status", b"{}", log)
+    cl.net_connect = None  # what the app sets (WiFi's): not used over PPP
+    a = await cl._link()
+    b = await cl._link()
+    d = {}
+    cl.diag(d)
+    print(json.dumps([a, b, cl.dials, d["cell_reg"], d["rssi_dbm"]]))
+asyncio.run(main())
+""".replace("LIB", repr(str(repo_root / "firmware" / "lib"))).replace("PORT", str(modem.port))
+    try:
+        done = subprocess.run([micropython_bin, "-X", "heapsize=128K", "-c", code], capture_output=True,
+                              text=True, timeout=60)
+        commands, data_mode = list(modem.commands), modem.data_mode
+    finally:
+        modem.close()
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    log = [r[1] for r in rows if r[:1] == ["log"]]
+    assert [r for r in rows if r[:1] != ["log"]] == [[False, False, 2, 1, -77]]
+    assert log.count("cell: ppp: CONNECT, but this port has no network.PPP") == 2, log
+    dial = ['AT+CGDCONT=1,"IP","v-internet"', "ATD*99#"]
+    i = commands.index(dial[0])
+    assert commands[i:i + 2] == dial, commands
+    # the second try: back to command mode ("+++" is no command line: the modem dropped it
+    # with the data), hung up, dialled again
+    assert commands[i + 2] == "ATH" and commands.count("ATD*99#") == 2 and data_mode, commands

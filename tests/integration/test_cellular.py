@@ -1,6 +1,7 @@
 """Cellular boards end to end, on real parts: the firmware (transport "cellular", on the
 MicroPython VM) → AT commands over its modem wires → the simulated SIM7080G
-(hardware/modem_sim.py + modem_sim7080.py, a real paho session) → Mosquitto → `sen gateway run` → InfluxDB 1.x.
+(hardware/modem_sim.py + modem_sim7080.py, a real paho session; a second board on the
+simulated A76xx, modem_sim_a76xx.py) → Mosquitto → `sen gateway run` → InfluxDB 1.x.
 Faults mid-stream through the board's faults.json, which the simulated modem watches: no
 coverage (cell_down, then cell_up) and a modem reset; every reading lands exactly once, by
 (device, boot, seq). A board that boots with no SIM keeps its readings and sends them once
@@ -18,6 +19,7 @@ import pytest
 from gateway.devstack import InfluxDB, Mosquitto
 from hardware.modem_sim import ModemSim
 from hardware.modem_sim7080 import Sim7080
+from hardware.modem_sim_a76xx import A76xx
 from hardware.vboard import VirtualBoard, build_mpy
 from tests.integration.helpers import sen_process, stop, wait_for
 
@@ -52,6 +54,7 @@ def _board(tmp_path: Path, micropython: str, mosquitto: Mosquitto, modem: ModemS
         "cell": {"apn_preset": "viettel", "sim_port": modem.port, "reg_poll_ms": 500,
                  "backoff_ms": 500, "backoff_max_ms": 4000, "boot_ms": 5000},
     }
+    config["cell"].update(over.pop("cell", {}))
     config.update(over)
     mpy = build_mpy(tmp_path.parent / "mpy", micropython)
     return VirtualBoard(device=device, flash_dir=tmp_path / device, config=config,
@@ -71,47 +74,64 @@ def gateway(mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: 
 
 
 @pytest.mark.skipif(not _wired(), reason="config.py/app.py do not wire transport cellular yet")
-def test_cellular_board_exactly_once_through_cell_down_up_and_modem_reset(
+def test_cellular_boards_exactly_once_through_cell_down_up_and_modem_reset(
     gateway: Any, mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
     micropython_bin: str,
 ) -> None:
+    """Two boards in the same run, one per modem family: cell-1 on a simulated SIM7080G
+    (AT+SM...), cell-3 on a simulated A76xx (AT+CMQTT..., its will set in data mode)."""
     readings = 80
-    board_dir = tmp_path / "cell-1"
-    modem = Sim7080(faults=board_dir / "faults.json", reg_s=2.0, boot_s=0.5, name="cell-1").start()
-    board = _board(tmp_path, micropython_bin, mosquitto, modem, "cell-1", readings)
+    pairs: list[tuple[ModemSim, VirtualBoard]] = []
+    for dev, kind in (("cell-1", Sim7080), ("cell-3", A76xx)):
+        modem = kind(faults=tmp_path / dev / "faults.json", reg_s=2.0, boot_s=0.5, name=dev).start()
+        cell = {"modem": "a76xx"} if kind is A76xx else {}
+        pairs.append((modem, _board(tmp_path, micropython_bin, mosquitto, modem, dev, readings, cell=cell)))
+    boards = [b for _, b in pairs]
+
+    def count(b: VirtualBoard) -> int:
+        return len(_rows(influxdb, influx_db, b.device))
     try:
-        board.start()
-        wait_for(lambda: len(_rows(influxdb, influx_db, "cell-1")) >= 10, timeout=60,
-                 what="the first readings over the cell")
-        board.set_faults(cell="down")
+        for b in boards:
+            b.start()
+        wait_for(lambda: all(count(b) >= 10 for b in boards), timeout=60, what="the first readings over the cell")
+        for b in boards:
+            b.set_faults(cell="down")
         time.sleep(3)
-        board.set_faults(cell=None)  # coverage back: registered 2 s later
-        wait_for(lambda: board.console_log.read_text().count("cell: mqtt up") >= 2,
-                 timeout=60, what="the board back after cell_down")
-        n = len(_rows(influxdb, influx_db, "cell-1"))
-        wait_for(lambda: len(_rows(influxdb, influx_db, "cell-1")) > n, timeout=60,
+        for b in boards:
+            b.set_faults(cell=None)  # coverage back: registered 2 s later
+        wait_for(lambda: all(b.console_log.read_text().count("cell: mqtt up") >= 2 for b in boards),
+                 timeout=60, what="the boards back after cell_down")
+        n = [count(b) for b in boards]
+        wait_for(lambda: all(count(b) > k for b, k in zip(boards, n, strict=True)), timeout=60,
                  what="readings after cell_up")
-        board.set_faults(modem_reset=1)
-        code = None
+        for b in boards:
+            b.set_faults(modem_reset=1)
+        codes: dict[str, int | None] = {b.device: None for b in boards}
         deadline = time.monotonic() + 120
-        while code is None and time.monotonic() < deadline:
-            code = board.poll()
+        while None in codes.values() and time.monotonic() < deadline:
+            for b in boards:
+                codes[b.device] = codes[b.device] if codes[b.device] is not None else b.poll()
             time.sleep(0.2)
-        console = board.console_log.read_text()
-        assert code == 0, console
+        consoles = {b.device: b.console_log.read_text() for b in boards}
+        assert codes == {b.device: 0 for b in boards}, consoles
     finally:
-        board.stop()
-        modem.close()
-    wait_for(lambda: len(_rows(influxdb, influx_db, "cell-1")) >= readings, timeout=30,
-             what=f"{readings} points")
-    rows = _rows(influxdb, influx_db, "cell-1")
-    assert sorted(r["seq"] for r in rows) == list(range(1, readings + 1))  # each once
-    assert len({r["boot"] for r in rows}) == 1
-    assert "down to rung pdp" in console or "down to rung mqtt" in console, console
-    assert "down to rung cfun" in console, console  # the modem's RDY after its reset
-    diag = influxdb.rows("SELECT * FROM \"device_diag\" WHERE \"device\" = 'cell-1'", influx_db)
-    last = diag[-1]
-    assert last["cell_op"] == "Viettel" and last["rssi_dbm"] == -77 and last["cell_tx_b"] > 1000
+        for modem, b in pairs:
+            b.stop()
+            modem.close()
+    for b in boards:
+        wait_for(lambda b=b: count(b) >= readings, timeout=30, what=f"{readings} points of {b.device}")
+        rows = _rows(influxdb, influx_db, b.device)
+        assert sorted(r["seq"] for r in rows) == list(range(1, readings + 1)), b.device  # each once
+        assert len({r["boot"] for r in rows}) == 1
+        console = consoles[b.device]
+        assert "down to rung pdp" in console or "down to rung mqtt" in console, console
+        assert "down to rung cfun" in console, console  # the modem's ready URC after its reset
+        diag = influxdb.rows(f"SELECT * FROM \"device_diag\" WHERE \"device\" = '{b.device}'", influx_db)
+        last = diag[-1]
+        assert last["cell_op"] == "Viettel" and last["rssi_dbm"] == -77 and last["cell_tx_b"] > 1000
+    a76 = consoles["cell-3"]
+    assert "+CMQTTCONNLOST: 0,1: down to rung mqtt" in a76 or "+CGEV: ME PDN DEACT 1: down to rung pdp" in a76, a76
+    assert "*ATREADY: 1: down to rung cfun" in a76, a76
 
 
 @pytest.mark.skipif(not _wired(), reason="config.py/app.py do not wire transport cellular yet")
