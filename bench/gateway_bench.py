@@ -6,7 +6,8 @@
   background load, with the gateway's memory and CPU.
 - :func:`replay`: how fast a spool filled during an outage drains into InfluxDB.
 - :func:`backlog`: how fast a backlog the broker queued while the consumer was away drains
-  (the gateway into InfluxDB, or the bare subscriber), one or ten readings per message.
+  (the gateway into InfluxDB, or the bare subscriber), one or ten readings per message; with
+  ``--workers N`` among the flags, the gateway's N receiving processes each drain their share.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def backlog(kind: str, messages: int, per_envelope: int, work: Path, *extra: str
     (in InfluxDB for Sen; by the process itself for the bare subscriber)."""
     load = Load(readings=messages * per_envelope, per_envelope=per_envelope)
     payloads = envelopes(load, base_ms=int(time.time() * 1000) - 86_400_000)
-    name = f"backlog-{kind}-{per_envelope}-{len(extra)}"
+    name = "-".join(("backlog", kind, str(per_envelope), *(flag.strip("-") for flag in extra)))
     with servers(work, name) as (broker, influx):
         def consumer(run: str) -> Any:
             where = work / name / run
@@ -182,9 +183,22 @@ def backlog(kind: str, messages: int, per_envelope: int, work: Path, *extra: str
                 time.sleep(_POLL_S)
                 done = (count(influx) if kind == "sen"
                         else int((work / name / "drain" / f"{kind}.count").read_text() or 0))
-                peak_rss = max(peak_rss, proc_stats(proc.pid)[0])
+                peak_rss = max(peak_rss, _tree_rss(proc.pid))
             seconds = time.monotonic() - started
     return {"kind": kind, "messages": len(payloads), "per_envelope": per_envelope, "readings": load.readings,
             "confirmed": done, "seconds": round(seconds, 2), "messages_per_s": round(len(payloads) * done
                                                                                     / load.readings / seconds),
             "readings_per_s": round(done / seconds), "peak_rss_mib": round(peak_rss / 2**20, 1), "flags": list(extra)}
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of PID and its children (the gateway's workers: ``--workers N``)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(k) for k in children.read_text().split()] if children.exists() else []
+    total = proc_stats(pid)[0]
+    for kid in kids:
+        try:
+            total += proc_stats(kid)[0]
+        except OSError:  # a worker that just exited
+            continue
+    return total

@@ -104,9 +104,11 @@ def gateway(broker: Mosquitto, influx: InfluxDB, work: Path, *extra: str) -> Chi
     work.mkdir(parents=True, exist_ok=True)
     log = work / "gateway.log"
     mark = log.stat().st_size if log.exists() else 0
+    workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1  # each subscribes
+    ready = "subscribed to $share/sen/sen/v1/+/+/telemetry" if workers > 1 else "subscribed to sen/v1/+/+/telemetry"
     return process([sys.executable, "-m", "gateway", "gateway", "run", "--mqtt", broker.url, "--influx", influx.url,
                     "--database", DB, "--spool", str(work / "spool"), *extra], log,
-                   lambda: log.exists() and "subscribed to sen/v1/+/+/telemetry" in log.read_text()[mark:])
+                   lambda: log.exists() and log.read_text()[mark:].count(ready) >= workers)
 
 
 def baseline(kind: str, broker: Mosquitto, influx: InfluxDB, work: Path, *extra: str) -> Child:

@@ -13,6 +13,7 @@ TARGETS = {
     "p99_ms_up_to_1000": 100.0,  # at 10, 100 and 1,000 readings/s
     "backlog_share_1": 0.6,    # of the bare subscriber's messages/s, one reading per message
     "backlog_share_10": 0.8,   # ten readings per message
+    "workers_2_over_1": 1.3,   # backlog drain, 1/msg: --workers 2 against --workers 1
     "rss_mib": 80.0,
     "replay": 50_000,          # readings/s
 }
@@ -39,6 +40,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     out.append(("Sen / ceiling", f"{share:.0%}", f">= {TARGETS['ceiling_share']:.0%}",
                 _verdict(share >= TARGETS["ceiling_share"])))
     out.extend(_backlog_rows(results.get("backlog", [])))
+    out.extend(_workers_rows(results.get("backlog_workers", []), results.get("backlog", [])))
     for lat in results["latency"]:
         limit = TARGETS["p99_ms_at_5000"] if lat["rate"] >= 5000 else TARGETS["p99_ms_up_to_1000"]
         target = f"p99 < {limit:.0f} ms"
@@ -73,6 +75,24 @@ def _backlog_rows(backlog: list[dict[str, Any]]) -> list[tuple[str, str, str, st
                     _verdict(share >= goal)))
         out.append((f"backlog, {per}/msg: Sen peak RSS", f"{sen['peak_rss_mib']} MiB",
                     f"RSS < {TARGETS['rss_mib']:.0f} MiB", _verdict(sen["peak_rss_mib"] < TARGETS["rss_mib"])))
+    return out
+
+
+def _workers_rows(runs: list[dict[str, Any]], backlog: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The 1/msg backlog drained by `--workers 1` and `--workers 2`, beside the bare subscriber."""
+    if not runs:
+        return []
+    ceiling = next((r for r in backlog if r["kind"] == "ceiling" and r["per_envelope"] == 1), None)
+    out: list[tuple[str, str, str, str]] = []
+    for r in runs:
+        share = f", {r['messages_per_s'] / ceiling['messages_per_s']:.2f} of the bare subscriber" if ceiling else ""
+        out.append((f"backlog of {r['messages']:,} msgs, 1/msg, Sen {' '.join(r['flags'])}",
+                    f"{r['messages_per_s']:,} msgs/s ({r['confirmed']:,}/{r['readings']:,} readings in "
+                    f"{r['seconds']} s{share}; peak RSS of all its processes {r['peak_rss_mib']} MiB)", "", ""))
+    if len(runs) >= 2:
+        gain = runs[1]["messages_per_s"] / max(1, runs[0]["messages_per_s"])
+        goal = TARGETS["workers_2_over_1"]
+        out.append(("backlog, 1/msg: --workers 2 / --workers 1", f"{gain:.2f}x", f">= {goal}x", _verdict(gain >= goal)))
     return out
 
 

@@ -38,6 +38,11 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def workers(text: str) -> int | str:
+    """``--workers``: a number of processes, or "auto"."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

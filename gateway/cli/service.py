@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.cli.args import Handler, add_command, non_negative_int, positive_float, positive_int, stop_on_signals
+from gateway.cli.args import (Handler, add_command, non_negative_int, positive_float, positive_int, stop_on_signals,
+                              workers)
 
 if TYPE_CHECKING:
     from gateway.service.options import GatewayOptions
@@ -24,7 +25,7 @@ _FLAGS = {"mqtt": "mqtt_url", "influx": "influx_url", "database": "database",
           "stats_interval": "stats_interval_s", "influx_api": "influx_api",
           "reconnect_max": "reconnect_max_s", "watchdog": "watchdog_s", "bucket": "influx_bucket",
           "org": "influx_org", "baudrate": "serial_baudrate", "web": "web_port", "web_host": "web_host",
-          "mqtt_ca": "mqtt_ca_file"}
+          "mqtt_ca": "mqtt_ca_file", "workers": "workers"}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> dict[str, Handler]:
@@ -69,6 +70,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     run.add_argument("--web", type=positive_int, metavar="PORT",
                      help="serve the web page (device table, a live chart per device) on PORT")
     run.add_argument("--web-host", metavar="ADDR", help="address the web page binds (default 127.0.0.1)")
+    run.add_argument("--workers", type=workers, metavar="N",
+                     help="receiving processes on a shared subscription, each with its own spool, under one "
+                          "supervisor; a number or auto (default: service.workers, auto: 1 on up to 3 cores)")
     check = add_command(sub, "check-config", summary="check a configuration file",
                         description="Load FILE over the sample's defaults and the SEN_* variables; print the "
                                     "resulting settings (secrets hidden) or the key and line of the first error.",
@@ -124,10 +128,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from gateway.ops.status import format_table, read_devices
+    from gateway.ops.status import format_table, format_workers, read_devices, read_workers
     from gateway.service.sample import default
 
-    print(format_table(read_devices(args.spool or Path(default("spool_dir", str)))))
+    spool = args.spool or Path(default("spool_dir", str))
+    print(format_table(read_devices(spool)))
+    workers = read_workers(spool)
+    if workers is not None:
+        print(f"\n{format_workers(workers)}")
     return 0
 
 

@@ -6,11 +6,14 @@
       sensor sht31                2025-11-22 08:13:19
 
 One line per device, then one per sensor with its last reading (readings that name no sensor,
-from older firmware, count for the device only).
+from older firmware, count for the device only). A gateway with receiving processes
+(``--workers N``) also writes ``workers.json`` beside the registry every second: its merged
+counters and each worker's, printed below the table (:func:`format_workers`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from gateway.errors import GatewayError
 from gateway.service.registry import REGISTRY_FILE, parse_gaps
+from gateway.service.sessions import STATUS_FILE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,3 +106,39 @@ def format_table(rows: list[DeviceRow], *, now_ms: int | None = None) -> str:
 
 def _when(ms: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else "-"
+
+
+_SHOWN = ("received", "readings", "duplicates", "rejected", "written", "spool_depth", "acks_published")
+
+
+def read_workers(spool_dir: Path) -> dict[str, object] | None:
+    """The supervisor's ``workers.json``, or None when the gateway runs (or ran) as one process."""
+    try:
+        doc = json.loads((spool_dir / STATUS_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise GatewayError(f"cannot read {spool_dir / STATUS_FILE}: {err}") from err
+    return doc if isinstance(doc, dict) else None
+
+
+def format_workers(doc: dict[str, object], *, now_ms: int | None = None) -> str:
+    """The merged counters, then one line per worker."""
+    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    total = doc.get("total") if isinstance(doc.get("total"), dict) else {}
+    workers = doc.get("workers") if isinstance(doc.get("workers"), list) else []
+    assert isinstance(total, dict) and isinstance(workers, list)
+    updated = doc.get("updated_ms")
+    when = _ago(updated, now_ms) if isinstance(updated, int) else "?"
+    lines = [f"GATEWAY {doc.get('gateway', '?')}: {total.get('workers', len(workers))} workers, "
+             f"{total.get('worker_restarts', 0)} restarts (updated {when})",
+             "  total     " + _counts(total)]
+    for w in workers:
+        if isinstance(w, dict):
+            state = f"pid {w.get('pid')}" if w.get("running") else "not running"
+            lines.append(f"  worker {w.get('index')}  {state}, {w.get('restarts', 0)} restarts: {_counts(w)}")
+    return "\n".join(lines)
+
+
+def _counts(values: dict[object, object]) -> str:
+    return ", ".join(f"{key.replace('_', ' ')} {values.get(key, 0)}" for key in _SHOWN)

@@ -55,6 +55,19 @@ def _coerce(sample: object, value: object, what: str) -> object:
     return value
 
 
+def _coerce_key(section: str, key: str, sample: object, value: object, what: str) -> object:
+    """:func:`_coerce`, but ``service.workers`` takes a number as well as the sample's "auto"."""
+    if (section, key) != ("service", "workers"):
+        return _coerce(sample, value, what)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise OptionsError(f"{what}: {value!r} must be \"auto\" or a number")
+
+
 def _read_secret(path_text: str, what: str) -> str:
     try:
         return Path(path_text).read_text(encoding="utf-8").strip()
@@ -83,12 +96,13 @@ def load(path: Path | None, *, env: Mapping[str, str] | None = None,
                 where = _where(path, text, section, key)
                 if key not in values[section]:
                     raise OptionsError(f"{where}: unknown key {section}.{key}")
-                values[section][key] = _coerce(values[section][key], value, f"{where}: {section}.{key}")
+                values[section][key] = _coerce_key(section, key, values[section][key], value,
+                                                   f"{where}: {section}.{key}")
     for section, table in values.items():
         for key in table:
             name = f"SEN_{section.upper()}_{key.upper()}"
             if name in env:
-                table[key] = _coerce(load_sample()[section][key], env[name], name)
+                table[key] = _coerce_key(section, key, load_sample()[section][key], env[name], name)
     kwargs: dict[str, Any] = {field: values[s][k] for (s, k), field in FIELDS.items()}
     kwargs["spool_dir"] = Path(kwargs["spool_dir"])
     kwargs["serial_ports"] = tuple(p.strip() for p in kwargs["serial_ports"].split(",") if p.strip())

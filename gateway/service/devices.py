@@ -62,6 +62,10 @@ class BootState:
             self.gaps = [merged, *self.gaps[-MAX_GAPS_PER_BOOT + 1:]]
         return changed
 
+    def unseen(self, seqs: Iterable[int]) -> int:
+        """How many distinct ``seqs`` are above the highest seen or in a gap (new to this boot)."""
+        return sum(1 for seq in set(seqs) if seq > self.highest or any(lo <= seq <= hi for lo, hi in self.gaps))
+
     def raise_to(self, seq: int) -> None:
         """A gateway (this one earlier, or another) acked up to ``seq``: all of it is spooled."""
         self.floor = max(self.floor, seq)

@@ -9,6 +9,9 @@ gateway's own counters go to the spool as the ``gateway`` measurement.
 On ``stop`` (SIGTERM): the batch in hand is committed and acked, the MQTT session closed
 (unacknowledged messages stay with the broker), pending lines flushed while InfluxDB answers
 (at most ``stop_flush_timeout_s``); whatever is left stays in the spool for the next start.
+With ``workers`` > 1 this process is the :class:`~gateway.service.supervisor.Supervisor` of that
+many receiving processes; either way it takes over the folders and sessions of workers an earlier
+run had and this one has not (:mod:`gateway.service.sessions`).
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ingest.detect import AutoSink
 from ingest.influx_v1 import InfluxV1
-from ingest.influx_v2 import InfluxV2
 from ingest.lineproto import Point, encode
 from ingest.retry import Backoff
 from ingest.spool import Entry, Spool
@@ -34,6 +37,7 @@ from gateway.service.options import GatewayOptions
 from gateway.service.registry import Registry
 from gateway.service.serial_input import SerialInput
 from gateway.service.rejects import RejectLog
+from gateway.service.sessions import retire_all
 
 if TYPE_CHECKING:
     from gateway.web.server import WebServer
@@ -47,6 +51,8 @@ _PRUNE_EVERY_S = 3600.0
 def make_sink(options: GatewayOptions) -> Sink:
     def make(api: str) -> Sink:
         if api == "v2":
+            from ingest.influx_v2 import InfluxV2  # influxdb-client (and numpy): 0.3 s, 30 MiB; only for v2
+
             return InfluxV2(options.influx_url, bucket=options.influx_bucket or options.database,
                             org=options.influx_org, token=options.influx_token,
                             timeout_s=options.influx_timeout_s, compress=options.gzip)
@@ -58,8 +64,15 @@ def make_sink(options: GatewayOptions) -> Sink:
     return make(options.influx_api)
 
 
-class _Parts:
-    def __init__(self, options: GatewayOptions, spool: Spool, registry: Registry) -> None:
+Counters = dict[str, float | int]
+
+
+class Parts:
+    """One gateway's parts; ``handler`` and ``mqtt`` are what a worker and the supervisor change."""
+
+    def __init__(self, options: GatewayOptions, spool: Spool, registry: Registry, *,
+                 handler: type[Handler] = Handler,
+                 mqtt: Callable[[GatewayOptions, Intake], MqttInput] = MqttInput) -> None:
         self.options = options
         self.spool = spool
         self.registry = registry
@@ -67,20 +80,21 @@ class _Parts:
                              flush_interval_s=options.flush_interval_s,
                              backoff=Backoff(initial_s=0.5, max_s=float(options.reconnect_max_s)))
         self.rejects = RejectLog(spool)
-        self.handler = Handler(spool=spool, registry=registry, rejects=self.rejects,
+        self.handler = handler(spool=spool, registry=registry, rejects=self.rejects,
                                on_commit=self.writer.notify)
         self.intake = Intake(self.handler, spool, max_batch=options.max_batch,
                              after_batch=self._after_batch)
-        self.mqtt = MqttInput(options, self.intake)
+        self.mqtt = mqtt(options, self.intake)
         # Serial boards go through the same group commit; each ack goes back on its board's line.
         self.serial = (SerialInput(self.intake.put, list(options.serial_ports),
                                    baudrate=options.serial_baudrate)
                        if options.serial_ports else None)
+        self.merge: Callable[[Counters], Counters] = lambda own: own  # the supervisor adds the workers'
 
     def _after_batch(self) -> None:
         self.mqtt.publish_acks()
 
-    def counters(self) -> dict[str, float | int]:
+    def counters(self) -> Counters:
         handled, written = self.handler.stats, self.writer.stats
         return {"received": handled.received, "readings": handled.readings,
                 "duplicates": handled.duplicates, "rejected": handled.rejected,
@@ -96,7 +110,7 @@ class _Parts:
 
     def report(self) -> None:
         point = Point(measurement="gateway", tags={"gateway": self.options.client_id},
-                      fields=self.counters(), ts_ms=time.time_ns() // 1_000_000)
+                      fields=self.merge(self.counters()), ts_ms=time.time_ns() // 1_000_000)
         self.spool.commit([Entry(line=encode(point))])
         self.writer.notify()
 
@@ -138,7 +152,15 @@ def run(options: GatewayOptions, *, stop: threading.Event) -> int:
     spool = Spool(options.spool_dir, max_lines=options.spool_max_lines)
     registry = Registry(options.spool_dir)
     try:
-        parts = _Parts(options, spool, registry)
+        supervisor = None
+        if options.worker_count > 1:  # the telemetry is the workers'; this process supervises them
+            from gateway.service.supervisor import Supervisor, supervisor_input
+
+            parts = Parts(options, spool, registry, mqtt=supervisor_input)
+            supervisor = Supervisor(options, parts, registry)
+            parts.merge = supervisor.merged
+        else:
+            parts = Parts(options, spool, registry)
         web_server = _start_web(options)  # first: a port already taken stops us before anything runs
         _LOGGER.info("gateway starting: %s -> %s database %r, spool %s", options.mqtt_url,
                      options.influx_url, options.database, options.spool_dir)
@@ -150,23 +172,32 @@ def run(options: GatewayOptions, *, stop: threading.Event) -> int:
         if parts.serial is not None:
             parts.serial.start()
         ticker.start()
+        keep = options.worker_count if supervisor is not None else 0
+        retiring = retire_all(options, keep, registry=registry, make_sink=make_sink, stop=ticking)
         try:
-            stop.wait()
+            if supervisor is None:
+                stop.wait()
+            else:
+                supervisor.run(stop)
             _LOGGER.info("gateway stopping")
         finally:
             if web_server is not None:
                 web_server.stop()
             if parts.serial is not None:
                 parts.serial.stop()
+            if supervisor is not None:  # the workers commit, ack and flush; their last calls fold in
+                supervisor.stop()
             parts.intake.stop()
             parts.mqtt.publish_acks(force=True)
             parts.mqtt.stop()
             ticking.set()
             ticker.join()
+            if retiring is not None:
+                retiring.join()
             parts.report()
             parts.writer.stop(flush_timeout_s=options.stop_flush_timeout_s)
         _LOGGER.info("gateway stopped: %s; rejects by reason %s",
-                     ", ".join(f"{k} {v}" for k, v in parts.counters().items()),
+                     ", ".join(f"{k} {v}" for k, v in parts.merge(parts.counters()).items()),
                      parts.rejects.counts)
     finally:
         registry.close()

@@ -77,7 +77,8 @@ def subscriptions(shared_group: str | None) -> tuple[str, ...]:
 
 
 class MqttInput:
-    def __init__(self, options: GatewayOptions, intake: Intake) -> None:
+    def __init__(self, options: GatewayOptions, intake: Intake, *,
+                 topics: tuple[str, ...] | None = None) -> None:  # topics: instead of subscriptions()
         self._endpoint = options.mqtt
         self._url = options.mqtt_url
         self._keepalive_s = options.mqtt_keepalive_s
@@ -89,7 +90,7 @@ class MqttInput:
         self.room_waits = 0  # times paho's thread waited for the intake
         self.peak_waiting = 0  # most messages seen waiting for the intake
         self._watchdog_s = options.watchdog_s
-        self._subscriptions = subscriptions(options.shared_group)
+        self._subscriptions = subscriptions(options.shared_group) if topics is None else topics
         self._marker_topic = f"sen/v1/_gateway/{options.client_id}/ack"  # the gateway may write acks
         self._live = True
         self._queued_until = 0.0  # monotonic deadline of the marker's wait

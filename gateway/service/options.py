@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 import urllib.parse
@@ -15,6 +16,17 @@ _DATABASE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _GROUP_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 INFLUX_APIS = ("auto", "v1", "v2")
+MAX_WORKERS = 64
+AUTO_WORKERS_CAP = 4  # "auto" never starts more receiving processes than this
+WORKERS_GROUP = "sen"  # the shared subscription's group when shared_group is ""
+
+
+def auto_workers(cores: int | None = None) -> int:
+    """``workers = "auto"``: the cores less two (Mosquitto and InfluxDB run on the same Pi), at
+    least 1, at most :data:`AUTO_WORKERS_CAP`; 1 on up to 3 cores."""
+    if cores is None:  # the cores this process may run on (a container's cpuset), else all
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(AUTO_WORKERS_CAP, cores - 2))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +120,7 @@ class GatewayOptions:
     serial_baudrate: int = default("serial_baudrate", int)
     web_port: int = default("web_port", int)  # 0: no web page
     web_host: str = default("web_host", str)
+    workers: int | str = default("workers", str)  # receiving processes: a number, or "auto"
 
     def __post_init__(self) -> None:
         mqtt = parse_mqtt_url(self.mqtt_url, tls=True)
@@ -152,6 +165,12 @@ class GatewayOptions:
         _positive("spool_max_lines", self.spool_max_lines, integer=True, allow_zero=True)
         _positive("watchdog_s", self.watchdog_s)
         _positive("stats_interval_s", self.stats_interval_s)
+        if self.workers != "auto" and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                       or not 1 <= self.workers <= MAX_WORKERS):
+            raise OptionsError(f"workers: {self.workers!r} must be \"auto\" or a number from 1 to {MAX_WORKERS}")
+        if self.mqtt_username and self.workers not in ("auto", 1):
+            raise OptionsError(f"workers: {self.workers!r} needs a session per process, but with mqtt_username "
+                               "the broker takes the user name as the client id: use 1 (or auto)")
         if self.influx_api not in INFLUX_APIS:
             raise OptionsError(f"influx_api: {self.influx_api!r} must be one of {', '.join(INFLUX_APIS)}")
         for name in ("gzip",):
@@ -166,6 +185,18 @@ class GatewayOptions:
     def mqtt_tls(self) -> bool:
         """``mqtts://``: the broker is reached over TLS and verified (``mqtt_ca_file``)."""
         return self.mqtt.scheme == "mqtts"
+
+    @property
+    def worker_count(self) -> int:
+        """How many receiving processes to run (``workers``, with "auto" resolved)."""
+        if self.workers == "auto":
+            return 1 if self.mqtt_username else auto_workers()
+        return int(self.workers)
+
+    @property
+    def telemetry_group(self) -> str:
+        """The shared subscription group the workers take telemetry from."""
+        return self.shared_group or WORKERS_GROUP
 
     @property
     def influx(self) -> Endpoint:

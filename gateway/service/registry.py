@@ -150,6 +150,10 @@ class Registry:
             self._anchors.clear()
         self._anchors[key] = anchor_ms
 
+    def remember_anchor(self, key: BootKey, anchor_ms: int) -> None:  # one a worker stored, for the acks
+        with self._lock:
+            self._cache_anchor(key, anchor_ms)
+
     def known_anchor(self, key: BootKey) -> int | None:
         with self._lock:
             if key not in self._anchors:
@@ -201,8 +205,8 @@ class Registry:
         """Fold in a message's readings; ``sensors``: each sensor's newest reading time."""
         with self._lock:
             state = self._device(key.site, key.device)
-            before = state.missing
             boot_state = state.boot_state(key.fid, key.boot)
+            before = boot_state.missing  # only this boot's gaps change
             boot_state.note(seqs)
             if lo is not None:
                 boot_state.settle_below(lo)
@@ -216,7 +220,7 @@ class Registry:
             state.readings += added
             state.duplicates += duplicates
             self._dirty.add((key.site, key.device))
-            grew = state.missing - before
+            grew = boot_state.missing - before
         if grew > 0:
             _LOGGER.warning("%s: %s readings missing below seq %s (gap)", key, grew, max(seqs))
 

@@ -30,7 +30,7 @@ FIELDS = {
     ("influx", "flush_interval_s"): "flush_interval_s",
     ("spool", "dir"): "spool_dir", ("spool", "max_lines"): "spool_max_lines",
     ("spool", "max_batch"): "max_batch", ("spool", "stop_flush_timeout_s"): "stop_flush_timeout_s",
-    ("stats", "interval_s"): "stats_interval_s",
+    ("stats", "interval_s"): "stats_interval_s", ("service", "workers"): "workers",
     ("serial", "ports"): "serial_ports", ("serial", "baudrate"): "serial_baudrate",
     ("web", "port"): "web_port", ("web", "host"): "web_host",
 }

@@ -27,23 +27,29 @@ BASE_MS = 1_763_800_000_000
 
 
 class GatewayProcess:
-    """`python -m gateway gateway run ...` in its own process; kill() is kill -9."""
+    """`python -m gateway gateway run ...` in its own process; kill() is kill -9 (of the supervisor
+    alone with ``workers`` > 1: its workers see it gone and stop)."""
 
     def __init__(self, tmp: Path, name: str, mosquitto: Mosquitto, influx_url: str, db: str,
-                 *extra: str) -> None:
+                 *extra: str, workers: int = 1) -> None:
+        self.workers = workers
         self.spool = tmp / f"spool-{name}"
         self.log = tmp / f"{name}.log"
         self.args = ("gateway", "run", "--mqtt", mosquitto.url, "--influx", influx_url,
                      "--database", db, "--spool", str(self.spool), "--client-id", f"{name}-{db}",
                      "--batch-size", "50", "--flush-interval", "0.2", "--reconnect-max", "2",
-                     "--stats-interval", "2", *extra)
+                     "--stats-interval", "2", "--workers", str(workers), *extra,
+                     # Worker sessions outlive a test (they must, to keep their share while the gateway
+                     # is away): a group of the test's own keeps them out of every other test's.
+                     *(("--shared-group", db) if workers > 1 and "--shared-group" not in extra else ()))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         mark = self.log.stat().st_size if self.log.exists() else 0
         self.proc = sen_process(*self.args, log=self.log)
-        wait_for(lambda: "subscribed to" in self.log.read_text(errors="replace")[mark:],
-                 timeout=30, what=f"the gateway's subscription (log {self.log})")
+        wait_for(lambda: self.log.read_text(errors="replace")[mark:].count(
+            "subscribed to $share" if self.workers > 1 else "subscribed to") >= self.workers,
+                 timeout=30, what=f"the gateway's subscriptions (log {self.log})")
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -57,23 +63,39 @@ class GatewayProcess:
             assert self.proc.wait(timeout=60) == 0, self.log.read_text(errors="replace")[-3000:]
             self.proc = None
 
+    def spools(self) -> list[Path]:
+        """The gateway's spool files: its own and its workers' (spool_dir/workers/N)."""
+        return [p for p in (self.spool / "spool.sqlite3", *sorted(self.spool.glob("workers/*/spool.sqlite3")))
+                if p.exists()]
+
     def spooled_keys(self) -> int:
-        """Readings this gateway ever committed (its spool's idempotency keys and ranges)."""
-        db = sqlite3.connect(self.spool / "spool.sqlite3")
-        try:
-            keys = db.execute("SELECT count(*) FROM seen WHERE key LIKE 'r/%'").fetchone()[0]
-            ranged = db.execute("SELECT coalesce(sum(hi - lo + 1), 0) FROM ranges").fetchone()[0]
-            return int(keys) + int(ranged)
-        finally:
-            db.close()
+        """Readings this gateway ever committed (its spools' idempotency keys and ranges)."""
+        total = 0
+        for path in self.spools():
+            db = sqlite3.connect(path)
+            try:
+                keys = db.execute("SELECT count(*) FROM seen WHERE key LIKE 'r/%'").fetchone()[0]
+                ranged = db.execute("SELECT coalesce(sum(hi - lo + 1), 0) FROM ranges").fetchone()[0]
+                total += int(keys) + int(ranged)
+            finally:
+                db.close()
+        return total
 
     def depth_and_dead(self) -> tuple[int, int]:
-        db = sqlite3.connect(self.spool / "spool.sqlite3")
-        try:
-            return (int(db.execute("SELECT count(*) FROM lines").fetchone()[0]),
-                    int(db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]))
-        finally:
-            db.close()
+        depth = dead = 0
+        for path in self.spools():
+            db = sqlite3.connect(path)
+            try:
+                depth += int(db.execute("SELECT count(*) FROM lines").fetchone()[0])
+                dead += int(db.execute("SELECT count(*) FROM dead_letters").fetchone()[0])
+            finally:
+                db.close()
+        return depth, dead
+
+    def worker_status(self) -> dict[str, Any]:
+        """The supervisor's workers.json (counters, each worker's pid and restarts)."""
+        doc: dict[str, Any] = json.loads((self.spool / "workers.json").read_text())
+        return doc
 
 
 class Publisher:

@@ -39,10 +39,11 @@ def _agree(gateways: list[GatewayProcess], total: int) -> None:
     assert sum(gw.spooled_keys() for gw in gateways) == total
 
 
+@pytest.mark.parametrize("workers", [1, 2])  # 2: the supervisor killed, its workers left to stop
 def test_kill_9_of_the_gateway_three_times_loses_and_doubles_nothing(
         mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, publisher: Publisher,
-        tmp_path: Path) -> None:
-    gw = GatewayProcess(tmp_path, "gw", mosquitto, influxdb.url, influx_db)
+        tmp_path: Path, workers: int) -> None:
+    gw = GatewayProcess(tmp_path, "gw", mosquitto, influxdb.url, influx_db, workers=workers)
     gw.start()
     seqs = range(1, 101)
     sending = threading.Thread(target=publisher.readings, args=(DEVICES, seqs),

@@ -102,3 +102,45 @@ def test_one_broker_url_rule_for_the_gateway_and_the_simulator() -> None:
 def test_parse_mqtt_url_refuses(url: str) -> None:
     with pytest.raises(OptionsError):
         parse_mqtt_url(url, option="--mqtt")
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 1), (3, 1), (4, 2), (6, 4), (16, 4)])
+def test_auto_workers_leave_two_cores_to_the_broker_and_the_database(cores: int, workers: int) -> None:
+    from gateway.service.options import auto_workers
+
+    assert auto_workers(cores) == workers
+
+
+@pytest.mark.parametrize("value", [0, 65, -1, True, 1.5, "many", ""])
+def test_workers_must_be_auto_or_a_number(value: object) -> None:
+    with pytest.raises(OptionsError, match="workers"):
+        _options(workers=value)
+
+
+def test_workers_with_a_broker_user_name() -> None:
+    # `sen broker conf` takes the user name as client id: one session, so one process.
+    assert _options(workers="auto", mqtt_username="gw", client_id="gw").worker_count == 1
+    with pytest.raises(OptionsError, match="workers: 2 needs a session per process"):
+        _options(workers=2, mqtt_username="gw", client_id="gw")
+    assert _options(workers=3).worker_count == 3
+
+
+def test_workers_from_the_file_the_environment_and_the_flag(tmp_path: Path) -> None:
+    from gateway.cli import build_parser
+    from gateway.cli.service import options as cli_options
+    from gateway.service import config
+
+    assert config.load(None, env={}).workers == "auto"
+    path = tmp_path / "gw.toml"
+    path.write_text("[service]\nworkers = 2\n")
+    assert config.load(path, env={}).worker_count == 2
+    assert config.load(path, env={"SEN_SERVICE_WORKERS": "auto"}).workers == "auto"
+    assert config.load(None, env={"SEN_SERVICE_WORKERS": "3"}).workers == 3
+    path.write_text("[service]\nworkers = 1.5\n")
+    with pytest.raises(OptionsError, match=r"gw.toml:2: service.workers"):
+        config.load(path, env={})
+    parser, _ = build_parser()
+    assert parser.parse_args(["gateway", "run", "--config", str(path), "--workers", "auto"]).workers == "auto"
+    path.write_text("")
+    args = parser.parse_args(["gateway", "run", "--config", str(path), "--workers", "2"])
+    assert cli_options(args).worker_count == 2

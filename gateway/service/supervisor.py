@@ -1,0 +1,268 @@
+"""``sen gateway run --workers N``: N receiving processes under one supervisor.
+
+The supervisor is the gateway's main process (:func:`gateway.service.main.run`): its MQTT
+session (``client_id``) subscribes to status and retained acks only (and drops the telemetry
+subscriptions a single gateway's session had, after taking what they queued), it owns the device
+registry, publishes the end-to-end acks, reads the serial boards, serves the web page and writes
+the ``gateway`` measurement; the workers (:mod:`gateway.service.worker`) take the telemetry.
+
+- Each worker sends, per committed batch, the registry calls its handler made ("these seqs of
+  this boot were committed"; "ack this boot"): :meth:`Supervisor.fold` replays them on the
+  registry, so an ack is the contiguous mark of the union of what every worker committed.
+- Readings are counted here, as the seqs of a boot no worker had told of since the supervisor
+  started (the boot's first message: as its worker's spool counted them): exact whichever worker
+  committed them. A reading two workers both committed (a board re-sent it, and the copy went to
+  the other worker) is in InfluxDB once (same point) and counted once, a duplicate the second
+  time; one a worker committed and died before telling is counted when it comes again.
+- A worker that exits while the gateway runs (killed, crashed) is started again after a
+  back-off (0.5 s, doubling to ``reconnect_max_s``; at once again after it ran 30 s), logged.
+  What it committed but had not acked the broker delivers again to its session: its spool
+  skips it and the supervisor hears of it then.
+- The other counters: each worker's, every second (a killed worker's last second is lost);
+  those of its ended runs are kept, so they only grow. ``spool_dir/workers.json`` holds them per
+  worker, for ``sen status``.
+- Stop: SIGTERM to every worker (each commits, acks and flushes its spool), then the
+  supervisor's own stop (acks, the last counters, its spool).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from gateway.service.devices import BootState
+from gateway.service.identity import BootKey
+from gateway.service.intake import Intake
+from gateway.service.main import Counters, Parts
+from gateway.service.options import GatewayOptions
+from gateway.service.registry import Registry
+from gateway.service.sessions import STATUS_FILE, SessionInput, shared_filter
+from gateway.service.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
+from gateway.service.worker import AckWanted, Note, run_worker
+
+_LOGGER = logging.getLogger(__name__)
+
+_POLL_S = 0.2
+_RESTART_MIN_S = 0.5
+_HEALTHY_S = 30.0  # a worker that ran this long is started again at once
+_STOP_GRACE_S = 30.0  # past stop_flush_timeout_s, before a worker that does not stop is killed
+_LATEST = ("spool_depth",)  # gauges: the running workers' values, summed
+_HIGHEST = ("write_latency_ms", "input_peak_waiting")  # the highest of any worker
+_FOLDED = ("received", "readings", "duplicates")  # counted by fold(), not taken from the workers
+_BOOTS_NOTED = 50_000  # boots whose told seqs are kept (for counting) at most
+
+
+class _SupervisorInput(SessionInput):
+    def check_watchdog(self) -> None:  # status and acks are quiet by nature; the workers watch
+        return None
+
+
+def supervisor_input(options: GatewayOptions, intake: Intake) -> SessionInput:
+    """The supervisor's MQTT input: status and retained acks; the telemetry filters dropped."""
+    return _SupervisorInput(options, intake, topics=(STATUS_FILTER, ACK_FILTER),
+                            unsubscribe=(TELEMETRY_FILTER, shared_filter(options)))
+
+
+class _Worker:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.process: BaseProcess | None = None
+        self.reader: threading.Thread | None = None
+        self.counters: Counters = {}  # the running process's latest
+        self.ended: Counters = {}  # summed over its ended runs
+        self.restarts = 0
+        self.failures = 0
+        self.started = 0.0
+        self.due = 0.0  # monotonic time of the next start
+
+
+class Supervisor:
+    def __init__(self, options: GatewayOptions, parts: Parts, registry: Registry) -> None:
+        self._options = options
+        self._parts = parts
+        self._registry = registry
+        self._workers = [_Worker(i) for i in range(options.worker_count)]
+        self._context = multiprocessing.get_context("spawn")  # nothing of this process's threads
+        self._lock = threading.Lock()
+        self._fold_lock = threading.Lock()
+        self._stopping = False
+        self._messages = self._readings = self._duplicates = 0  # telemetry committed by the workers
+        self._told: dict[BootKey, BootState] = {}  # per boot, the seqs the workers told of
+
+    # -- the workers' lives ----------------------------------------------------------------
+    def run(self, stop: threading.Event) -> None:
+        """Start the workers and keep them running until ``stop``; then stop them."""
+        _LOGGER.info("starting %s workers on %s", len(self._workers), shared_filter(self._options))
+        next_status = 0.0
+        while True:
+            for worker in self._workers:
+                self._look_after(worker)
+            if time.monotonic() >= next_status:
+                next_status = time.monotonic() + 1.0
+                self._write_status()
+            if stop.wait(_POLL_S):
+                break
+        self.stop()
+
+    def _look_after(self, worker: _Worker) -> None:
+        now = time.monotonic()
+        process = worker.process
+        if process is not None and not process.is_alive():
+            process.join()
+            if worker.reader is not None:
+                worker.reader.join(timeout=5.0)
+            ran = now - worker.started
+            worker.failures = 0 if ran >= _HEALTHY_S else worker.failures + 1
+            delay = 0.0 if not worker.failures else min(float(self._options.reconnect_max_s),
+                                                        _RESTART_MIN_S * 2 ** (worker.failures - 1))
+            worker.process, worker.due = None, now + delay
+            _LOGGER.warning("worker %s (pid %s) exited with code %s after %.1f s; starting it again in %.1f s",
+                            worker.index, process.pid, process.exitcode, ran, delay)
+            worker.restarts += 1
+        if worker.process is None and now >= worker.due:
+            try:
+                self._start(worker)
+            except OSError as err:  # no process to be had (memory, process limit): later
+                worker.due = now + float(self._options.reconnect_max_s)
+                _LOGGER.error("cannot start worker %s (%s); trying again in %s s", worker.index, err,
+                              self._options.reconnect_max_s)
+
+    def _start(self, worker: _Worker) -> None:
+        ours, theirs = self._context.Pipe(duplex=True)
+        # daemon: should this process end without stopping them, they are sent SIGTERM.
+        process = self._context.Process(target=run_worker, name=f"sen-worker-{worker.index}", daemon=True, args=(
+            self._options, worker.index, theirs, logging.getLogger().getEffectiveLevel()))
+        try:
+            process.start()
+        finally:
+            theirs.close()  # the worker's end: when the worker dies, ours reads EOF
+        worker.process, worker.started = process, time.monotonic()
+        worker.reader = threading.Thread(target=self._read, args=(worker, ours), name=f"sen-from-w{worker.index}",
+                                         daemon=True)
+        worker.reader.start()
+        _LOGGER.info("worker %s started (pid %s)", worker.index, process.pid)
+
+    def _read(self, worker: _Worker, conn: Connection) -> None:
+        try:
+            while True:
+                kind, body = conn.recv()
+                if kind == "calls":
+                    self.fold(body)
+                else:
+                    with self._lock:
+                        worker.counters = body
+        except (EOFError, OSError):
+            pass
+        except Exception:
+            _LOGGER.exception("worker %s: cannot read what it sent; it is stopped and started again", worker.index)
+            if worker.process is not None:
+                worker.process.kill()
+        finally:
+            conn.close()
+            with self._lock:
+                for key, value in worker.counters.items():
+                    if key not in _LATEST and key not in _HIGHEST:
+                        worker.ended[key] = worker.ended.get(key, 0) + value
+                worker.counters = {}
+
+    def stop(self) -> None:
+        """SIGTERM to every worker, and wait for each to commit, ack and flush (then kill it)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        running = [w for w in self._workers if w.process is not None]
+        for worker in running:
+            assert worker.process is not None
+            worker.process.terminate()
+        deadline = time.monotonic() + self._options.stop_flush_timeout_s + _STOP_GRACE_S
+        for worker in running:
+            assert worker.process is not None
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                _LOGGER.warning("worker %s did not stop in time: killed", worker.index)
+                worker.process.kill()
+                worker.process.join()
+            if worker.reader is not None:
+                worker.reader.join(timeout=5.0)
+        self._write_status()
+
+    # -- what the workers send -------------------------------------------------------------
+    def fold(self, calls: tuple[list[Note], list[AckWanted]]) -> None:
+        """Replay a worker's registry calls of one batch; queue the acks they give."""
+        mqtt = self._parts.mqtt
+        assert isinstance(mqtt, SessionInput)
+        notes, acks = calls
+        with self._fold_lock:
+            for key, seqs, added, duplicates, last_reading_ms, received_ms, lo, sensors in notes:
+                fresh = self._fresh(key, seqs, added)
+                again = max(0, added + duplicates - fresh)
+                self._registry.note_readings(key, seqs=seqs, added=fresh, duplicates=again,
+                                             last_reading_ms=last_reading_ms, received_ms=received_ms, lo=lo,
+                                             sensors=sensors)
+                self._messages += 1
+                self._readings += fresh
+                self._duplicates += again
+            for key, anchor in acks:
+                if anchor is not None:
+                    self._registry.remember_anchor(key, anchor)
+                ack = self._registry.ack_for(key)
+                if ack is not None:
+                    mqtt.note_ack(ack)
+        mqtt.publish_acks()
+
+    def _fresh(self, key: BootKey, seqs: list[int], added: int) -> int:
+        told = self._told.get(key)
+        if told is None:
+            if len(self._told) >= _BOOTS_NOTED:
+                self._told.clear()
+            told = self._told[key] = BootState(boot=key.boot, fid=key.fid)
+            fresh = added
+        else:
+            fresh = told.unseen(seqs)
+        told.note(seqs)
+        return fresh
+
+    def merged(self, own: Counters) -> Counters:
+        """The supervisor's counters with every worker's (see the module)."""
+        total: dict[str, Any] = dict(own)
+        with self._lock:
+            for worker in self._workers:
+                for source in (worker.ended, worker.counters):
+                    for key, value in source.items():
+                        if key in _HIGHEST:
+                            total[key] = max(total.get(key, 0), value)
+                        elif key not in _FOLDED:
+                            total[key] = total.get(key, 0) + value
+        with self._fold_lock:  # the workers' rejects were received too
+            total["received"] = total.get("received", 0) + self._messages + total.get("rejected", 0) \
+                - own.get("rejected", 0)
+            total["readings"] = total.get("readings", 0) + self._readings
+            total["duplicates"] = total.get("duplicates", 0) + self._duplicates
+        with self._lock:
+            total["workers"] = len(self._workers)
+            total["worker_restarts"] = sum(w.restarts for w in self._workers)
+        return total
+
+    def _write_status(self) -> None:
+        """``workers.json``: the merged counters and each worker's, for ``sen status``."""
+        with self._lock:
+            workers = [{"index": w.index, "pid": w.process.pid if w.process else None,
+                        "running": bool(w.process and w.process.is_alive()), "restarts": w.restarts,
+                        **w.ended, **{k: v if k in _LATEST or k in _HIGHEST else w.ended.get(k, 0) + v
+                                      for k, v in w.counters.items()}} for w in self._workers]
+        doc = {"gateway": self._options.client_id, "updated_ms": time.time_ns() // 1_000_000,
+               "total": self.merged(self._parts.counters()), "workers": workers}
+        path = self._options.spool_dir / STATUS_FILE
+        try:
+            temporary = path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(doc) + "\n")
+            os.replace(temporary, path)
+        except OSError as err:
+            _LOGGER.warning("cannot write %s: %s", path, err)
