@@ -7,6 +7,7 @@ pytest's temporary directory; their logs are printed when a test using them fail
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ import pytest
 from gateway.devstack import DevStackError, InfluxDB, Mosquitto, VictoriaMetrics
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Every `sen gateway run` a test starts is one process unless the test asks for workers: the
+# default (`auto`) would run worker processes on a machine of 4 cores or more.
+os.environ.setdefault("SEN_SERVICE_WORKERS", "1")
 _VENV_BIN = Path(sys.executable).parent
 
 
