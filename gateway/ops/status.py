@@ -1,12 +1,14 @@
 """`sen status`: the device table, read from the gateway's registry file (works while it runs).
 
-    DEVICE              STATE     LAST SEEN  LAST READING          BOOT  SEQ   GAPS
-    lab/sim-0001        online    3 s ago    2025-11-22 08:13:20   7     20    2 missing (5-6)
-      sensor bme280               2025-11-22 08:13:20
-      sensor sht31                2025-11-22 08:13:19
+    DEVICE              STATE     VERSION  LAST SEEN  LAST READING          BOOT  SEQ   GAPS
+    lab/sim-0001        online    1.4.0    3 s ago    2025-11-22 08:13:20   7     20    2 missing (5-6)
+      ota 1.5.0                   receiving 28% (40,960 of 141,603 B)
+      sensor bme280                                   2025-11-22 08:13:20
+      sensor sht31                                    2025-11-22 08:13:19
 
-One line per device, then one per sensor with its last reading (readings that name no sensor,
-from older firmware, count for the device only). A gateway with receiving processes
+One line per device (VERSION: the application version its status reports), its OTA update
+when it has had one and it is not done, then one line per sensor with its last reading
+(readings that name no sensor, from older firmware, count for the device only). A gateway with receiving processes
 (``--workers N``) also writes ``workers.json`` beside the registry every second: its merged
 counters and each worker's, printed below the table (:func:`format_workers`).
 """
@@ -36,6 +38,8 @@ class DeviceRow:
     highest_seq: int
     gaps: list[tuple[int, int]]
     sensors: dict[str, int] = field(default_factory=dict)  # sensor -> its last reading's time
+    ver: str | None = None  # the application version of its status
+    ota: dict[str, object] | None = None  # its status's OTA state (DESIGN.md, OTA)
 
     @property
     def missing(self) -> int:
@@ -49,9 +53,12 @@ def read_devices(spool_dir: Path) -> list[DeviceRow]:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
         try:
+            # a registry the gateway has not upgraded yet has no ver/ota columns
+            cols = {str(r[1]) for r in db.execute("PRAGMA table_info(devices)")}
+            extra = "d.ver, d.ota" if {"ver", "ota"} <= cols else "NULL, NULL"
             rows = db.execute(
                 "SELECT d.site, d.device, d.state, d.until_ms, d.last_seen_ms, d.last_reading_ms,"
-                " d.boot, coalesce(b.highest_seq, 0), coalesce(b.gaps, '') FROM devices d"
+                f" d.boot, coalesce(b.highest_seq, 0), coalesce(b.gaps, ''), {extra} FROM devices d"
                 " LEFT JOIN boots b ON b.site = d.site AND b.device = d.device AND b.fid = d.fid"
                 " AND b.boot = d.boot ORDER BY d.site, d.device").fetchall()
             sensors: dict[tuple[str, str], dict[str, int]] = {}
@@ -64,8 +71,34 @@ def read_devices(spool_dir: Path) -> list[DeviceRow]:
         raise GatewayError(f"cannot read registry {path}: {err}") from err
     return [DeviceRow(site=r[0], device=r[1], state=r[2], until_ms=r[3], last_seen_ms=r[4],
                       last_reading_ms=r[5], boot=r[6], highest_seq=r[7], gaps=parse_gaps(r[8]),
-                      sensors=sensors.get((r[0], r[1]), {}))
+                      sensors=sensors.get((r[0], r[1]), {}), ver=r[9], ota=_ota(r[10]))
             for r in rows]
+
+
+def _ota(text: str | None) -> dict[str, object] | None:
+    try:
+        doc = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+_OTA_WORDS = {"recv": "receiving", "ready": "verified, switching slots", "trial": "on trial",
+              "done": "done", "refused": "refused", "rolled_back": "rolled back"}
+
+
+def ota_text(ota: dict[str, object] | None) -> str:
+    """An OTA state in words: ``receiving 28% (40,960 of 141,603 B)``, ``refused (bad_signature)``."""
+    if not ota:
+        return ""
+    st = str(ota.get("st"))
+    text = _OTA_WORDS.get(st, st)
+    at, of = ota.get("at"), ota.get("of")
+    if st == "recv" and isinstance(at, int) and isinstance(of, int) and of > 0:
+        text += f" {100 * at // of}% ({at:,} of {of:,} B)"
+    if ota.get("why"):
+        text += f" ({ota['why']})"
+    return text
 
 
 def _ago(ms: int, now_ms: int) -> str:
@@ -92,13 +125,15 @@ def _gaps(row: DeviceRow) -> str:
 
 def format_table(rows: list[DeviceRow], *, now_ms: int | None = None) -> str:
     now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    header = ("DEVICE", "STATE", "LAST SEEN", "LAST READING", "BOOT", "SEQ", "GAPS")
+    header = ("DEVICE", "STATE", "VERSION", "LAST SEEN", "LAST READING", "BOOT", "SEQ", "GAPS")
     table: list[tuple[str, ...]] = [header]
     for r in rows:
-        table.append((f"{r.site}/{r.device}", _state(r, now_ms), _ago(r.last_seen_ms, now_ms),
+        table.append((f"{r.site}/{r.device}", _state(r, now_ms), r.ver or "-", _ago(r.last_seen_ms, now_ms),
                       _when(r.last_reading_ms), str(r.boot) if r.boot is not None else "-",
                       str(r.highest_seq), _gaps(r)))
-        table.extend((f"  sensor {name}", "", "", _when(last), "", "", "") for name, last in r.sensors.items())
+        if r.ota and r.ota.get("st") != "done":
+            table.append((f"  ota {r.ota.get('ver', '?')}", "", ota_text(r.ota), "", "", "", "", ""))
+        table.extend((f"  sensor {name}", "", "", "", _when(last), "", "", "") for name, last in r.sensors.items())
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
                      for line in table)

@@ -91,6 +91,8 @@ class DeviceState:
     last_reading_ms: int | None = None
     readings: int = 0
     duplicates: int = 0
+    ver: str | None = None  # from its status: the application version it runs
+    ota: str | None = None  # from its status: its OTA state (compact JSON)
     # (fid, boot) -> state, in the order the boots were first seen: a flash id is random, so
     # "newest" is the order of arrival, not the key's.
     boots: dict[tuple[int, int], BootState] = field(default_factory=dict)

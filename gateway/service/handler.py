@@ -225,7 +225,7 @@ class Handler:
             return
         if self._registry.note_status(site=decoded.site, device=decoded.device,
                                       state=decoded.state, until_ms=decoded.until_ms,
-                                      received_ms=message.received_ms):
+                                      received_ms=message.received_ms, ver=decoded.ver, ota=decoded.ota):
             _LOGGER.info("device %s/%s is %s", decoded.site, decoded.device, decoded.state)
 
 

@@ -81,11 +81,11 @@ class Registry:
             sensors.setdefault((site, device), {})[sensor] = last
         for row in self._db.execute(
                 "SELECT site, device, state, until_ms, last_seen_ms, last_reading_ms, readings,"
-                " duplicates, fid, boot FROM devices"):
+                " duplicates, fid, boot, ver, ota FROM devices"):
             key = (row[0], row[1])
             state = DeviceState(site=row[0], device=row[1], state=row[2], until_ms=row[3],
                                 last_seen_ms=row[4], last_reading_ms=row[5], readings=row[6],
-                                duplicates=row[7], sensors=sensors.get(key, {}))
+                                duplicates=row[7], sensors=sensors.get(key, {}), ver=row[10], ota=row[11])
             # The device's current flash last, so it stays the "latest" boot after a restart.
             current = row[8]
             for boot, fid, highest, acked, gaps in sorted(boots.get(key, []),
@@ -225,12 +225,14 @@ class Registry:
             _LOGGER.warning("%s: %s readings missing below seq %s (gap)", key, grew, max(seqs))
 
     def note_status(self, *, site: str, device: str, state: str, until_ms: int | None,
-                    received_ms: int) -> bool:
-        """Record a status; True when the state changed."""
+                    received_ms: int, ver: str | None = None, ota: str | None = None) -> bool:
+        """Record a status (``ver`` and ``ota`` when it carries them); True when the state changed."""
         with self._lock:
             dev = self._device(site, device)
             changed = dev.state != state
             dev.state, dev.until_ms = state, until_ms
+            dev.ver = ver if ver is not None else dev.ver
+            dev.ota = ota if ota is not None else dev.ota
             dev.last_seen_ms = max(dev.last_seen_ms, received_ms)
             self._dirty.add((site, device))
         return changed
@@ -256,10 +258,12 @@ class Registry:
 
     def _write_device(self, d: DeviceState) -> None:
         latest = d.latest
-        self._db.execute("INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._db.execute("INSERT OR REPLACE INTO devices (site, device, state, until_ms, last_seen_ms,"
+                         " last_reading_ms, fid, boot, readings, duplicates, ver, ota)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (d.site, d.device, d.state, d.until_ms, d.last_seen_ms, d.last_reading_ms,
                           latest.fid if latest else None, latest.boot if latest else None,
-                          d.readings, d.duplicates))
+                          d.readings, d.duplicates, d.ver, d.ota))
         for b in d.boots.values():
             acked = self._acked.get(BootKey(d.site, d.device, b.fid, b.boot), 0)
             self._db.execute("INSERT OR REPLACE INTO boots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -4,10 +4,12 @@ and a flash id.
 Version 2 keys every boot by (site, device, fid, boot) (DESIGN.md, Identity), keeps the last
 reading time of each sensor, and stamps anchors and boots with when they were made or last
 seen, so :meth:`~gateway.service.registry.Registry.prune` can drop the ones long gone (a board
-that deep-sleeps makes a boot per wake). A version-1 file (anchors and boots keyed by (device, boot)) is
-upgraded in place, in one transaction, when the gateway opens it: each row takes the site of
-its device from the devices table (a name at two sites, which version 1 could not tell apart,
-gives each site the row) and flash id 0, what a board that sends no ``fid`` is keyed by.
+that deep-sleeps makes a boot per wake). Version 3 adds each device's application version and
+OTA state from its status (``ver``, ``ota``): two columns added to a version-2 file in place.
+A version-1 file (anchors and boots keyed by (device, boot)) is upgraded in place, in one
+transaction, when the gateway opens it: each row takes the site of its device from the devices
+table (a name at two sites, which version 1 could not tell apart, gives each site the row) and
+flash id 0, what a board that sends no ``fid`` is keyed by.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ingest.sqlite import open_durable
 
 _LOGGER = logging.getLogger(__name__)
 
-VERSION = 2
+VERSION = 3
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS anchors (
     site TEXT NOT NULL, device TEXT NOT NULL, fid INTEGER NOT NULL, boot INTEGER NOT NULL,
@@ -30,7 +32,7 @@ CREATE TABLE IF NOT EXISTS anchors (
 CREATE TABLE IF NOT EXISTS devices (
     site TEXT NOT NULL, device TEXT NOT NULL, state TEXT NOT NULL, until_ms INTEGER,
     last_seen_ms INTEGER NOT NULL, last_reading_ms INTEGER, fid INTEGER, boot INTEGER,
-    readings INTEGER NOT NULL, duplicates INTEGER NOT NULL,
+    readings INTEGER NOT NULL, duplicates INTEGER NOT NULL, ver TEXT, ota TEXT,
     PRIMARY KEY (site, device)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS boots (
@@ -51,7 +53,7 @@ ALTER TABLE boots RENAME TO boots_v1;
 ALTER TABLE devices RENAME TO devices_v1;
 """ + SCHEMA + """
 INSERT INTO devices SELECT site, device, state, until_ms, last_seen_ms, last_reading_ms, 0, boot,
-    readings, duplicates FROM devices_v1;
+    readings, duplicates, NULL, NULL FROM devices_v1;
 INSERT OR IGNORE INTO anchors SELECT d.site, a.device, 0, a.boot, a.anchor_ms, d.last_seen_ms
     FROM anchors_v1 a JOIN devices_v1 d ON d.device = a.device;
 INSERT OR IGNORE INTO boots SELECT d.site, b.device, 0, b.boot, b.highest_seq, b.acked_seq, b.gaps,
@@ -84,6 +86,9 @@ def open_registry(path: Path) -> sqlite3.Connection:
                 raise
             _LOGGER.info("registry %s upgraded: boots are keyed by site and flash id now", path)
         db.executescript(SCHEMA)
+        for column in ("ver", "ota"):  # version 2 -> 3
+            if column not in _columns(db, "devices"):
+                db.execute(f"ALTER TABLE devices ADD COLUMN {column} TEXT")
         db.execute(f"PRAGMA user_version = {VERSION}")
     except BaseException:
         db.close()

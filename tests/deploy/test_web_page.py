@@ -69,7 +69,9 @@ def _readings(now: int) -> list[str]:
 @pytest.fixture
 def page(influxdb: InfluxDB, influx_db: str) -> Iterator[str]:
     _write(influxdb, influx_db, _readings(time.time_ns() // 1_000_000))
-    registry = [{"site": "farm", "device": "esp32-aa01", "state": "online", "gaps": [[5, 6]]}]
+    registry = [{"site": "farm", "device": "esp32-aa01", "state": "online", "gaps": [[5, 6]], "ver": "1.4.0",
+                 "ota": {"st": "recv", "ver": "1.5.0", "at": 40960, "of": 141603}},
+                {"site": "farm", "device": "esp32-aa02", "ver": "1.5.0", "ota": {"st": "done", "ver": "1.5.0"}}]
     server = WebServer("127.0.0.1", free_port(), lambda: registry, influx_query(influxdb.url, influx_db)).start()
     yield server.url
     server.stop()
@@ -223,6 +225,8 @@ def test_page_draws_a_line_per_sensor_with_a_gap_in_chromium(page: str, tmp_path
     for _site, device, board in DEVICES:
         assert f"<td>{device}</td>" in dom.stdout and f"<td>{board}</td>" in dom.stdout
     assert "3 devices" in dom.stdout and "error:" not in dom.stdout
+    # each board's version, and the update under way on one of them
+    assert "<td>1.4.0 → 1.5.0: receiving 28%</td>" in dom.stdout and "<td>1.5.0</td>" in dom.stdout
     assert re.search(r"dht20 2\d(\.\d+)? °C", dom.stdout) and re.search(r"sim-0000 2\d(\.\d+)? °C", dom.stdout)
     boxes = _plot_boxes(dom.stdout)
     assert sorted(boxes) == sorted(f"{s}/{d}" for s, d, _ in DEVICES), dom.stdout[-3000:]
@@ -277,7 +281,7 @@ I18N_JS = STATIC_DIR / "i18n.js"
 # Strings the two tables may share (units, names that are the same in both languages).
 SAME_IN_EVERY_LANGUAGE: set[str] = set()
 # Literals of app.js that are code (CSS classes), though they read like English words.
-CODE_WORDS = {"sensors"}
+CODE_WORDS = {"sensors", "done"}  # a class name; an OTA state of the status (DESIGN.md, OTA)
 # Literals of app.js with a space that are code, not text: CSS selectors and class lists.
 CODE_PHRASES = {"use strict", "#devices tbody", "#lang button", "plot empty"}
 

@@ -87,6 +87,14 @@ function cell(row, text, cls) {
   if (cls) td.className = cls;
   return td;
 }
+// The application version, and an update under way: "1.4.0 → 1.5.0: receiving 28%".
+function version(d) {
+  const o = d.ota;
+  if (!o || o.st === "done") return d.ver;
+  const pct = o.st === "recv" && o.of ? ` ${Math.floor((100 * (o.at ?? 0)) / o.of)}%` : "";
+  const st = `ota.${o.st}` in I18N.en ? t(`ota.${o.st}`) : o.st;
+  return `${d.ver ?? "?"} → ${o.ver ?? "?"}: ${st}${pct}${o.why ? ` (${o.why})` : ""}`;
+}
 function gaps(d) {
   if (!d.gaps) return null;
   if (!d.gaps.length) return t("gaps.none");
@@ -129,7 +137,8 @@ function renderTable(devices) {
     const row = body.insertRow();
     cell(row, d.site); cell(row, d.device); cell(row, d.board);
     sensorsCell(cell(row, "", "sensors"), d);
-    cell(row, d.state == null ? null : (`state.${d.state}` in I18N.en ? t(`state.${d.state}`) : d.state), d.state); cell(row, ago(d.last_reading_ms ?? d.last_seen_ms));
+    cell(row, d.state == null ? null : (`state.${d.state}` in I18N.en ? t(`state.${d.state}`) : d.state), d.state);
+    cell(row, version(d)); cell(row, ago(d.last_reading_ms ?? d.last_seen_ms));
     cell(row, num(d.seq ?? d.highest_seq, "plain"), "num"); cell(row, num(d.rssi_dbm), "num");
     cell(row, num(d.heap_free), "num"); cell(row, num(d.outbox), "num"); cell(row, num(d.dropped), "num");
     cell(row, gaps(d));
