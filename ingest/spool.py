@@ -4,8 +4,9 @@
   disk; lines may carry an idempotency key, and a key seen before is skipped (counted as a
   duplicate) in that same transaction, so a redelivered message is not counted twice.
 - A :class:`~ingest.ranges.Run` (a message's readings: one stream, numbered lines) is ONE
-  row, deduplicated by number ranges (:mod:`ingest.ranges`): a few statements per message
-  instead of two per line. ``lines.n`` says how many lines a row holds.
+  row, deduplicated by number ranges (:mod:`ingest.ranges`; a commit's claims gathered by
+  :mod:`ingest.claims`, so a run that continues its stream costs no statement of its own).
+  ``lines.n`` says how many lines a row holds.
 - :meth:`Spool.oldest` hands out the oldest lines in order; :meth:`Spool.delete` drops them
   once InfluxDB answered 2xx; :meth:`Spool.set_aside` moves refused lines to the
   dead-letter table instead.
@@ -19,7 +20,10 @@
   keeps them: backpressure, never a drop) until the writer has drained it. A real disk-full
   (SQLITE_FULL) raises :class:`SpoolError` like any failed commit: nothing is acked.
 
-One connection serialised by a lock, shared by the input thread and the writer thread. The
+One connection serialised by a lock, shared by the input thread and the writer thread, for
+every write; :meth:`Spool.oldest` reads on a second one (a WAL snapshot of what is committed), so
+the writer's read of a batch does not hold up a commit. A commit's rows go in with few statements
+(:func:`ingest.claims.insert_rows`). The
 tables and the upgrade of an older spool: :mod:`ingest.spool_schema`; the values handed in and
 out (:class:`Entry`, :class:`Batch`, ...): :mod:`ingest.spool_records`, importable from here.
 """
@@ -30,13 +34,15 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 
 from ingest import deadletters as dl
+from ingest.claims import Claims, Tops, insert_rows
 from ingest.errors import SpoolError
-from ingest.ranges import Run, claim
+from ingest.ranges import Run
 from ingest.spool_records import Batch, CommitResult, DeadLetter, Entry, Refused
 from ingest.spool_schema import SPOOL_FILE, count_lines, open_spool
 from ingest.sqlite import immediate
@@ -60,10 +66,17 @@ class Spool:
         self._lock = threading.Lock()
         self._delta = 0  # lines a transaction adds (or removes): see _transaction
         self._bound = dl.Bound(max_rows=dead_letter_rows, max_age_days=dead_letter_days)
+        self._tops = Tops()  # each stream's highest range, so most runs are claimed without a query
+        self._read_lock = threading.Lock()
+        self._adds = 0  # commits that added lines (oldest() tells an empty spool from a new commit)
         try:
             self._db = open_spool(self.path)
             self._depth = count_lines(self._db)
             self._bound.dropped = dl.dropped_so_far(self._db)
+            # oldest() reads on its own connection, a snapshot of what is committed (WAL): the
+            # writer's long read does not hold the lock that commits take.
+            self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._reader.execute("PRAGMA cache_size = -256")  # KiB: it reads each row once
         except (OSError, sqlite3.Error) as err:
             raise SpoolError(f"cannot open spool {self.path}: {err}") from err
         _LOGGER.info("spool %s opened, %s lines pending", self.path, self._depth)
@@ -74,6 +87,8 @@ class Spool:
         return 0 < self.max_lines <= self._depth
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()
 
@@ -91,32 +106,34 @@ class Spool:
                 raise SpoolError(f"spool {self.path}: {err}") from err
             self._depth += self._delta
 
-    def _write(self, statements: Iterable[tuple[str, Sequence[object]]]) -> list[int]:
-        """Run statements in one transaction; return each one's rowcount."""
-        with self._transaction() as db:
-            return [db.execute(sql, args).rowcount for sql, args in statements]
-
     def commit(self, entries: Sequence[Entry | Run]) -> CommitResult:
         """Append ``entries`` durably, skipping those whose key was seen before."""
         return self.commit_many([entries])[0]
 
     def commit_many(self, groups: Sequence[Sequence[Entry | Run]]) -> list[CommitResult]:
-        """Append every group's entries in one transaction; one result per group."""
+        """Append every group's entries in one transaction; one result per group. The rows go
+        in with few statements, and so do the ranges of runs that continue their stream
+        (:mod:`ingest.claims`)."""
         now = _now_ms()
         results: list[CommitResult] = []
+        rows: list[tuple[str, int, int]] = []
         total = 0
         with self._transaction() as db:
+            self._tops.check(db)
+            claims = Claims(db, self._tops, now)
             for entries in groups:
                 added = duplicates = 0
                 for entry in entries:
                     if isinstance(entry, Run):
-                        fresh = claim(db, entry.stream, entry.seqs, now)
-                        lines = [line for line, new in zip(entry.lines, fresh, strict=True) if new]
+                        if len(entry.lines) != len(entry.seqs):
+                            raise SpoolError(f"run of {entry.stream}: {len(entry.seqs)} seqs, {len(entry.lines)} lines")
+                        fresh = claims.claim(entry.stream, entry.seqs)
+                        lines = entry.lines if fresh is None else [
+                            line for line, new in zip(entry.lines, fresh, strict=True) if new]
                         if lines:
-                            db.execute("INSERT INTO lines (line, added_ms, n) VALUES (?, ?, ?)",
-                                       ("\n".join(lines), now, len(lines)))
+                            rows.append(("\n".join(lines), now, len(lines)))
                         added += len(lines)
-                        duplicates += len(fresh) - len(lines)
+                        duplicates += len(entry.lines) - len(lines)
                         continue
                     if entry.key is not None:
                         cur = db.execute("INSERT OR IGNORE INTO seen (key, added_ms) VALUES (?, ?)",
@@ -124,25 +141,34 @@ class Spool:
                         if cur.rowcount == 0:
                             duplicates += 1
                             continue
-                    db.execute("INSERT INTO lines (line, added_ms) VALUES (?, ?)", (entry.line, now))
+                    rows.append((entry.line, now, 1))
                     added += 1
                 results.append(CommitResult(added=added, duplicates=duplicates))
                 total += added
+            claims.flush()
+            self._adds += total > 0
+            insert_rows(db, "INSERT INTO lines (line, added_ms, n) VALUES ", rows)
             self._delta = total
+        self._tops.update(claims.tops)  # committed: what it wrote is the table now
         return results
 
     def oldest(self, limit: int) -> Batch | None:
         """The oldest pending rows, ``limit`` lines or just past it, or None when empty."""
         rows: list[tuple[int, str, int, int]] = []
-        count = 0
-        with self._lock:
+        count, adds = 0, self._adds
+        with self._read_lock:
             try:
-                cursor = self._db.execute(
+                cursor = self._reader.execute(
                     "SELECT id, line, added_ms, n FROM lines ORDER BY id LIMIT ?", (limit,))
                 while count < limit:
-                    chunk = cursor.fetchmany(max(1, min(256, limit - count)))
+                    chunk = cursor.fetchmany(max(1, min(1024, limit - count)))
                     if not chunk:
                         break
+                    before_last = count + sum(map(_N, chunk)) - chunk[-1][3]
+                    if before_last < limit:  # the whole chunk is taken
+                        rows.extend(chunk)
+                        count = before_last + chunk[-1][3]
+                        continue
                     for row in chunk:
                         if count >= limit:
                             break
@@ -151,26 +177,27 @@ class Spool:
                 cursor.close()
             except sqlite3.Error as err:
                 raise SpoolError(f"spool {self.path}: {err}") from err
-            if not rows:  # lines another process added (sen deadletters replay) are written: recount
-                self._depth = 0
         if not rows:
+            with self._lock:
+                if adds == self._adds:  # none committed since: lines another process added are written too
+                    self._depth = 0
             return None
-        lines: list[str] = []
-        for row in rows:
-            if row[3] == 1:
-                lines.append(str(row[1]))
-            else:
-                lines.extend(str(row[1]).split("\n"))
-        return Batch(ids=tuple(int(r[0]) for r in rows), lines=tuple(lines),
-                     oldest_ms=int(rows[0][2]), sizes=tuple(int(r[3]) for r in rows))
+        if count == len(rows):  # a line per row
+            lines = tuple(map(_LINE, rows))
+        else:
+            lines = tuple(part for row in rows for part in (row[1].split("\n") if row[3] > 1 else (row[1],)))
+        return Batch(ids=tuple(map(_ID, rows)), lines=lines, oldest_ms=int(rows[0][2]), sizes=tuple(map(_N, rows)))
 
     def delete(self, ids: Sequence[int]) -> None:
         """Drop rows InfluxDB has acknowledged (two statements, however many rows)."""
-        listed = _id_list(ids)
+        args: tuple[object, ...]
+        if ids and ids[-1] - ids[0] == len(ids) - 1 and tuple(ids) == tuple(range(ids[0], ids[-1] + 1)):
+            where, args = "id BETWEEN ? AND ?", (ids[0], ids[-1])  # consecutive (the usual): the same rows
+        else:
+            where, args = "id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
         with self._transaction() as db:
-            lines = db.execute("SELECT coalesce(sum(n), 0) FROM lines WHERE id IN"
-                               " (SELECT value FROM json_each(?))", (listed,)).fetchone()[0]
-            db.execute("DELETE FROM lines WHERE id IN (SELECT value FROM json_each(?))", (listed,))
+            lines = db.execute(f"SELECT coalesce(sum(n), 0) FROM lines WHERE {where}", args).fetchone()[0]
+            db.execute(f"DELETE FROM lines WHERE {where}", args)
             self._delta = -int(lines)
 
     def set_aside(self, ids: Sequence[int], *, reason: str, detail: str) -> None:
@@ -246,8 +273,14 @@ class Spool:
 
     def forget_keys_before(self, cutoff_ms: int) -> int:
         """Drop idempotency keys added before ``cutoff_ms`` so the table stays bounded."""
-        return sum(self._write([("DELETE FROM seen WHERE added_ms < ?", (cutoff_ms,)),
-                                ("DELETE FROM ranges WHERE added_ms < ?", (cutoff_ms,))]))
+        with self._transaction() as db:
+            dropped = sum(db.execute(sql, (cutoff_ms,)).rowcount for sql in (
+                "DELETE FROM seen WHERE added_ms < ?", "DELETE FROM ranges WHERE added_ms < ?"))
+            self._tops.forget()  # under the lock: no commit sees the ranges it remembered
+        return dropped
+
+
+_ID, _LINE, _N = itemgetter(0), itemgetter(1), itemgetter(3)
 
 
 def _id_list(ids: Sequence[int]) -> str:

@@ -1,4 +1,4 @@
-"""Decoding and validation of v1 telemetry and status payloads.
+"""Decoding and validation of v1 telemetry payloads (status: :mod:`gateway.service.status_msg`).
 
 A message decodes into :class:`Telemetry` or is refused with a :class:`Reject` carrying a
 :class:`Reason` code (the codes in ``tests/contract/invalid/reasons.json``) and a detail.
@@ -21,18 +21,17 @@ from gateway.service.topics import NAME_RE, Topic
 MAX_MESSAGE_BYTES = 4096
 SCHEMA_VERSION = 1
 METRIC_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-# Field names the schema uses, and tag names: a metric named like a tag would shadow it in
-# InfluxQL (WHERE device = '...' would compare the field), so neither may be a metric.
+# The schema's field and tag names may not be metrics: one named like a tag shadows it in InfluxQL.
 RESERVED_FIELDS = frozenset({"seq", "boot", "time", "site", "device", "board", "sensor"})
 DEFAULT_BOARD = "unknown"
-STATES = frozenset({"online", "sleeping", "offline"})
 _INT64_MAX = 2**63 - 1
-# Bounds of what a board can send (its outbox keeps boot and seq in 32 bits, fid is 32 bits);
-# anything larger is refused here, so no later sum (anchor + up) can leave 64 bits.
+# What a board can send (boot, seq and fid are 32 bits): no later sum (anchor + up) leaves 64 bits.
 _U32_MAX = 2**32 - 1
 _MAX_UP_MS = 2**42  # about 139 years of uptime
 _MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
 _MAX_DIAG_STRING = 64
+_new = object.__new__  # the hot path makes its frozen dataclasses without their per-field set-up
+_raw_decode = json.JSONDecoder().raw_decode
 
 DiagValue = float | bool | str
 
@@ -95,16 +94,6 @@ class Telemetry:
                            or any(r.ts_ms is None for r in self.readings))
 
 
-@dataclass(frozen=True, kw_only=True)
-class Status:
-    site: str
-    device: str
-    state: str
-    until_ms: int | None
-    ver: str | None = None  # the application version the board runs ("0": flashed by cable)
-    ota: str | None = None  # its OTA state, compact JSON of the checked keys (DESIGN.md, OTA)
-
-
 def _load(payload: bytes, doc: Mapping[str, object] | None) -> Mapping[str, object]:
     """The message's JSON object; ``doc`` when a transport already parsed ``payload`` into it."""
     if len(payload) > MAX_MESSAGE_BYTES:
@@ -112,12 +101,15 @@ def _load(payload: bytes, doc: Mapping[str, object] | None) -> Mapping[str, obje
     if doc is not None:
         return doc
     try:
-        doc = json.loads(payload.decode("utf-8"))
+        text = payload.decode("utf-8")  # an object alone (the usual): no regexes of loads
+        found, end = _raw_decode(text) if text[:1] == "{" else (None, -1)
+        if end != len(text):
+            found = json.loads(text)  # anything else: loads takes it or says what is wrong
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise _Refused(Reason.NOT_JSON, str(err)[:200]) from err
-    if not isinstance(doc, dict):
-        raise _Refused(Reason.BAD_TYPE, f"message is a JSON {type(doc).__name__}, not an object")
-    return doc
+    if not isinstance(found, dict):
+        raise _Refused(Reason.BAD_TYPE, f"message is a JSON {type(found).__name__}, not an object")
+    return found
 
 
 def _require(doc: Mapping[str, object], key: str, where: str) -> object:
@@ -188,21 +180,19 @@ def _reading(value: object, index: int, envelope_up: int | None) -> Reading:
     return Reading(seq=seq, ts_ms=ts_ms, up_ms=up_ms, metrics=metrics, sensor=sensor)
 
 
-_GOOD_METRICS: set[str] = set()  # metric names that passed METRIC_RE and are not reserved
-_GOOD_METRICS_MAX = 4096
+_GOOD_METRICS: set[str] = set()  # metric names that passed METRIC_RE and are not reserved (4,096 at most)
 
 
 def _good_metric(name: object) -> bool:
     if type(name) is not str or name in RESERVED_FIELDS or not METRIC_RE.fullmatch(name):
         return False
-    if len(_GOOD_METRICS) < _GOOD_METRICS_MAX:
+    if len(_GOOD_METRICS) < 4096:
         _GOOD_METRICS.add(name)
     return True
 
 
 def _plain_readings(raw: list[object], envelope_up: int | None) -> tuple[Reading, ...] | None:
-    """Every check of :func:`_reading`, inline for speed; None at the first thing unusual
-    (the caller then runs :func:`_reading` for the exact reject)."""
+    """Every check of :func:`_reading`, inline for speed; None at anything unusual (:func:`_reading` names it)."""
     out: list[Reading] = []
     for item in raw:
         if type(item) is not dict:
@@ -228,7 +218,9 @@ def _plain_readings(raw: list[object], envelope_up: int | None) -> tuple[Reading
             elif type(value) is not float or not math.isfinite(value):
                 return None
             values[name] = value
-        out.append(Reading(seq=seq, ts_ms=ts, up_ms=up, metrics=values, sensor=sensor))
+        reading = _new(Reading)
+        reading.__dict__.update(seq=seq, ts_ms=ts, up_ms=up, metrics=values, sensor=sensor)
+        out.append(reading)
     return tuple(out)
 
 
@@ -260,71 +252,26 @@ def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None
     up_ms = _int(doc["up"], "up", high=_MAX_UP_MS) if "up" in doc else None
     lo = _int(doc["lo"], "lo", high=_U32_MAX) if "lo" in doc else None
     ob = _int(doc["ob"], "ob", high=_U32_MAX) if "ob" in doc else None
-    if ob is not None and ob >= boot:
-        ob = None  # says nothing: only an older boot changes which boot is acked
+    ob = ob if ob is not None and ob < boot else None  # only an older boot changes which boot is acked
     board = _name(doc.get("board", DEFAULT_BOARD), "board")
     raw_readings = _require(doc, "r", "envelope")
     if not isinstance(raw_readings, list):
         raise _Refused(Reason.BAD_TYPE, f"r must be a list, got {type(raw_readings).__name__}")
-    readings = _plain_readings(raw_readings, up_ms)
-    if readings is None:  # something unusual: the careful path names it
-        readings = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings))
+    readings = _plain_readings(raw_readings, up_ms) or tuple(  # something unusual: the careful path names it
+        _reading(item, i, up_ms) for i, item in enumerate(raw_readings))
     diag = _diag(doc["d"]) if "d" in doc else {}
-    return Telemetry(site=topic.site, device=device, board=board, boot=boot, fid=fid, up_ms=up_ms,
-                     readings=readings, diag=diag, lo=lo, ob=ob)
+    telemetry = _new(Telemetry)  # as the dataclass makes it (__post_init__ too), without its set-up
+    telemetry.__dict__.update(site=topic.site, device=device, board=board, boot=boot, fid=fid, up_ms=up_ms,
+                              readings=readings, diag=diag, lo=lo, ob=ob, key=BootKey(topic.site, device, fid, boot),
+                              needs_anchor=bool(diag) and up_ms is not None
+                              or any(r.ts_ms is None for r in readings))
+    return telemetry
 
 
 def decode_telemetry(topic: Topic, payload: bytes, *,
                      doc: Mapping[str, object] | None = None) -> Telemetry | Reject:
-    """Decode one telemetry message published on ``topic``; ``doc``: its JSON object, when the
-    transport has parsed it already (a serial frame), so it is not parsed twice."""
+    """Decode one telemetry message on ``topic``; ``doc``: its JSON object, when a transport parsed it already."""
     try:
         return _telemetry(topic, payload, doc)
     except _Refused as refused:
         return refused.reject
-
-
-def decode_status(topic: Topic, payload: bytes, *,
-                  doc: Mapping[str, object] | None = None) -> Status | Reject:
-    """Decode a status message: ``{"state": "online"|"sleeping"|"offline", "until": ms,
-    "ver": "1.5.0", "ota": {...}}``."""
-    try:
-        doc = _load(payload, doc)
-        state = _require(doc, "state", "status")
-        if state not in STATES:
-            raise _Refused(Reason.BAD_TYPE, f"state {state!r} not one of {sorted(STATES)}"[:200])
-        until = _int(doc["until"], "until", high=_MAX_TS_MS) if "until" in doc else None
-        ver = _text(doc["ver"], "ver", VERSION_RE) if "ver" in doc else None
-        ota = _ota(doc["ota"]) if "ota" in doc else None
-    except _Refused as refused:
-        return refused.reject
-    return Status(site=topic.site, device=topic.device, state=str(state), until_ms=until, ver=ver, ota=ota)
-
-
-VERSION_RE = re.compile(r"[0-9A-Za-z._+-]{1,32}")  # a version as a board reports it: 1.5.0, 0, 1.5.0-rc1
-OTA_STATES = frozenset({"recv", "ready", "trial", "done", "refused", "rolled_back"})
-_OTA_ID_RE = re.compile(r"[0-9a-f]{8}")
-_WHY_RE = re.compile(r"[a-z_]{1,32}")
-
-
-def _text(value: object, what: str, pattern: re.Pattern[str]) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise _Refused(Reason.BAD_TYPE, f"{what} {value!r} is not {pattern.pattern}"[:200])
-    return value
-
-
-def _ota(value: object) -> str:
-    """A status's ``ota``, checked key by key and kept as compact JSON (unknown keys dropped)."""
-    if not isinstance(value, dict):
-        raise _Refused(Reason.BAD_TYPE, f"ota {value!r} is not an object"[:200])
-    st = value.get("st")
-    if st not in OTA_STATES:
-        raise _Refused(Reason.BAD_TYPE, f"ota.st {st!r} not one of {sorted(OTA_STATES)}"[:200])
-    out: dict[str, object] = {"st": st}
-    for key, pattern in (("id", _OTA_ID_RE), ("ver", VERSION_RE), ("why", _WHY_RE)):
-        if key in value:
-            out[key] = _text(value[key], f"ota.{key}", pattern)
-    for key in ("at", "of"):
-        if key in value:
-            out[key] = _int(value[key], f"ota.{key}", high=_U32_MAX)
-    return json.dumps(out, separators=(",", ":"))

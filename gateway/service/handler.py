@@ -22,7 +22,8 @@ from ingest.ranges import Run
 from ingest.spool import Entry, Spool
 
 from gateway.service.acks import Ack, decode_ack
-from gateway.service.decode import Reason, Reject, Telemetry, decode_status, decode_telemetry
+from gateway.service.decode import Reason, Reject, Telemetry, decode_telemetry
+from gateway.service.status_msg import decode_status
 from gateway.service.identity import BootKey
 from gateway.service.points import reading_time, to_spool
 from gateway.errors import TopicError

@@ -3,7 +3,8 @@
 Transports :meth:`Intake.put` a message with a ``done`` callback; the thread drains whatever
 waits (up to ``max_batch``), hands it to :meth:`Handler.handle_many` (one spool transaction,
 one fsync), then calls each ``done(ack)`` in arrival order — only then may the transport
-acknowledge the message — and finally ``after_batch()``.
+acknowledge the message — then each :meth:`Intake.on_batch_end` callback (the MQTT input sends
+the batch's PUBACKs there, in one write) and finally ``after_batch()``.
 
 Spool full (``Spool.full``): the thread stops taking messages until the writer drained it.
 Unacknowledged, the messages stay with the broker (and the broker sends no more than the
@@ -63,6 +64,7 @@ class Intake:
         # Queued messages of boots with no anchor yet, not committed nor acked (handler.HOLD),
         # handed in again after each retry interval.
         self._held: list[tuple[Message, Done]] = []
+        self._batch_end: list[Callable[[], None]] = []
         self._held_retry = 0.0
         self.batches = 0
         self.committed = 0
@@ -82,6 +84,11 @@ class Intake:
                                 self.dropped)
             return
         self._queue.put((message, done))
+
+    def on_batch_end(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after the ``done`` calls of every batch (a transport that acks a
+        batch at once), before ``after_batch``."""
+        self._batch_end.append(callback)
 
     @property
     def waiting(self) -> int:
@@ -156,6 +163,8 @@ class Intake:
             else:
                 self.committed += 1
                 done(ack if isinstance(ack, Ack) else None)
+        for callback in self._batch_end:
+            callback()
         self._after_batch()
         return True
 

@@ -1,11 +1,10 @@
 """MQTT input (paho-mqtt 2.x, MQTT v5): persistent QoS1 session, manual acks after the commit.
 
-- Persistent session: fixed client id, ``clean_start=False`` and a session expiry, so the
-  broker keeps unacknowledged messages while the gateway is away. The subscriptions are
-  (re)made on every connect; when the broker lost the session (CONNACK session present
-  False after we had one) that is logged.
-- Manual acks: messages go to the :class:`~gateway.service.intake.Intake` (group commit); a PUBACK
-  goes out only after the message's batch is committed to the spool. Messages of a dropped
+- Persistent session: fixed client id, ``clean_start=False`` and a session expiry, so the broker keeps
+  unacknowledged messages while the gateway is away. The subscriptions are (re)made on every
+  connect; a lost session (CONNACK session present False after we had one) is logged.
+- Manual acks: messages go to the :class:`~gateway.service.intake.Intake` (group commit); the PUBACKs
+  of a batch go out only after it is committed to the spool, in one write. Messages of a dropped
   connection are not acked on the new one (packet ids are per connection): the broker
   delivers them again and the spool skips them as duplicates.
 - Receive maximum: the broker sends at most ``receive_max`` unacked messages, which bounds
@@ -14,11 +13,9 @@
   several gateways split it; status and retained acks are read by every gateway.
 - End-to-end acks are published retained, QoS1, the highest per device once per batch.
 - Watchdog: no message for ``watchdog_s`` while connected is logged and counted.
-- TLS (``mqtts://``): the broker's certificate is verified against ``mqtt_ca_file`` (or the
-  system's CAs) and must name the URL's host; a failed handshake is logged with its reason
-  (e.g. the certificate does not verify against the CA file) and retried like any connect.
-- Client id: a broker set up by ``sen broker conf`` replaces it with the user name; the
-  options make sure the two agree, so the session is the account's.
+- TLS (``mqtts://``): the broker's certificate is verified against ``mqtt_ca_file`` (or the system's
+  CAs) and must name the URL's host; a failed handshake is logged with its reason and retried.
+- Client id: ``sen broker conf`` brokers replace it with the user name; the options make them agree.
 """
 
 from __future__ import annotations
@@ -40,6 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gateway.service.acks import Ack
 from gateway.service.handler import Message
 from gateway.service.intake import Intake
+from gateway.service.mqtt_paho import Pubacks, lean_properties
 from gateway.service.options import GatewayOptions, mqtt_tls_context
 from gateway.service.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
 
@@ -47,27 +45,22 @@ _LOGGER = logging.getLogger(__name__)
 
 _QOS = 1
 _CONNECT_FAIL_LOG_EVERY_S = 60.0
-# End-to-end acks cost in proportion to what a device needs, not to its message rate: a
-# device's next ack waits ack_interval_s per message it sent since its last one, at most
-# _ACK_MAX_DELAY_S. A board sending now and then (or a sleeper waiting for its last ack) is acked
-# after ack_interval_s; a busy one, or one whose backlog drains, once a second. The cap stays
-# below the shortest ack timeout boards use (the firmware's 15 s; `sen sim`'s 2 s): past it a
-# board sends its unacknowledged readings again.
+# End-to-end acks cost what a device needs, not its message rate: a device's next ack waits
+# ack_interval_s per message it sent since its last one, at most _ACK_MAX_DELAY_S (a busy board, or
+# one whose backlog drains, is acked once a second), below the shortest ack timeout boards use
+# (the firmware's 15 s; `sen sim`'s 2 s): past it a board sends its unacknowledged readings again.
 _ACK_MAX_DELAY_S = 1.0
-_ACKS_IN_FLIGHT = 1000  # ack publishes waiting for the broker's PUBACK, at most
-_ACKS_QUEUED = 2000  # ack publishes paho may hold at once; past it acks wait (they coalesce)
-# The broker should send no more than receive_max unacknowledged messages, but Mosquitto 2.0
-# does not hold to it while it delivers a backlog queued for the session (measured: 19,000
-# in flight with a receive maximum of 100). So the input holds to it itself: past
-# 2 x receive_max messages waiting for the intake, paho's thread stops reading the socket
-# until the intake has committed some (TCP backpressure; nothing is dropped).
+_ACKS_QUEUED = 2000  # ack publishes paho holds, in flight or not (past it acks wait: they coalesce)
+# Mosquitto 2.0 does not hold to receive_max while it delivers a session's backlog (measured:
+# 19,000 in flight with a receive maximum of 100). So the input does: past 2 x receive_max messages
+# waiting for the intake, paho's thread stops reading the socket until the intake has committed
+# some (TCP backpressure; nothing is dropped).
 _ROOM_POLL_S = 0.005
-# Live or queued: after a reconnect that resumed its session, the broker first delivers what it
-# queued while the gateway was away; such a message's receive time is late by its wait, so it
-# must not anchor a boot's clock. At connect the gateway publishes a marker to a topic only it
-# reads: the broker queues it behind that backlog, so every message before the marker may have
-# waited and every one after it is live (Message.live; the handler holds the former while a
-# live one of their boot may come). No marker within _MARKER_WAIT_S: live again anyway.
+# Live or queued: a resumed session's backlog comes first, late by its wait, so it must not anchor
+# a boot's clock. At connect the gateway publishes a marker to a topic only it reads, queued behind
+# that backlog: messages before it may have waited, those after it are live (Message.live; the
+# handler holds the former while a live one of their boot may come). No marker within
+# _MARKER_WAIT_S: live again anyway.
 _MARKER_WAIT_S = 30.0
 
 
@@ -87,8 +80,7 @@ class MqttInput:
         self._receive_max = options.receive_max
         self._max_waiting = 2 * options.receive_max
         self._stopping = threading.Event()
-        self.room_waits = 0  # times paho's thread waited for the intake
-        self.peak_waiting = 0  # most messages seen waiting for the intake
+        self.room_waits = self.peak_waiting = 0  # times paho's thread waited for the intake; most seen waiting
         self._watchdog_s = options.watchdog_s
         self._subscriptions = subscriptions(options.shared_group) if topics is None else topics
         self._marker_topic = f"sen/v1/_gateway/{options.client_id}/ack"  # the gateway may write acks
@@ -97,14 +89,12 @@ class MqttInput:
         self._intake = intake
         self._lock = threading.Lock()
         self._connected = False
-        self._generation = 0
+        self._generation = self._failures = 0
         self._had_session = False
         self._fail_logged: float | None = None
-        self._failures = 0
         self._last_message = time.monotonic()
         self._watchdog_tripped = False
-        self.watchdog_trips = 0
-        self.acks_published = 0
+        self.watchdog_trips = self.acks_published = 0
         self._acks: dict[tuple[str, str], Ack] = {}
         self._acks_lock = threading.Lock()  # the intake thread adds, the tick thread flushes too
         self._publish_lock = threading.Lock()
@@ -113,10 +103,14 @@ class MqttInput:
         self._messages_since: dict[tuple[str, str], int] = {}  # per device, since its last ack
         self._ack_interval_s = options.ack_interval_s
         self._acks_scanned = 0.0
+        lean_properties()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id,
                                    protocol=mqtt.MQTTv5)
         self._client.manual_ack_set(True)
-        self._client.max_inflight_messages_set(_ACKS_IN_FLIGHT)
+        self._pubacks = Pubacks(self._client)  # a batch's PUBACKs in one write
+        self._to_ack: list[tuple[int, int]] = []  # (generation, mid) of the batch in hand
+        intake.on_batch_end(self._send_pubacks)
+        self._client.max_inflight_messages_set(0)  # no limit: with one, every PUBACK back scans all held
         self._client.max_queued_messages_set(_ACKS_QUEUED)
         self._ca_file = options.mqtt_ca_file
         self._tls: ssl.SSLContext | None = None
@@ -165,11 +159,8 @@ class MqttInput:
 
     # -- acks, from the intake thread -----------------------------------------------------
     def _done(self, generation: int, mid: int, qos: int, ack: Ack | None) -> None:
-        if qos > 0:
-            with self._lock:
-                current = generation == self._generation and self._connected
-            if current:
-                self._client.ack(mid, qos)
+        if qos:  # QoS1 (subscribed so): acked with the batch's others (_send_pubacks)
+            self._to_ack.append((generation, mid))
         if ack is not None:
             # The device's latest word wins: it may move back to an older boot it still holds
             # (its envelope's ``ob``); within one boot acks only grow.
@@ -177,6 +168,14 @@ class MqttInput:
             with self._acks_lock:
                 self._acks[key] = ack
                 self._messages_since[key] = self._messages_since.get(key, 0) + 1
+
+    def _send_pubacks(self) -> None:
+        """After each batch (intake thread): its PUBACKs in one write, on the connection that delivered
+        them; under ``_on_disconnect``'s lock, so no reconnect (which empties paho's queue) comes between."""
+        pending, self._to_ack = self._to_ack, []
+        with self._lock:
+            if pending and self._connected:
+                self._pubacks.send([mid for generation, mid in pending if generation == self._generation])
 
     def publish_acks(self, *, force: bool = False) -> None:
         """Publish each device's newest end-to-end ack (retained, QoS1) once it is due: a
@@ -277,15 +276,15 @@ class MqttInput:
                 _LOGGER.info("subscribed to %s (QoS %s)", topic, code.value)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._last_message = time.monotonic()
+        now = self._last_message = time.monotonic()
         self._watchdog_tripped = False
-        generation, mid, qos = self._generation, message.mid, message.qos
-        if message.topic == self._marker_topic:  # the end of the session's backlog
+        generation, mid, qos, topic = self._generation, message.mid, message.qos, message.topic
+        if topic == self._marker_topic:  # the end of the session's backlog
             self._live = True
             if qos:
                 self._client.ack(mid, qos)
             return
-        if not self._live and time.monotonic() > self._queued_until:
+        if not self._live and now > self._queued_until:
             self._live = True  # no marker came back: treat what comes as live again
         waiting = self._intake.waiting
         if waiting > self.peak_waiting:
@@ -295,6 +294,6 @@ class MqttInput:
             while self._intake.waiting >= self._receive_max:
                 if self._stopping.wait(_ROOM_POLL_S):
                     return  # never queued, never acked: the broker sends it again
-        item = Message(topic=message.topic, payload=bytes(message.payload),
+        item = Message(topic=topic, payload=bytes(message.payload),
                        received_ms=time.time_ns() // 1_000_000, live=self._live)
         self._intake.put(item, lambda ack: self._done(generation, mid, qos, ack), can_drop=qos == 0)

@@ -66,25 +66,53 @@ def _head(site: str, device: str, board: str, sensor: str | None) -> str:
     return found
 
 
+_TEMPLATES: dict[tuple[str, ...], str] = {}  # metric names -> the fields part, as a format string
+
+
+def _template(names: tuple[str, ...]) -> str:
+    """The fields of a reading with these metrics, sorted and escaped once: ``{0}`` is its seq,
+    ``{1}`` the boot, ``{2}``... the metrics' values in ``names``' order."""
+    found = _TEMPLATES.get(names)
+    if found is None:
+        parts = [("boot", "boot={1}i"), ("seq", "seq={0}i")] + [
+            (name, _field_key(name).replace("{", "{{").replace("}", "}}") + f"{{{i + 2}!r}}")
+            for i, name in enumerate(names)]
+        found = ",".join(text for _, text in sorted(parts))
+        if len(_TEMPLATES) >= _FIELD_KEYS_MAX:
+            _TEMPLATES.clear()
+        _TEMPLATES[names] = found
+    return found
+
+
+def _fields(reading: Reading, boot: int) -> str:
+    """A reading's fields as :func:`ingest.lineproto.encode` writes them: by their template
+    when every value is a finite float (what decoding makes), else value by value."""
+    metrics = reading.metrics
+    values = tuple(metrics.values())
+    for value in values:
+        if type(value) is not float or value - value != 0.0:  # not a float, or inf or nan
+            break
+    else:
+        names = tuple(metrics)
+        if "boot" not in metrics and "seq" not in metrics:
+            return _template(names).format(reading.seq, boot, *values)
+    fields = [("boot", f"boot={boot}i"), ("seq", f"seq={reading.seq}i")]
+    fields.extend((key, _field_key(key) + format_field_value(key, value)) for key, value in metrics.items())
+    fields.sort()
+    return ",".join(text for _, text in fields)
+
+
 def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[str], int | None]:
     """The ``telemetry`` lines of every reading (as :func:`ingest.lineproto.encode` writes
     them, without building a Point per reading) and the newest reading time."""
-    site, device, board = telemetry.site, telemetry.device, telemetry.board
-    boot = ("boot", f"boot={telemetry.boot}i")
+    site, device, board, boot = telemetry.site, telemetry.device, telemetry.board, telemetry.boot
     lines: list[str] = []
     newest: int | None = None
     for reading in telemetry.readings:
         ts = reading.ts_ms if reading.ts_ms is not None else reading_time(reading, anchor_ms)
         if newest is None or ts > newest:
             newest = ts
-        fields = [boot, ("seq", f"seq={reading.seq}i")]
-        for key, value in reading.metrics.items():
-            text = repr(value) if type(value) is float else "n"
-            if "n" in text:  # inf, nan, or not a float: the careful way (raises if it must)
-                text = format_field_value(key, value)
-            fields.append((key, _field_key(key) + text))
-        fields.sort()
-        lines.append(f"{_head(site, device, board, reading.sensor)} {','.join(f for _, f in fields)} {ts}")
+        lines.append(f"{_head(site, device, board, reading.sensor)} {_fields(reading, boot)} {ts}")
     return lines, newest
 
 

@@ -31,7 +31,21 @@ def is_name(text: str) -> bool:
     return NAME_RE.fullmatch(text) is not None
 
 
+_PARSED: dict[str, Topic] = {}  # topic -> parsed: a device sends on the same few topics
+_PARSED_MAX = 8192  # about 2 MiB at most
+
+
 def parse_topic(topic: str) -> Topic:
+    found = _PARSED.get(topic)
+    if found is None:
+        found = _parse(topic)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[topic] = found
+    return found
+
+
+def _parse(topic: str) -> Topic:
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != "sen" or parts[1] != "v1" or parts[4] not in KINDS:
         raise TopicError(f"not a sen/v1 topic: {topic!r}")
@@ -43,4 +57,4 @@ def parse_topic(topic: str) -> Topic:
 
 
 def ack_topic(site: str, device: str) -> str:
-    return str(Topic(site=site, device=device, kind="ack"))
+    return f"sen/v1/{site}/{device}/ack"

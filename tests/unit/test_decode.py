@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.service.decode import (MAX_MESSAGE_BYTES, Reason, Reject, Telemetry, decode_status,
-                            decode_telemetry)
+from gateway.service.decode import MAX_MESSAGE_BYTES, Reason, Reject, Telemetry, decode_telemetry
 from gateway.errors import TopicError
+from gateway.service.status_msg import decode_status
 from gateway.service.topics import Topic, parse_topic
 
 CONTRACT = Path(__file__).resolve().parents[1] / "contract"

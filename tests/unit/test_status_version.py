@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway.ops.status import format_table, ota_text, read_devices
-from gateway.service.decode import Reject, Status, decode_status
+from gateway.service.decode import Reject
+from gateway.service.status_msg import Status, decode_status
 from gateway.service.handler import Handler
 from gateway.service.registry import Registry
 from gateway.service.rejects import RejectLog
