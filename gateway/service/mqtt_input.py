@@ -11,7 +11,8 @@
   memory and makes "not acking" a real backpressure when the spool is full.
 - Shared subscription (``shared_group``): telemetry comes from ``$share/GROUP/...`` so
   several gateways split it; status and retained acks are read by every gateway.
-- End-to-end acks are published retained, QoS1, the highest per device once per batch.
+- End-to-end acks are published retained, QoS1, the highest per device once per batch; said
+  again (every 5 s at most) to a device that keeps sending what it already has an ack for.
 - Watchdog: no message for ``watchdog_s`` while connected is logged and counted.
 - TLS (``mqtts://``): the broker's certificate is verified against ``mqtt_ca_file`` (or the system's
   CAs) and must name the URL's host; a failed handshake is logged with its reason and retried.
@@ -50,6 +51,10 @@ _CONNECT_FAIL_LOG_EVERY_S = 60.0
 # one whose backlog drains, is acked once a second), below the shortest ack timeout boards use
 # (the firmware's 15 s; `sen sim`'s 2 s): past it a board sends its unacknowledged readings again.
 _ACK_MAX_DELAY_S = 1.0
+# A device whose messages do not move its ack (it sends again what is already acked) has not
+# seen that ack: lost on its side (a modem that dropped the URC, a board that crashed on it). The
+# gateway says it again, at most once per _ACK_REPEAT_S, else such a board would resend forever.
+_ACK_REPEAT_S = 5.0
 _ACKS_QUEUED = 2000  # ack publishes paho holds, in flight or not (past it acks wait: they coalesce)
 # Mosquitto 2.0 does not hold to receive_max while it delivers a session's backlog (measured:
 # 19,000 in flight with a receive maximum of 100). So the input does: past 2 x receive_max messages
@@ -196,7 +201,9 @@ class MqttInput:
             for key, ack in due.items():
                 last = self._published.get(key)
                 if last is not None and last.covers(ack) and last.anchor == ack.anchor:
-                    continue
+                    if force or now - self._published_at.get(key, 0.0) < _ACK_REPEAT_S:
+                        continue
+                    ack = last  # said again: the device sends what it already has an ack for
                 info = self._client.publish(ack.topic(), ack.encode(), qos=_QOS, retain=True)
                 if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:  # paho holds enough: this one waits
                     with self._acks_lock:

@@ -208,3 +208,43 @@ def test_a_busy_devices_acks_coalesce_and_the_last_covers_everything(
     assert [a["seq"] for a in acks] == sorted(a["seq"] for a in acks), "acks only grow"
     # One ack per 0.5 s (the default ack_interval_s) and the retained one read on subscribing.
     assert len(acks) <= took / 0.5 + 2, f"{len(acks)} acks in {took:.1f} s: they should coalesce"
+
+
+@pytest.mark.integration
+def test_an_ack_the_device_missed_is_said_again_when_it_resends(
+        influxdb: InfluxDB, influx_db: str, tmp_path: Path) -> None:
+    """A board that lost its ack (a modem dropping the URC) sends its readings again after its
+    timeout: the duplicates do not move the ack, but the gateway publishes it again (not more
+    often than every 5 s), instead of leaving the board to resend forever."""
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    gw = GatewayProcess(tmp_path, "rep", broker, influxdb.url, influx_db)
+    live: list[tuple[float, int]] = []  # (when, seq) of acks delivered live, not the retained copy
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ack-watcher")
+    watcher.on_message = lambda c, u, m: None if m.retain else live.append(
+        (time.monotonic(), json.loads(m.payload)["seq"]))
+    pub = Publisher(broker, "rep-board")
+    try:
+        gw.start()
+        watcher.connect(broker.host, broker.port)
+        watcher.subscribe("sen/v1/+/rep-a/ack", qos=1)
+        watcher.loop_start()
+        pub.readings(("rep-a",), range(1, 4))
+        pub.wait_sent()
+        wait_for(lambda: live and live[-1][1] == 3, timeout=20, what="the ack of seq 3")
+        first, n = live[-1][0], len(live)
+        pub.readings(("rep-a",), range(1, 4))  # at once: within 5 s of that ack, not said again
+        pub.wait_sent()
+        time.sleep(1.5)
+        assert len(live) == n, live
+        time.sleep(max(0.0, first + 5.2 - time.monotonic()))
+        pub.readings(("rep-a",), range(1, 4))  # the board's timeout: it sends them again
+        pub.wait_sent()
+        wait_for(lambda: len(live) == n + 1, timeout=5, what="the same ack said again")
+        assert live[n][1] == 3 and live[n][0] - first >= 5.0, live
+    finally:
+        pub.close()
+        watcher.loop_stop()
+        watcher.disconnect()
+        gw.stop()
+        broker.stop()
