@@ -106,8 +106,7 @@ class FaultProxy:
                         self._close_pair(a, b)
                         break
 
-    @staticmethod
-    def _forward(src: socket.socket, dst: socket.socket) -> bool:
+    def _forward(self, src: socket.socket, dst: socket.socket) -> bool:
         try:
             data = src.recv(65536)
             if not data:
@@ -115,7 +114,11 @@ class FaultProxy:
             dst.sendall(data)
         except OSError:
             return False
+        self._moved(dst, len(data))
         return True
+
+    def _moved(self, dst: socket.socket, n: int) -> None:
+        """N bytes went to DST (a subclass counts them)."""
 
     def _close_pair(self, a: socket.socket, b: socket.socket) -> None:
         with self._lock:
