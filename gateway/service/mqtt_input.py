@@ -51,9 +51,7 @@ _CONNECT_FAIL_LOG_EVERY_S = 60.0
 # one whose backlog drains, is acked once a second), below the shortest ack timeout boards use
 # (the firmware's 15 s; `sen sim`'s 2 s): past it a board sends its unacknowledged readings again.
 _ACK_MAX_DELAY_S = 1.0
-# A device whose messages do not move its ack (it sends again what is already acked) has not
-# seen that ack: lost on its side (a modem that dropped the URC, a board that crashed on it). The
-# gateway says it again, at most once per _ACK_REPEAT_S, else such a board would resend forever.
+# A device resending what its ack covers lost that ack (a modem dropped it): said again, this seldom.
 _ACK_REPEAT_S = 5.0
 _ACKS_QUEUED = 2000  # ack publishes paho holds, in flight or not (past it acks wait: they coalesce)
 # Mosquitto 2.0 does not hold to receive_max while it delivers a session's backlog (measured:
@@ -77,10 +75,8 @@ def subscriptions(shared_group: str | None) -> tuple[str, ...]:
 class MqttInput:
     def __init__(self, options: GatewayOptions, intake: Intake, *,
                  topics: tuple[str, ...] | None = None) -> None:  # topics: instead of subscriptions()
-        self._endpoint = options.mqtt
-        self._url = options.mqtt_url
-        self._keepalive_s = options.mqtt_keepalive_s
-        self._client_id = options.client_id
+        self._endpoint, self._url = options.mqtt, options.mqtt_url
+        self._keepalive_s, self._client_id = options.mqtt_keepalive_s, options.client_id
         self._session_expiry_s = options.session_expiry_s
         self._receive_max = options.receive_max
         self._max_waiting = 2 * options.receive_max
@@ -93,12 +89,10 @@ class MqttInput:
         self._queued_until = 0.0  # monotonic deadline of the marker's wait
         self._intake = intake
         self._lock = threading.Lock()
-        self._connected = False
+        self._connected = self._had_session = self._watchdog_tripped = False
         self._generation = self._failures = 0
-        self._had_session = False
         self._fail_logged: float | None = None
         self._last_message = time.monotonic()
-        self._watchdog_tripped = False
         self.watchdog_trips = self.acks_published = 0
         self._acks: dict[tuple[str, str], Ack] = {}
         self._acks_lock = threading.Lock()  # the intake thread adds, the tick thread flushes too
