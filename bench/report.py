@@ -55,6 +55,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(rp["readings_per_s"] >= TARGETS["replay"])))
     out.extend(_serial_rows(results["serial"]))
     out.extend(_firmware_rows(results["firmware"]))
+    out.extend(_ota_rows(results.get("ota")))
     if "cellular" in results:
         out.extend(_cellular_rows(results["cellular"]))
     return out
@@ -141,6 +142,21 @@ def _cellular_rows(cell: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows.append((f"cellular firmware heap at -X heapsize={h['heapsize']}", figure, f"runs in {h['heapsize']}",
                  _verdict(ok)))
     return rows
+
+
+def _ota_rows(r: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """The board's Ed25519 verifier and OTA receiver (bench/ota_bench.py; unix port, .mpy, 64K)."""
+    if not r:
+        return []
+    v, rx = r["verifier"], r["receiver"]
+    return [
+        ("OTA: Ed25519 verify (firmware, unix port)", f"{v['verify_1023_ms']} ms for 1,023 B "
+         f"({v['verify_empty_ms']} ms empty); heap {v['import']:,} B once imported, verifies in a "
+         f"{v['smallest_heap_kib']} KiB heap", "", ""),
+        ("OTA: receiving a bundle (firmware)", f"{rx['bundle']:,} B in 1 KiB chunks: the app's receiver "
+         f"{rx['live']:,} B of heap, boot steps {rx['check_ms']} ms (signature) + {rx['unpack_ms']} ms (files); "
+         f"whole transfer in a {rx['smallest_heap_kib']} KiB heap", "", ""),
+    ]
 
 
 def table(results: dict[str, Any]) -> str:

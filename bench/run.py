@@ -89,6 +89,10 @@ def main() -> int:
     results["firmware"] = json.loads(subprocess.run(
         [sys.executable, "-m", "bench.firmware_bench", "--json"], capture_output=True, text=True, cwd=ROOT,
         timeout=600, check=True).stdout)
+    print("ota ...", file=sys.stderr)  # the board's Ed25519 verifier and OTA receiver (bench/ota_bench.py)
+    results["ota"] = json.loads(subprocess.run(
+        [sys.executable, "-m", "bench.ota_bench", "--json"], capture_output=True, text=True, cwd=ROOT,
+        timeout=900, check=True).stdout)
     print("cellular ...", file=sys.stderr)
     results["cellular"] = json.loads(subprocess.run(
         [sys.executable, "-m", "bench.cellular_bench", "--json", *(["--quick"] if args.quick else [])],

@@ -115,8 +115,9 @@ def sensor_entries(profile: BoardProfile, names: list[str],
 def build_config(profile: BoardProfile, *, site: str, device_id: str | None, broker_host: str,
                  broker_port: int, transport: str = "mqtt", wifi_ssid: str | None = None,
                  wifi_password: str = "", interval_ms: int = 1000, sensors: list[str] | None = None,
-                 soil_cal: tuple[int, int] | None = None) -> dict[str, Any]:
-    """config.json for a board; ``sensors`` (kit names) replace the profile's own sensors."""
+                 soil_cal: tuple[int, int] | None = None, ota_pub: str | None = None) -> dict[str, Any]:
+    """config.json for a board; ``sensors`` (kit names) replace the profile's own sensors;
+    ``ota_pub`` (64 hex digits, the ota.pub of `sen ota keygen`) lets it take signed updates."""
     chosen = profile.sensors if sensors is None else sensor_entries(profile, sensors, soil_cal)
     if sensors is None and soil_cal is not None:
         raise ProvisionError("--soil-dry/--soil-wet calibrate the soil sensor: add --sensor soil")
@@ -132,6 +133,10 @@ def build_config(profile: BoardProfile, *, site: str, device_id: str | None, bro
         config["ack"] = "e2e"
     if wifi_ssid:
         config["wifi"] = {"ssid": wifi_ssid, "password": wifi_password}
+    if ota_pub is not None:
+        if not re.fullmatch(r"[0-9a-f]{64}", ota_pub):
+            raise ProvisionError("the OTA public key must be 64 hex digits (the ota.pub of sen ota keygen)")
+        config["ota"] = {"pub": ota_pub}
     check_config(config, profile)
     return config
 

@@ -61,6 +61,7 @@ class SimOptions:
     profile: dict[str, Any] | None = None  # board, pins and sensors of every board (load_profile)
     cellular: bool = False  # each board on a simulated modem of its own (hardware/modem_sims.py)
     modem: str = "sim7080"  # its family, with cellular: sim7080 or a76xx
+    ota_pub: str | None = None  # the OTA public key (64 hex digits) every board trusts (sen ota keygen)
 
     def device_id(self, index: int) -> str:
         return f"{self.device_prefix}-{index:04d}"
@@ -110,6 +111,8 @@ def board_config(options: SimOptions, index: int) -> dict[str, object]:
         "sim": {"seed": options.seed * 100003 + index},
     }
     config.update(options.profile or {})
+    if options.ota_pub is not None:  # signed updates: `sen ota push` (DESIGN.md, OTA)
+        config["ota"] = {"pub": options.ota_pub}
     if options.serial:  # a frame written to a port is not a delivery: wait for the gateway's ack
         config["transport"] = "serial"
         config["ack"] = "e2e"

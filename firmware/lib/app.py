@@ -3,6 +3,9 @@
 # reading leaves the outbox only when the gateway's end-to-end ack covers it (ack "e2e" and
 # "auto"; "puback": the broker's PUBACK is enough). "auto" differs from "e2e" only until an
 # ack is first seen: no resend on ack timeout, and max_readings counts PUBACKs.
+# OTA (DESIGN.md, OTA): the ota topic's chunks go to ota.Receiver, loaded at the first one and
+# dropped when idle; the status carries ver and the transfer's state; a version on trial
+# confirms itself at its first end-to-end ack, or reboots when trial_ms pass without one.
 import gc
 import json
 import sys
@@ -19,7 +22,6 @@ from outbox import Outbox
 VERSION = "0.2.0"
 _LINGER_MS = const(5000)  # a reading waits at most this long for batch_max companions
 _STABLE_MS = const(60000)  # running this long clears the crash-boot counter
-_LARGEST_EVERY_MS = const(30000)
 _STEP_MS = const(20)  # how often a waiting task looks at its flag
 OUTBOX = "sen_outbox.bin"
 
@@ -47,8 +49,13 @@ class App:
         self._ev = self._flush = self._reboot = self._done = False
         self._largest = 0
         self._first_t = self._ack_t = time.ticks_ms()
-        self._largest_t = time.ticks_add(self._ack_t, -_LARGEST_EVERY_MS)
+        self._largest_t = None  # when payload.diag last looked for the largest free block
         self.error = None
+        # OTA: the transfer's state (otaboot.py), the receiver (ota.py), a status to publish
+        self.ota = cfg["ota"]
+        self.rx = None
+        self._trial = cfg["trial"]
+        self._ota_pub = False
         self.samplers = ss = sensors.build(cfg["sensors"], hal, log)
         self._sampled_all = not ss
         if self.serial:
@@ -59,7 +66,7 @@ class App:
             c = MQTTClient(dev, cfg["host"], cfg["port"], cfg["keepalive"], base + "status",
                            b'{"state":"offline"}', log)
             c.net_connect = hal.net_connect
-            c.subs = [base + "ack", base + "cmd"]
+            c.subs = [base + "ack", base + "cmd", base + "ota"]
             c.user = cfg["user"]
             c.password = cfg["bpass"]
             c.tls = cfg["tls"]
@@ -107,6 +114,13 @@ class App:
     # ack and cmd from the gateway (JSON); a bad one is counted (bad_cmd) and logged.
     def _on_message(self, topic, msg, retained):
         kind = topic[topic.rfind("/") + 1:]
+        if kind == "ota":  # a chunk of an update: to ota.py, loaded now if it is not
+            try:
+                return __import__("ota").take(self, msg)
+            except MemoryError:  # dropped: the sender sends it again
+                self.rx = None
+                sys.modules.pop("ota", None)
+                return log("ota: out of memory (%d B free), chunk dropped" % gc.mem_free())
         try:
             j = json.loads(bytes(msg))
             if not isinstance(j, dict):
@@ -124,6 +138,9 @@ class App:
                     self._foreign = f
                     log("ack: fid %r is another flash's: ignored" % (f,))
                 return
+            if self._trial and (boot == self.boot or not retained):  # live: the new version passed
+                __import__("otaslot").confirm(self)
+                del sys.modules["otaslot"]
             if not self.e2e and self.cfg["ack"] == "auto":
                 log("ack: end-to-end acks seen, the outbox follows them from now")
                 self.e2e = True
@@ -142,15 +159,20 @@ class App:
             self.bad_cmd += 1
             log("%s: bad message %r (%r)" % (kind, bytes(msg[:80]), e))
 
-    # The retained status message ("online", "sleeping"); extra: more JSON members.
+    # The retained status message ("online", "sleeping"); extra: more JSON members. It carries
+    # the application's version (ver) and, from the first OTA on, the transfer's state (ota).
     def status(self, state, extra=""):
         c = self.cfg
+        s = self.ota
+        if s:
+            extra += ',"ota":{"id":"%s","ver":"%s","st":"%s","at":%d,"of":%d%s}' % (
+                s["id"], s["ver"], s["st"], s["at"], s["of"], ',"why":"%s"' % s["why"] if s.get("why") else "")
         if self.serial:
             return ('{"v":1,"kind":"status","site":"%s","dev":"%s","state":"%s","boot":%d,'
-                    '"board":"%s"%s}' % (c["site"], self.dev, state, self.boot, c["board"],
-                                         extra)).encode()
-        return ('{"state":"%s"%s,"boot":%d,"board":"%s"}' % (
-            state, extra, self.boot, c["board"])).encode()
+                    '"board":"%s","ver":"%s"%s}' % (c["site"], self.dev, state, self.boot, c["board"],
+                                                    c["ver"], extra)).encode()
+        return ('{"state":"%s","ver":"%s"%s,"boot":%d,"board":"%s"}' % (
+            state, c["ver"], extra, self.boot, c["board"])).encode()
 
     async def _online(self):
         if self.e2e:
@@ -158,40 +180,6 @@ class App:
             self._ack_t = time.ticks_ms()
         await self.mq.publish(self.t_status, self.status("online"), 1, True)
         self._ev = True
-
-    # The envelope's d: diagnostics.
-    def diag(self):
-        d = {}  # type: dict
-        hal = self.hal
-        hal.diag(d)
-        now = time.ticks_ms()
-        if time.ticks_diff(now, self._largest_t) >= _LARGEST_EVERY_MS:
-            # MicroPython has no call for the largest free block: find it by trying (bisection)
-            lo, hi = 0, gc.mem_free()
-            while hi - lo > 256:
-                mid = (lo + hi) // 2
-                try:
-                    b = bytearray(mid)
-                    del b
-                    lo = mid
-                except MemoryError:
-                    hi = mid
-            self._largest = lo
-            self._largest_t = now
-        d["heap_largest"] = self._largest
-        d["outbox"] = self.ob.count
-        d["dropped"] = self.ob.dropped
-        d["reconnects"] = max(0, self.mq.connects - 1)
-        getattr(self.mq, "diag", id)(d)  # the cellular transport's rssi, operator, cell, bytes
-        d["uptime_ms"] = self.uptime()
-        if self.bad_cmd:
-            d["bad_cmd"] = self.bad_cmd
-        for s in self.samplers:
-            if s.err:
-                d["e_" + s.name] = s.err
-            if self._flush and s.errors:
-                d["n_err_" + s.name] = s.errors
-        return d
 
     # Done: sampling is over and the outbox is empty (e2e) or all handed over. With wait (ms,
     # deep sleep): also done once all is handed over and no ack came for that long.
@@ -229,7 +217,7 @@ class App:
                     self._first_t = time.ticks_add(time.ticks_ms(), -_LINGER_MS)
                 continue
             await mq.wait_connected()
-            d = self.diag()
+            d = payload.diag(self)
             self._flush = False
             start = ob.cursor
             a, b, n, nxt, boot, last = payload.build(ob, bufs.env, cfg["batch_max"], self.boot, self.uptime(), d,
@@ -291,6 +279,17 @@ class App:
             if self._reboot:
                 crash_set(0)
                 hal.reboot()
+            if self._trial and time.ticks_diff(now, t0) > cfg["trial_ms"]:  # its boots are counted
+                log("ota: no end-to-end ack within %d ms: rebooting (boot %d sampled %d readings)" % (
+                    cfg["trial_ms"], self.boot, self.seq))
+                crash_set(0)
+                hal.reboot()
+            if self._ota_pub and self.mq.connected:
+                self._ota_pub = False
+                await self.mq.publish(self.t_status, self.status("online"), 1, True)
+            if self.rx is not None and self.rx.tick(now):  # idle: its code back to the heap
+                self.rx = None
+                sys.modules.pop("ota", None)
             await asyncio.sleep_ms(_STEP_MS)
         if self.error is None:
             await self.mq.wait_idle()

@@ -7,7 +7,7 @@ import json
 _NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_-"
 _KNOWN = ("site", "device_id", "board", "broker", "interval_ms", "batch_max",
           "max_readings", "sim", "wifi", "pins", "sensors", "mode", "sleep_ms", "ack_wait_ms",
-          "outbox", "transport", "ack", "ack_timeout_ms", "safe_after", "wdt_ms", "cell")
+          "outbox", "transport", "ack", "ack_timeout_ms", "safe_after", "wdt_ms", "cell", "ota")
 _TYPES = ("bme280", "sht31", "dht20", "dht22", "vbat", "chip_temp", "ds18b20", "soil", "bh1750", "hcsr04",
           "adc")
 _PINS = ("i2c", "onewire", "adc_vbat", "led", "dht22")
@@ -93,6 +93,14 @@ def load(path="config.json", board=None):
     o = _get(raw, "outbox", "obj")
     c["outbox_ram"] = _get(o, "store", ["flash", "ram"], "flash", "outbox.") == "ram"
     c["outbox_max"] = _get(o, "max", (1, 100000), 2000, "outbox.")
+    # ota: pub, the OTA public key (64 hex digits, sen ota keygen's ota.pub; without it every
+    # update is refused); trial_ms, how long a new version has to connect and get its first
+    # end-to-end ack (DESIGN.md, OTA)
+    o = _get(raw, "ota", "obj")
+    v = c["ota_pub"] = o.get("pub")
+    if v is not None and (not isinstance(v, str) or len(v) != 64 or [x for x in v.lower() if x not in "0123456789abcdef"]):
+        raise ConfigError("%s: key 'ota.pub' must be 64 hex digits (the ota.pub of sen ota keygen)" % path)
+    c["trial_ms"] = _get(o, "trial_ms", (1000, 3600000), 120000, "ota.")
     c["pins"] = pins(raw)
     c["sensors"] = sensors(raw.get("sensors"), c["interval_ms"])
     w = _get(raw, "wifi", "obj")

@@ -236,7 +236,11 @@ class MQTTClient:
             sh += 7
             if n > _RX_MAX or sh > 28:
                 raise OSError("too large")
-        v = await self._io(s, bytearray(n))
+        try:
+            v = bytearray(n)
+        except MemoryError:  # the packet stays unread: the link goes down and up (not the board)
+            raise OSError("no memory for a %d B packet" % n)
+        v = await self._io(s, v)
         self._rx = time.ticks_ms()
         if k & 0xF0 == _PUBACK:
             p = v[0] << 8 | v[1]

@@ -1,10 +1,13 @@
 # Sen firmware: payload v1 encoding (the contract: DESIGN.md at the repo root, "Payload", and
 # tests/contract). Readings are encoded once, when sampled, and an envelope is their
 # concatenation: no per-reading dicts wait in RAM.
+import gc
 import json
+import time
 
 from micropython import const
 
+_LARGEST_EVERY_MS = const(30000)
 _RES = const(240)  # room kept at the front of the buffer for the envelope header (224 at most)
 
 
@@ -49,3 +52,39 @@ def build(outbox, buf, bmax, boot, up, diag, dev, fid, board, site):
     buf[a:_RES] = h
     buf[i:i + len(tail)] = tail
     return a, i + len(tail), n, nxt, b, last
+
+
+# The envelope's d: the diagnostics of the App a (its hal, outbox, link, samplers). The largest
+# free block is looked for every _LARGEST_EVERY_MS.
+def diag(a):
+    d = {}  # type: dict
+    hal = a.hal
+    hal.diag(d)
+    now = time.ticks_ms()
+    if a._largest_t is None or time.ticks_diff(now, a._largest_t) >= _LARGEST_EVERY_MS:
+        # MicroPython has no call for the largest free block: find it by trying (bisection)
+        lo, hi = 0, gc.mem_free()
+        while hi - lo > 256:
+            mid = (lo + hi) // 2
+            try:
+                b = bytearray(mid)
+                del b
+                lo = mid
+            except MemoryError:
+                hi = mid
+        a._largest = lo
+        a._largest_t = now
+    d["heap_largest"] = a._largest
+    d["outbox"] = a.ob.count
+    d["dropped"] = a.ob.dropped
+    d["reconnects"] = max(0, a.mq.connects - 1)
+    getattr(a.mq, "diag", id)(d)  # the cellular transport's rssi, operator, cell, bytes
+    d["uptime_ms"] = a.uptime()
+    if a.bad_cmd:
+        d["bad_cmd"] = a.bad_cmd
+    for s in a.samplers:
+        if s.err:
+            d["e_" + s.name] = s.err
+        if a._flush and s.errors:
+            d["n_err_" + s.name] = s.errors
+    return d

@@ -2,7 +2,8 @@
 # mode after safe_after boots in a row that neither ran 60 s nor ended cleanly: the
 # application is skipped, the REPL stays). main.py drops this module (and config,
 # bootcount) from sys.modules once boot() returns, so their code is garbage while the app
-# runs; main.py then runs the app, prints the boot line and owns the exit codes.
+# runs; main.py then runs the app, prints the boot line and owns the exit codes. Before the
+# app: OTA's boot step (_ota, otaboot.py), with the heap still nearly empty.
 import gc
 import sys
 
@@ -56,5 +57,32 @@ def boot():
         print("Sen safe mode: %d boots in a row ended in a crash or reset; application "
               "skipped (remove %s to run again)" % (crashes, CRASH))
         return EXIT_SAFE
+    if _ota(cfg):  # an update unpacked and on trial from the next boot: reboot into it
+        _hal().Hal(cfg).reboot()
     crash_set(crashes + 1)
+    gc.collect()
     return cfg, _hal().Hal(cfg), n
+
+
+# OTA at boot (otaboot.py): the version running, a trial, the last transfer's state, the
+# bundle's head checked or its files unpacked; into cfg. True: reboot now. Not loaded on a
+# board that never had an update.
+def _ota(cfg):
+    cfg["ver"], cfg["trial"], cfg["ota"] = "0", False, {}
+    try:
+        import os
+        try:
+            os.stat("sen_ota.json")
+        except OSError:
+            os.stat("sen_slot.json")
+    except OSError:
+        return False
+    try:
+        import otaboot
+        return otaboot.boot(cfg)
+    except Exception as e:  # never a reason not to run the app
+        sys.print_exception(e)
+        return False
+    finally:
+        for m in ("otaboot", "otaslot", "ed25519"):
+            sys.modules.pop(m, None)

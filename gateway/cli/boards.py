@@ -52,6 +52,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
                      "(firmware/CELLULAR.md); fault plans: cell_down, cell_up, modem_reset")
     sim.add_argument("--modem", choices=("sim7080", "a76xx"), help="with --cellular: the simulated modem's "
                      "family (default sim7080; a76xx: A7670/A7680)")
+    sim.add_argument("--ota-pubkey", type=Path, metavar="FILE", help="the OTA public key (ota.pub of sen ota "
+                     "keygen) every board trusts: boards then take signed updates from sen ota push")
     kit = sim.add_mutually_exclusive_group()
     kit.add_argument("--profile", metavar="NAME", help="boards with the board, pins and sensors of "
                      "firmware/examples/NAME.json, e.g. smart-garden (DHT20, soil probe, BH1750)")
@@ -119,6 +121,8 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
                            help="the soil probe's raw reading in dry air (with --soil-wet)")
     provision.add_argument("--soil-wet", type=non_negative_int, metavar="RAW",
                            help="the soil probe's raw reading in a glass of water (with --soil-dry)")
+    provision.add_argument("--ota-pubkey", type=Path, metavar="FILE",
+                           help="the OTA public key (ota.pub of sen ota keygen): the board takes signed updates")
     provision.add_argument("--out", type=Path, default=Path(".sen/provision/config.json"), help="where to write")
 
     add_command(commands, "boards", summary="list the board profiles, each checked",
@@ -218,10 +222,18 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         if (args.soil_dry is None) != (args.soil_wet is None):
             raise ProvisionError("give --soil-dry and --soil-wet together (raw readings in air and in water)")
         soil_cal = None if args.soil_dry is None else (args.soil_dry, args.soil_wet)
+        ota_pub = None
+        if args.ota_pubkey is not None:
+            from gateway.ops.ota_keys import OtaError, load_pub
+
+            try:
+                ota_pub = load_pub(args.ota_pubkey).hex()
+            except OtaError as err:
+                raise ProvisionError(str(err)) from None
         config = build_config(profile, site=site, device_id=args.device, broker_host=broker,
                               broker_port=args.broker_port, transport=args.transport, wifi_ssid=ssid,
                               wifi_password=password or "", interval_ms=args.interval_ms,
-                              sensors=args.sensor, soil_cal=soil_cal)
+                              sensors=args.sensor, soil_cal=soil_cal, ota_pub=ota_pub)
         problem = firmware_check(config)
         if problem is not None:
             raise ProvisionError(f"the firmware would refuse this config: {problem}")
@@ -247,6 +259,11 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     except FaultPlanError as err:
         raise sim.SimError(str(err)) from None
     profile = sim.load_profile(args.profile, args.config) if args.profile or args.config else None
+    ota_pub = None
+    if args.ota_pubkey is not None:
+        from gateway.ops.ota_keys import load_pub
+
+        ota_pub = load_pub(args.ota_pubkey).hex()
     needs_proxy = plan is not None and any(s.fault in ("cut", "stall", "heal", "partition") for s in plan.steps)
     return sim.run(sim.SimOptions(
         broker_host=host, broker_port=port, boards=args.boards, readings=args.readings,
@@ -254,5 +271,5 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         seed=args.seed, heapsize=args.heapsize, state_dir=args.state_dir, serial=args.serial,
         dev_dir=args.dev_dir, fault_proxy=args.fault_proxy or needs_proxy, fault_plan=plan,
         ack_timeout_ms=args.ack_timeout_ms, profile=profile, cellular=args.cellular or bool(args.modem),
-        modem=args.modem or "sim7080",
+        modem=args.modem or "sim7080", ota_pub=ota_pub,
     ))

@@ -70,7 +70,10 @@ def summary(m: dict[str, Any]) -> str:
 
 def _compile(source: Path, rel: str, arch: str | None, mpy_cross: str) -> bytes:
     out = source.with_name(f".{source.stem}.ota.mpy")
-    cmd = [mpy_cross, *([f"-march={arch}"] if arch else []), "-s", source.name, "-o", str(out), str(source)]
+    # as the simulator builds a board's modules (hardware/vboard.py): -O3, no line numbers, the
+    # module's name as its source (less RAM per function on the board)
+    cmd = [mpy_cross, "-O3", "-X", "no-source-lines", *([f"-march={arch}"] if arch else []), "-s", source.stem,
+           "-o", str(out), str(source)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
         if done.returncode != 0:

@@ -60,7 +60,7 @@ def test_twenty_readings_in_128k(mosquitto: Any, micropython_bin: str, repo_root
         board.kill()
         col.close()
     st = _status(mosquitto, dev)
-    assert st == {"state": "online", "boot": 1, "board": "sim"}
+    assert st == {"state": "online", "ver": "0", "boot": 1, "board": "sim"}  # ver: no OTA yet
 
 
 def test_envelope_has_the_golden_shape(mosquitto: Any, micropython_bin: str, repo_root: Path,

@@ -15,33 +15,13 @@ import pytest
 from gateway.cli import main
 from gateway.ops import ota, ota_keys
 from gateway.ops.ota import HEAD, MAGIC, OtaError
+from tests.firmware.ota_fixtures import SMALL_FILES, bundle, firmware, keys
 
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("keys")
-    ota_keys.keygen(out)
-    return out
-
-
-@pytest.fixture(scope="module")
-def firmware(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small firmware folder: the loader, main.py, two lib files and a non-Python file."""
-    root = tmp_path_factory.mktemp("firmware")
-    (root / "lib").mkdir()
-    (root / "boot.py").write_text("import gc\ngc.collect()\n")
-    (root / "main.py").write_text("import app\n")
-    (root / "lib" / "app.py").write_text("VERSION = '1.5.0'\n" * 40)
-    (root / "lib" / "log.py").write_text("def line(s):\n    print(s)\n")
-    (root / "README.md").write_text("not shipped\n")
-    return root
+__all__ = ["firmware", "keys"]  # fixtures, shared with the firmware's OTA tests
 
 
 def _bundle(keys: Path, firmware: Path, out: Path, **over: object) -> bytes:
-    args: dict[str, object] = {"version": "1.5.0", "boards": ["sim", "yolo-uno"], "firmware_dir": firmware}
-    args.update(over)
-    ota.build(ota_keys.load_key(keys / "ota.key"), out=out, **args)  # type: ignore[arg-type]
-    return out.read_bytes()
+    return bundle(keys, firmware, out, **{"boards": ["sim", "yolo-uno"], **over})
 
 
 def _pub(keys: Path) -> bytes:
@@ -73,7 +53,7 @@ def test_a_bundle_holds_the_signed_manifest_and_every_file_but_the_loader(keys: 
     data = _bundle(keys, firmware, tmp_path / "b.senota")
     manifest = ota.verify(data, _pub(keys), board="sim", running="1.4.0", mpy_version="1.24.1")
     assert data.startswith(MAGIC)
-    assert [f["path"] for f in manifest["files"]] == ["lib/app.py", "lib/log.py", "main.py"]
+    assert [f["path"] for f in manifest["files"]] == SMALL_FILES
     assert manifest["version"] == "1.5.0" and manifest["boards"] == ["sim", "yolo-uno"]
     assert manifest["min_mpy"] == "1.24" and manifest["mpy"] is None and manifest["downgrade"] is False
     assert manifest["key"] == ota_keys.key_id(_pub(keys))
@@ -89,7 +69,7 @@ def test_mpy_bundles_precompile_lib_for_the_boards_architecture(keys: Path, firm
     data = _bundle(keys, firmware, tmp_path / "m.senota", boards=["yolo-uno"], mpy=True, mpy_cross=cross)
     manifest = ota.verify(data, _pub(keys), board="yolo-uno")
     assert manifest["mpy"] == "xtensawin"
-    assert [f["path"] for f in manifest["files"]] == ["lib/app.mpy", "lib/log.mpy", "main.py"]
+    assert [f["path"] for f in manifest["files"]] == ["lib/app.mpy", "lib/empty.mpy", "lib/log.mpy", "main.py"]
     with pytest.raises(OtaError, match="different code"):
         _bundle(keys, firmware, tmp_path / "x.senota", boards=["yolo-uno", "esp32-c3-devkitm-1"], mpy=True,
                 mpy_cross=cross)
@@ -185,3 +165,24 @@ def test_the_commands(keys: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "[other_key]" in text.err and "[wrong_board]" in text.err and "[exists]" in text.err
     manifest = json.loads(bundle.read_bytes()[HEAD:HEAD + ota.manifest_length(bundle.read_bytes()[:12])])
     assert manifest["version"] == "2.0.0"
+
+
+def test_the_public_key_reaches_virtual_and_real_boards_configs(keys: Path, tmp_path: Path) -> None:
+    # sen sim --ota-pubkey and sen provision --ota-pubkey put it in config.json's ota.pub
+    from hardware import sim
+    from hardware.boards import load_board
+    from hardware.provision import ProvisionError, build_config
+
+    pub = _pub(keys).hex()
+    options = sim.SimOptions(broker_host="127.0.0.1", broker_port=1883, ota_pub=pub)
+    assert sim.board_config(options, 0)["ota"] == {"pub": pub}
+    assert "ota" not in sim.board_config(sim.SimOptions(broker_host="127.0.0.1", broker_port=1883), 0)
+    config = build_config(load_board("sim"), site="lab", device_id="d1", broker_host="127.0.0.1", broker_port=1883,
+                          ota_pub=pub)
+    assert config["ota"] == {"pub": pub}
+    with pytest.raises(ProvisionError, match="64 hex digits"):
+        build_config(load_board("sim"), site="lab", device_id="d1", broker_host="h", broker_port=1, ota_pub="ab")
+    out = tmp_path / "config.json"
+    assert main(["provision", "--board", "sim", "--site", "lab", "--device", "d1", "--broker", "127.0.0.1",
+                 "--ota-pubkey", str(keys / "ota.pub"), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["ota"] == {"pub": pub}
