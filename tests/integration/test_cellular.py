@@ -27,6 +27,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.firmware]
 
 SITE = "cell"
 HEAP = "80K"  # 72K fails today: the cellular modules cost ~16 KiB more than mqtt (firmware/CELLULAR.md, Memory)
+# `sen sim`'s boards carry three sensors: at 80K they ran out of memory in one full run of several
+# (a 512-byte modem read, the heap fragmented). What this test checks is exactly once through
+# the faults; the heap a cellular board needs is the benchmark's row (64K missed).
+SIM_HEAP = "96K"
 FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
 
 
@@ -179,7 +183,7 @@ def test_sen_sim_cellular_with_a_fault_plan(
                                 {"at_s": 15, "fault": "modem_reset", "board": 0}]))
     proc = sen_process("sim", "--cellular", "--mqtt", mosquitto.url, "--boards", str(boards),
                        "--readings", str(readings), "--interval-ms", "250", "--site", SITE,
-                       "--heapsize", HEAP, "--fault-plan", str(plan),
+                       "--heapsize", SIM_HEAP, "--fault-plan", str(plan),
                        "--state-dir", str(tmp_path / "boards"), log=tmp_path / "sim.log")
     assert proc.wait(timeout=240) == 0, (tmp_path / "sim.log").read_text()
     for i in range(boards):
