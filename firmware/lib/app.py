@@ -133,7 +133,8 @@ class App:
             if not (isinstance(boot, int) and isinstance(seq, int)):
                 raise ValueError("ack needs integer boot and seq")
             f = j.get("fid", self.cfg["fid"])  # without fid (a gateway older than fid): ours
-            if f != self.cfg["fid"]:  # another flash's (an erased or replaced board's, retained)
+            # another flash's (an erased or replaced board's, retained); fid 0 is ours for boots
+            if f != self.cfg["fid"] and not (f == 0 and boot <= self.cfg.get("fid0", 0)):  # before fid
                 if f != self._foreign:  # logged once
                     self._foreign = f
                     log("ack: fid %r is another flash's: ignored" % (f,))
@@ -220,8 +221,8 @@ class App:
             d = payload.diag(self)
             self._flush = False
             start = ob.cursor
-            a, b, n, nxt, boot, last = payload.build(ob, bufs.env, cfg["batch_max"], self.boot, self.uptime(), d,
-                                                     self.dev, cfg["fid"], cfg["board"], cfg["site"] if self.serial else None)
+            a, b, n, nxt, boot, last = payload.build(ob, bufs.env, cfg["batch_max"], self.boot, self.uptime(), d, self.dev,
+                                                     cfg["fid"], cfg["board"], self.serial and cfg["site"], cfg.get("fid0", 0))
             if not n:
                 ob.rewind()
                 continue

@@ -6,20 +6,23 @@
 # (esp_random) and the system's random source on the unix port; the draw is mixed with the
 # boot's microsecond timing.
 # Each is written to a temporary file and renamed, so a power cut leaves the old or the new
-# value; the fid is written before the counter.
+# value; the fid is written before the counter. A flash upgraded from firmware without a fid
+# also keeps, in FID0, the last boot it ran without one: those boots' readings, still in the
+# outbox, were (or would have been) sent without a fid, so they go on as fid 0 (payload.build).
 import os
 import time
 
 FILE = "sen_boot.txt"
 FID = "sen_fid.txt"
+FID0 = "sen_fid0.txt"
 
 
 class BootCountError(Exception):
     pass
 
 
-# -> (boot number, fid)
-def next_boot(path=FILE, fid_path=FID):
+# -> (boot number, fid, the last boot without a fid: 0 for none)
+def next_boot(path=FILE, fid_path=FID, fid0_path=FID0):
     v = [None, None]  # type: list  # the counter, the fid: None without a file, -1 not a number
     for i in (0, 1):
         try:
@@ -40,6 +43,13 @@ def next_boot(path=FILE, fid_path=FID):
             f = (int.from_bytes(os.urandom(4), "little") ^ time.ticks_us()) & 0xFFFFFFFF  # type: ignore[operator]
         print("boot: flash id %d drawn (%s)" % (f, "no boot counter: a new or erased flash"
                                                 if n is None else "none kept yet"))
+        if n is None:  # a new flash: no boot of it ran without a fid
+            try:
+                os.remove(fid0_path)
+            except OSError:
+                pass
+        elif v[1] is None and _read(fid0_path) is None:  # upgraded: its boots 1..n had none
+            w.append((fid0_path, n))
         w.append((fid_path, f))
     n = (n or 0) + 1
     w.append((path, n))
@@ -47,4 +57,12 @@ def next_boot(path=FILE, fid_path=FID):
         with open(p + ".tmp", "w") as g:
             g.write("%d\n" % x)
         os.rename(p + ".tmp", p)
-    return n, f
+    return n, f, _read(fid0_path) or 0
+
+
+def _read(p):
+    try:
+        with open(p) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None

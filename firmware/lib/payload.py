@@ -29,10 +29,11 @@ def reading(seq, ts, up, m, s=None):
 
 # Builds one envelope in buf from the outbox's unsent readings: one boot per envelope (a
 # replay keeps each reading's original boot and seq). Readings are copied in first, after
-# _RES bytes, and the header is put just before them; fid: the flash id (bootcount); site
+# _RES bytes, and the header is put just before them; fid: the flash id (bootcount), sent as 0
+# for boots up to fid0 (run by firmware older than fid: bootcount.FID0); site
 # is None over MQTT (the topic carries it). Returns (start, end, n, next offset, the envelope's boot, its last seq);
 # n = 0 when nothing is unsent.
-def build(outbox, buf, bmax, boot, up, diag, dev, fid, board, site):
+def build(outbox, buf, bmax, boot, up, diag, dev, fid, board, site, fid0=0):
     tail = ('],"d":%s}' % json.dumps(diag, separators=(",", ":"))).encode()
     nxt = outbox.take(memoryview(buf)[_RES:len(buf) - len(tail)], bmax)
     n = outbox.w_n
@@ -46,7 +47,7 @@ def build(outbox, buf, bmax, boot, up, diag, dev, fid, board, site):
     lo = outbox.oldest(b)
     ob = outbox.w_boot
     h = ('{"v":1,%s"dev":"%s","fid":%d,"boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
-        '"site":"%s",' % site if site else "", dev, fid, b, up, lo,
+        '"site":"%s",' % site if site else "", dev, fid if b > fid0 else 0, b, up, lo,
         ',"ob":%d' % ob if ob < b else "", board)).encode()
     a = _RES - len(h)
     buf[a:_RES] = h

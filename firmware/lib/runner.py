@@ -28,13 +28,14 @@ def _hal():
     return hal_sim
 
 
-# (config, boot number), or None after printing the error; config's "fid" is the flash id.
+# (config, boot number), or None after printing the error; config's "fid" is the flash id,
+# "fid0" the last boot run without one (firmware older than fid; 0: none).
 def _load():
     import bootcount
     import config
     try:
         c = config.load("config.json", "esp32" if sys.platform == "esp32" else "sim")
-        n, c["fid"] = bootcount.next_boot()
+        n, c["fid"], c["fid0"] = bootcount.next_boot()
         return c, n
     except (config.ConfigError, bootcount.BootCountError) as e:
         print("Sen config error: %s" % e)

@@ -58,7 +58,9 @@ print(sorted(f for f in os.listdir() if f.startswith("sen_")))
     assert fids[4] not in fids[:4] and fids[4] == fids[5]
     assert fids[6] != fids[5] and fids[7] != fids[6]
     assert "corrupt boot counter" in out[8]
-    assert lines[-1] == "['sen_boot.txt', 'sen_fid.txt']"  # no .tmp left behind
+    # the last boot run without a fid: 41 from the upgrade on (a redrawn fid changes nothing)
+    assert [x[2] for x in out[:8]] == [0, 0, 0, 0, 41, 41, 41, 41]
+    assert lines[-1] == "['sen_boot.txt', 'sen_fid.txt', 'sen_fid0.txt']"  # no .tmp left behind
     assert sum("flash id" in ln for ln in lines) == 5  # each draw is said on the console
 
 
@@ -121,4 +123,38 @@ def test_an_old_flash_retained_ack_frees_nothing(mosquitto: Any, micropython_bin
     finally:
         new.kill()
         col.close()
+        px.close()
+
+
+def test_readings_of_boots_before_the_fid_go_as_fid_0(mosquitto: Any, micropython_bin: str, repo_root: Path,
+                                                      tmp_path: Path) -> None:
+    """A flash written by firmware older than fid: its unacked readings of those boots go out as
+    fid 0 (how they were sent, or would have been, before the upgrade), so a gateway counts them
+    once under the key it already knows; the new boots under the new fid; both acks apply."""
+    dev = "fid-upgrade"
+    px = Proxy(mosquitto.host, mosquitto.port)
+    px.down = True
+    flash = tmp_path / "flash"
+    board = Board(micropython_bin, repo_root, flash)
+    board.write_config(board_config("127.0.0.1", px.port, dev, site=SITE, ack="e2e", ack_timeout_ms=1000,
+                                    max_readings=5, interval_ms=20))
+    ack = AckResponder(mosquitto.host, mosquitto.port, SITE, client_id="ackr-fid-up")
+    try:
+        board.start()  # boot 1, offline: its 5 readings stay in the outbox
+        board.wait_line(r"sampling done", 20)
+        board.kill()
+        (flash / "sen_fid.txt").unlink()  # the flash as firmware without fid left it
+        px.down = False
+        board.write_config(board_config("127.0.0.1", px.port, dev, site=SITE, ack="e2e", ack_timeout_ms=1000,
+                                        max_readings=3, interval_ms=20))
+        assert board.run(timeout=60) == 0, board.output()  # boot 2: sends both boots, all acked
+        out = board.output()
+        fid = int((flash / "sen_fid.txt").read_text())
+        assert "flash id %d drawn (none kept yet)" % fid in out and (flash / "sen_fid0.txt").read_text() == "1\n"
+        assert ack.seqs(dev, 1, fid=0) == [1, 2, 3, 4, 5] and ack.seqs(dev, 1, fid=fid) == []
+        assert ack.seqs(dev, 2, fid=fid) == [1, 2, 3] and ack.seqs(dev, 2, fid=0) == []
+        assert "another flash's" not in out and "readings done, 0 in outbox" in out, out
+    finally:
+        board.kill()
+        ack.close()
         px.close()
