@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -37,3 +37,16 @@ def wait_for(probe: Callable[[], T], *, timeout: float, what: str, interval: flo
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, *, timeout: float = 20) -> int:
     """Ask PROCESS to stop with SIG, kill it after TIMEOUT seconds; its exit code."""
     return stop_process(process, sig=sig, timeout=timeout)
+
+
+def gateway_run(mqtt_url: str, influx_url: str, database: str, tmp_path: Path, client_id: str
+                ) -> Iterator[subprocess.Popen[bytes]]:
+    """A fixture's body: `sen gateway run` (spool and log under TMP_PATH), yielded once it has
+    subscribed; it must then stop cleanly (exit 0) on SIGTERM."""
+    log = tmp_path / "gateway.log"
+    proc = sen_process("gateway", "run", "--mqtt", mqtt_url, "--influx", influx_url, "--database", database,
+                       "--spool", str(tmp_path / "spool"), "--client-id", client_id, log=log)
+    wait_for(lambda: "subscribed to sen/v1/+/+/telemetry" in log.read_text(), timeout=30,
+             what="the gateway's subscription")
+    yield proc
+    assert stop(proc, timeout=30) == 0, log.read_text()

@@ -21,7 +21,7 @@ from hardware.modem_sim import ModemSim
 from hardware.modem_sim7080 import Sim7080
 from hardware.modem_sim_a76xx import A76xx
 from hardware.vboard import VirtualBoard, build_mpy
-from tests.integration.helpers import sen_process, stop, wait_for
+from tests.integration.helpers import gateway_run, sen_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.firmware]
 
@@ -67,14 +67,7 @@ def _board(tmp_path: Path, micropython: str, mosquitto: Mosquitto, modem: ModemS
 
 @pytest.fixture
 def gateway(mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path) -> Any:
-    log = tmp_path / "gateway.log"
-    proc = sen_process("gateway", "run", "--mqtt", mosquitto.url, "--influx", influxdb.url,
-                       "--database", influx_db, "--spool", str(tmp_path / "spool"),
-                       "--client-id", f"cell-{influx_db}", log=log)
-    wait_for(lambda: "subscribed to sen/v1/+/+/telemetry" in log.read_text(), timeout=30,
-             what="the gateway's subscription")
-    yield proc
-    assert stop(proc, timeout=30) == 0, log.read_text()
+    yield from gateway_run(mosquitto.url, influxdb.url, influx_db, tmp_path, f"cell-{influx_db}")
 
 
 @pytest.mark.skipif(not _wired(), reason="config.py/app.py do not wire transport cellular yet")

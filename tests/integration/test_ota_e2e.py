@@ -30,7 +30,7 @@ from gateway.devstack import InfluxDB, Mosquitto
 from gateway.ops import ota, ota_keys, ota_push
 from hardware.vboard import VirtualBoard, build_mpy
 from tests.firmware.ota_fixtures import keys
-from tests.integration.helpers import sen_process, stop, wait_for
+from tests.integration.helpers import gateway_run, sen_process, stop, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.firmware]
 __all__ = ["keys"]  # the fixture (tests/firmware/ota_fixtures.py)
@@ -70,14 +70,7 @@ def _bundles(keys: Path, tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture
 def gateway(mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path) -> Any:
-    log = tmp_path / "gateway.log"
-    proc = sen_process("gateway", "run", "--mqtt", mosquitto.url, "--influx", influxdb.url,
-                       "--database", influx_db, "--spool", str(tmp_path / "spool"),
-                       "--client-id", f"ota-{influx_db}", log=log)
-    wait_for(lambda: "subscribed to sen/v1/+/+/telemetry" in log.read_text(), timeout=30,
-             what="the gateway's subscription")
-    yield proc
-    assert stop(proc, timeout=30) == 0, log.read_text()
+    yield from gateway_run(mosquitto.url, influxdb.url, influx_db, tmp_path, f"ota-{influx_db}")
 
 
 class Boards:
