@@ -1,7 +1,8 @@
 # Sen firmware: the serial transport (tests/contract/serial/README.md). Frames go out on
-# the console as "SEN1 <json> <crc32 8 hex>\n"; gateway frames (ack, cmd) come back as
-# lines on stdin. Same interface as MQTTClient, so the app does not care which it has:
-# a frame counts as handed over once written (the end-to-end ack does the rest).
+# the console as "SEN1 <json> <crc32 8 hex>\n"; gateway frames (ack, cmd, ota) come back as
+# lines on stdin: an ota frame's "b64", decoded, is one ota message, handed to the app as the
+# MQTT client hands one (DESIGN.md, OTA). Same interface as MQTTClient, so the app does not
+# care which it has: a frame counts as handed over once written (the end-to-end ack does the rest).
 import binascii
 import json
 import select
@@ -46,12 +47,17 @@ class SerialLink:
                 if not line.startswith("SEN1 ") or len(line) > _LINE_MAX or len(line) - i != 9:
                     continue  # noise: boot banners, REPL echo, half lines
                 if int(line[i + 1:], 16) == binascii.crc32(js):
-                    kind = json.loads(js).get("kind")
+                    j = json.loads(js)
+                    kind = j.get("kind")
                     if kind == "ack" or kind == "cmd":
                         self.on_message(kind, js, False)  # type: ignore[misc]  # set by the app
+                    elif kind == "ota":
+                        line = js = None  # the chunk's bytes only, while ota.py takes them
+                        self.on_message(kind, binascii.a2b_base64(j.pop("b64")), False)  # type: ignore[misc]
+                    j = None
                 else:  # a bad CRC: the app counts it (bad_cmd) and logs it
                     self.on_message("frame", b"bad crc", False)  # type: ignore[misc]
-            except (ValueError, AttributeError):  # not hex, JSON or UTF-8: skipped
+            except (ValueError, AttributeError, KeyError):  # not hex, JSON, UTF-8 or base64: skipped
                 pass
 
     # topic is ignored: the JSON says what it is. msg: bytes or memoryview

@@ -90,9 +90,11 @@ def acl_text(accounts: list[Account]) -> str:
     for acc in sorted(accounts, key=lambda a: (a.kind != "gateway", a.user)):
         lines.append(f"user {acc.user}")
         if acc.kind == "gateway":
-            lines += ["topic read sen/v1/+/+/telemetry", "topic read sen/v1/+/+/status",
+            # status and ota both ways: a gateway republishes its USB boards' status and hands
+            # them their ota chunks (gateway/service/serial_bridge.py)
+            lines += ["topic read sen/v1/+/+/telemetry", "topic readwrite sen/v1/+/+/status",
                       "topic readwrite sen/v1/+/+/ack", "topic write sen/v1/+/+/cmd",
-                      "topic write sen/v1/+/+/ota"]
+                      "topic readwrite sen/v1/+/+/ota"]
         else:
             base = f"sen/v1/{acc.site}/{acc.device}"
             lines += [f"topic write {base}/telemetry", f"topic write {base}/status",

@@ -35,6 +35,7 @@ from gateway.service.mqtt_input import MqttInput
 from gateway.errors import OptionsError
 from gateway.service.options import GatewayOptions
 from gateway.service.registry import Registry
+from gateway.service.serial_bridge import SerialBridge
 from gateway.service.serial_input import SerialInput
 from gateway.service.rejects import RejectLog
 from gateway.service.sessions import retire_all
@@ -89,6 +90,8 @@ class Parts:
         self.serial = (SerialInput(self.intake.put, list(options.serial_ports),
                                    baudrate=options.serial_baudrate)
                        if options.serial_ports else None)
+        if self.serial is not None:  # ota messages to the serial boards, their status to MQTT
+            SerialBridge(self.serial, self.mqtt)
         self.merge: Callable[[Counters], Counters] = lambda own: own  # the supervisor adds the workers'
 
     def _after_batch(self) -> None:

@@ -26,6 +26,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -75,36 +76,29 @@ def subscriptions(shared_group: str | None) -> tuple[str, ...]:
 class MqttInput:
     def __init__(self, options: GatewayOptions, intake: Intake, *,
                  topics: tuple[str, ...] | None = None) -> None:  # topics: instead of subscriptions()
-        self._endpoint, self._url = options.mqtt, options.mqtt_url
-        self._keepalive_s, self._client_id = options.mqtt_keepalive_s, options.client_id
-        self._session_expiry_s = options.session_expiry_s
-        self._receive_max = options.receive_max
-        self._max_waiting = 2 * options.receive_max
+        self._endpoint, self._url, self._client_id = options.mqtt, options.mqtt_url, options.client_id
+        self._keepalive_s, self._session_expiry_s = options.mqtt_keepalive_s, options.session_expiry_s
+        self._receive_max, self._max_waiting = options.receive_max, 2 * options.receive_max
         self._stopping = threading.Event()
+        self._forward: tuple[str, Callable[[str, bytes], None]] | None = None
         self.room_waits = self.peak_waiting = 0  # times paho's thread waited for the intake; most seen waiting
-        self._watchdog_s = options.watchdog_s
+        self._watchdog_s, self._intake = options.watchdog_s, intake
         self._subscriptions = subscriptions(options.shared_group) if topics is None else topics
         self._marker_topic = f"sen/v1/_gateway/{options.client_id}/ack"  # the gateway may write acks
-        self._live = True
-        self._queued_until = 0.0  # monotonic deadline of the marker's wait
-        self._intake = intake
-        self._lock = threading.Lock()
+        self._live, self._queued_until = True, 0.0  # the marker's wait: its monotonic deadline
+        self._lock, self._publish_lock = threading.Lock(), threading.Lock()
         self._connected = self._had_session = self._watchdog_tripped = False
-        self._generation = self._failures = 0
+        self._generation = self._failures = self.watchdog_trips = self.acks_published = 0
         self._fail_logged: float | None = None
         self._last_message = time.monotonic()
-        self.watchdog_trips = self.acks_published = 0
         self._acks: dict[tuple[str, str], Ack] = {}
         self._acks_lock = threading.Lock()  # the intake thread adds, the tick thread flushes too
-        self._publish_lock = threading.Lock()
         self._published: dict[tuple[str, str], Ack] = {}
         self._published_at: dict[tuple[str, str], float] = {}
         self._messages_since: dict[tuple[str, str], int] = {}  # per device, since its last ack
-        self._ack_interval_s = options.ack_interval_s
-        self._acks_scanned = 0.0
+        self._ack_interval_s, self._acks_scanned = options.ack_interval_s, 0.0
         lean_properties()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id,
-                                   protocol=mqtt.MQTTv5)
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id, protocol=mqtt.MQTTv5)
         self._client.manual_ack_set(True)
         self._pubacks = Pubacks(self._client)  # a batch's PUBACKs in one write
         self._to_ack: list[tuple[int, int]] = []  # (generation, mid) of the batch in hand
@@ -112,18 +106,16 @@ class MqttInput:
         self._client.max_inflight_messages_set(0)  # no limit: with one, every PUBACK back scans all held
         self._client.max_queued_messages_set(_ACKS_QUEUED)
         self._ca_file = options.mqtt_ca_file
-        self._tls: ssl.SSLContext | None = None
-        if options.mqtt_tls:
-            self._tls = mqtt_tls_context(options.mqtt_ca_file)
+        self._tls = mqtt_tls_context(options.mqtt_ca_file) if options.mqtt_tls else None
+        if self._tls is not None:
             self._client.tls_set_context(self._tls)  # verifies the certificate and the host name
         if options.mqtt_username:
             self._client.username_pw_set(options.mqtt_username, options.mqtt_password or None)
         self._client.reconnect_delay_set(min_delay=1, max_delay=options.reconnect_max_s)
-        self._client.on_connect = self._on_connect
-        self._client.on_connect_fail = self._on_connect_fail
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
+        client = self._client
+        client.on_connect, client.on_connect_fail, client.on_disconnect = (
+            self._on_connect, self._on_connect_fail, self._on_disconnect)
+        client.on_subscribe, client.on_message = self._on_subscribe, self._on_message
 
     @property
     def connected(self) -> bool:
@@ -146,6 +138,11 @@ class MqttInput:
         self._client.disconnect()
         self._client.loop_stop()
         self._connected = False
+
+    def forward(self, topic_filter: str, to: Callable[[str, bytes], None]) -> Callable[[str, bytes], object]:
+        """Before start: ``topic_filter``'s messages go to ``to``, not the intake; returns a retained publish."""
+        self._subscriptions, self._forward = (*self._subscriptions, topic_filter), (topic_filter, to)
+        return lambda topic, payload: self._client.publish(topic, payload, qos=_QOS, retain=True)
 
     def check_watchdog(self) -> None:
         """Log (once per silence) and count when no message came for ``watchdog_s``."""
@@ -280,8 +277,11 @@ class MqttInput:
         now = self._last_message = time.monotonic()
         self._watchdog_tripped = False
         generation, mid, qos, topic = self._generation, message.mid, message.qos, message.topic
-        if topic == self._marker_topic:  # the end of the session's backlog
-            self._live = True
+        forward = self._forward if self._forward and mqtt.topic_matches_sub(self._forward[0], topic) else None
+        if forward is not None:  # not telemetry: never to the intake
+            forward[1](topic, bytes(message.payload))
+        if forward is not None or topic == self._marker_topic:  # forwarded, or the end of the session's backlog
+            self._live |= forward is None
             if qos:
                 self._client.ack(mid, qos)
             return

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     STATUS = "status"
     ACK = "ack"
     CMD = "cmd"
+    OTA = "ota"  # a chunk for a board (gateway/service/serial_bridge.py), echoed back
     NOISE = "noise"
     BAD_FRAME = "bad_frame"
     BAD_CRC = "bad_crc"
@@ -42,8 +43,8 @@ class Outcome(StrEnum):
         return self in _FRAMES
 
 
-_FRAMES = frozenset({Outcome.TELEMETRY, Outcome.STATUS, Outcome.ACK, Outcome.CMD})
-_KINDS = {"status": Outcome.STATUS, "ack": Outcome.ACK, "cmd": Outcome.CMD}
+_FRAMES = frozenset({Outcome.TELEMETRY, Outcome.STATUS, Outcome.ACK, Outcome.CMD, Outcome.OTA})
+_KINDS = {"status": Outcome.STATUS, "ack": Outcome.ACK, "cmd": Outcome.CMD, "ota": Outcome.OTA}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ its batch is committed, the ack goes back to the board as a ``SEN1 {"kind":"ack"
 frame; a frame that is never committed is never acked, and the board sends it again. A port
 has at most ``_IN_FLIGHT`` frames waiting for their commit: a board that floods its line is
 read no faster than the spool commits. Noise is skipped; bad frames and bad CRCs are counted.
-A failing port (busy, no permission, random bytes) never stops the other ports.
+A failing port (busy, no permission, random bytes) never stops the other ports. The port on
+which each (site, device) was last heard is kept: :meth:`SerialInput.send` writes a frame to
+that board (serial_bridge.py), and ``on_status`` (when set) gets each status frame too.
 """
 
 from __future__ import annotations
@@ -114,6 +116,8 @@ class SerialInput:
         self._counts: dict[str, Counter[str]] = {}
         self._open_failed: dict[str, float] = {}
         self._scanner: threading.Thread | None = None
+        self._where: dict[tuple[str, str], str] = {}  # (site, device) -> the port it was last heard on
+        self.on_status: Callable[[str, bytes], None] | None = None  # (topic, the frame's JSON)
 
     @property
     def stopping(self) -> bool:
@@ -165,7 +169,13 @@ class SerialInput:
         if parsed.outcome in (Outcome.BAD_FRAME, Outcome.BAD_CRC):
             _LOGGER.debug("%s: %s: %s", path, parsed.outcome, parsed.detail)
         if parsed.outcome not in (Outcome.TELEMETRY, Outcome.STATUS):
-            return  # noise, bad lines, and frames meant for boards (ack, cmd) echoed back
+            return  # noise, bad lines, and frames meant for boards (ack, cmd, ota) echoed back
+        topic = parsed.topic()
+        if topic is not None:
+            with self._lock:
+                self._where[(topic.site, topic.device)] = path
+            if topic.kind == "status" and self.on_status is not None:
+                self.on_status(str(topic), parsed.payload)
         while not reader.window.acquire(timeout=_READ_TIMEOUT_S):
             if self.stopping:
                 return  # never committed, never acked: the board sends it again
@@ -174,16 +184,25 @@ class SerialInput:
     def _done(self, reader: _Reader, ack: AckLike | None) -> None:
         """Called by the intake once the frame's batch is committed: the ack goes back."""
         reader.window.release()
-        if ack is None:
-            return
+        if ack is not None and self._write(reader, ack_frame(ack.payload()), "an ack"):
+            self.count(reader.path, "acks_sent")
+
+    def send(self, site: str, device: str, frame: bytes, what: str = "a frame") -> bool:
+        """Write a frame line to the port on which (site, device) was last heard, if that port is
+        still open; False when the device is on no port of this gateway or the write failed."""
+        with self._lock:
+            reader = self._readers.get(self._where.get((site, device), ""))  # None: that port is closed now
+        return reader is not None and self._write(reader, frame, what)
+
+    def _write(self, reader: _Reader, frame: bytes, what: str) -> bool:
         try:
             with reader.write_lock:
-                reader.port.write(ack_frame(ack.payload()))
+                reader.port.write(frame)
                 reader.port.flush()
         except (serial.SerialException, OSError) as err:  # unplugged: the board sends again
-            _LOGGER.info("could not send an ack to %s (%s)", reader.path, err)
-            return
-        self.count(reader.path, "acks_sent")
+            _LOGGER.info("could not send %s to %s (%s)", what, reader.path, err)
+            return False
+        return True
 
     # -- scanning -----------------------------------------------------------------------
     def _scan_loop(self) -> None:

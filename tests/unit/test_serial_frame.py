@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -107,3 +108,12 @@ def test_fuzz_mangled_frames(cases: list[tuple[list[bytes], int, bytes]]) -> Non
 def test_the_fuzz_checked_enough_lines() -> None:
     """Runs after the two fuzz tests (file order)."""
     assert _checked[0] >= 100_000, _checked
+
+
+def test_an_ota_frame_echoed_back_is_a_frame_for_a_board_not_a_bad_one() -> None:
+    from gateway.service.serial_bridge import ota_frame
+
+    line = ota_frame(b"SOTA\x1a\x2b\x3c\x4d\x00\x00\x00\x00chunk")
+    parsed = parse_line(line.rstrip(b"\n"))
+    assert parsed.outcome == Outcome.OTA and parsed.outcome.is_frame
+    assert base64.b64decode(parsed.message["b64"]) == b"SOTA\x1a\x2b\x3c\x4d\x00\x00\x00\x00chunk"
