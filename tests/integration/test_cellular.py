@@ -189,6 +189,8 @@ def test_sen_sim_cellular_with_a_fault_plan(
         assert sorted(r["seq"] for r in rows) == list(range(1, readings + 1)), dev
         console = (tmp_path / "boards" / dev / "console.log").read_text()
         assert "+SMSTATE: 0: down to rung mqtt" in console, console  # the cell went down mid-stream
-        assert console.count("cell: mqtt up") >= 2 + (i == 0), console
+        # up, the cell down, up again (board 0's modem reset may come while it is still registering:
+        # its second RDY is checked below)
+        assert console.count("cell: mqtt up") >= 2, console
     # board 0's modem restarted mid-stream: RDY at its power-on and again after the reset
     assert (tmp_path / "boards" / "sim-0000" / "console.log").read_text().count("RDY: down to rung cfun") >= 2
