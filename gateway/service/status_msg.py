@@ -9,7 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.service.decode import _MAX_TS_MS, _U32_MAX, Reason, Reject, _int, _load, _Refused, _require
+from gateway.service.decode import (_MAX_TS_MS, _U32_MAX, Reason, Reject, _int, _load, _name, _object, _Refused,
+                                    _require)
 from gateway.service.topics import Topic
 
 STATES = frozenset({"online", "sleeping", "offline"})
@@ -39,30 +40,23 @@ def decode_status(topic: Topic, payload: bytes, *,
         if state not in STATES:
             raise _Refused(Reason.BAD_TYPE, f"state {state!r} not one of {sorted(STATES)}"[:200])
         until = _int(doc["until"], "until", high=_MAX_TS_MS) if "until" in doc else None
-        ver = _text(doc["ver"], "ver", VERSION_RE) if "ver" in doc else None
+        ver = _name(doc["ver"], "ver", VERSION_RE) if "ver" in doc else None
         ota = _ota(doc["ota"]) if "ota" in doc else None
     except _Refused as refused:
         return refused.reject
     return Status(site=topic.site, device=topic.device, state=str(state), until_ms=until, ver=ver, ota=ota)
 
 
-def _text(value: object, what: str, pattern: re.Pattern[str]) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise _Refused(Reason.BAD_TYPE, f"{what} {value!r} is not {pattern.pattern}"[:200])
-    return value
-
-
 def _ota(value: object) -> str:
     """A status's ``ota``, checked key by key and kept as compact JSON (unknown keys dropped)."""
-    if not isinstance(value, dict):
-        raise _Refused(Reason.BAD_TYPE, f"ota {value!r} is not an object"[:200])
+    value = _object(value, "ota")
     st = value.get("st")
     if st not in OTA_STATES:
         raise _Refused(Reason.BAD_TYPE, f"ota.st {st!r} not one of {sorted(OTA_STATES)}"[:200])
     out: dict[str, object] = {"st": st}
     for key, pattern in (("id", _OTA_ID_RE), ("ver", VERSION_RE), ("why", _WHY_RE)):
         if key in value:
-            out[key] = _text(value[key], f"ota.{key}", pattern)
+            out[key] = _name(value[key], f"ota.{key}", pattern)
     for key in ("at", "of"):
         if key in value:
             out[key] = _int(value[key], f"ota.{key}", high=_U32_MAX)
