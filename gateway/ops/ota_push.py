@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -83,6 +83,22 @@ class Target:
         return f"sen/v1/{self.site}/{self.device}/{kind}"
 
 
+def _started(host: str, port: int, username: str | None, password: str | None,
+             on_connect: Callable[..., None], on_message: Callable[..., None]) -> Any:
+    """A clean MQTT session to the broker, its network thread running (paho's Client)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, clean_session=True)
+    if username:
+        client.username_pw_set(username, password)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect(host, port)
+    client.loop_start()
+    return client
+
+
 def _ours(status: dict[str, Any], tid: str) -> dict[str, Any]:
     """The status's `ota` member when it is about transfer tid, else {}."""
     o = status.get("ota")
@@ -109,7 +125,6 @@ def push(bundle: bytes, targets: list[Target], *, host: str, port: int, out: Tex
     it stops moving for stall_s or the board comes back online. Returns 0 when every board
     has it (verified and on trial; with wait: confirmed and running it), else 1."""
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
     n = manifest_length(bundle[:12])
     version = str(json.loads(bundle[HEAD:HEAD + n])["version"])
@@ -141,13 +156,7 @@ def push(bundle: bytes, targets: list[Target], *, host: str, port: int, out: Tex
                 if isinstance(at, int) and (doc.get("state") != before.get("state") or t.sent < at):
                     t.sent = at  # back online (or ahead of us): go on from where it stands
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, clean_session=True)
-    if username:
-        client.username_pw_set(username, password)
-    client.on_connect = on_connect
-    client.on_message = on_message
-    client.connect(host, port)
-    client.loop_start()
+    client = _started(host, port, username, password, on_connect, on_message)
     deadline = time.monotonic() + timeout_s
     try:
         time.sleep(1.0)  # the retained statuses
@@ -208,7 +217,6 @@ def statuses(host: str, port: int, *, site: str = "+", device: str = "+", listen
              username: str | None = None, password: str | None = None) -> dict[str, dict[str, Any]]:
     """Every board's retained status, by "site/device"."""
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
     seen: dict[str, dict[str, Any]] = {}
 
@@ -223,13 +231,7 @@ def statuses(host: str, port: int, *, site: str = "+", device: str = "+", listen
         if isinstance(doc, dict):
             seen["/".join(message.topic.split("/")[2:4])] = doc
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, clean_session=True)
-    if username:
-        client.username_pw_set(username, password)
-    client.on_connect = on_connect
-    client.on_message = on_message
-    client.connect(host, port)
-    client.loop_start()
+    client = _started(host, port, username, password, on_connect, on_message)
     try:
         time.sleep(listen_s)
     finally:
