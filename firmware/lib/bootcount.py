@@ -23,16 +23,8 @@ class BootCountError(Exception):
 
 # -> (boot number, fid, the last boot without a fid: 0 for none)
 def next_boot(path=FILE, fid_path=FID, fid0_path=FID0):
-    v = [None, None]  # type: list  # the counter, the fid: None without a file, -1 not a number
-    for i in (0, 1):
-        try:
-            with open(fid_path if i else path) as f:
-                v[i] = int(f.read().strip() or "0")
-        except OSError:
-            pass
-        except ValueError:
-            v[i] = -1
-    n, f = v
+    n, f = _read(path), _read(fid_path)
+    kept = f
     if n is not None and not 0 <= n < 1 << 32:
         # never restart at 1 silently: (device, boot, seq) would repeat and be deduplicated away
         raise BootCountError("%s: corrupt boot counter, fix or remove it" % path)
@@ -48,7 +40,7 @@ def next_boot(path=FILE, fid_path=FID, fid0_path=FID0):
                 os.remove(fid0_path)
             except OSError:
                 pass
-        elif v[1] is None and _read(fid0_path) is None:  # upgraded: its boots 1..n had none
+        elif kept is None and (_read(fid0_path) or 0) <= 0:  # upgraded: its boots 1..n had none
             w.append((fid0_path, n))
         w.append((fid_path, f))
     n = (n or 0) + 1
@@ -57,12 +49,15 @@ def next_boot(path=FILE, fid_path=FID, fid0_path=FID0):
         with open(p + ".tmp", "w") as g:
             g.write("%d\n" % x)
         os.rename(p + ".tmp", p)
-    return n, f, _read(fid0_path) or 0
+    return n, f, max(_read(fid0_path) or 0, 0)
 
 
+# One integer file: None without it, -1 when it holds no number (an empty one is 0).
 def _read(p):
     try:
         with open(p) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
+            return int(f.read().strip() or "0")
+    except OSError:
         return None
+    except ValueError:
+        return -1
