@@ -94,11 +94,13 @@ def test_cellular_boards_exactly_once_through_cell_down_up_and_modem_reset(
         for b in boards:
             b.set_faults(cell="down")
         time.sleep(3)
+        # counted before coverage comes back: what the boards sampled meanwhile can only come
+        # after (counted once they are back, a board's whole backlog may already be in)
+        n = [count(b) for b in boards]
         for b in boards:
             b.set_faults(cell=None)  # coverage back: registered 2 s later
         wait_for(lambda: all(b.console_log.read_text().count("cell: mqtt up") >= 2 for b in boards),
                  timeout=60, what="the boards back after cell_down")
-        n = [count(b) for b in boards]
         wait_for(lambda: all(count(b) > k for b, k in zip(boards, n, strict=True)), timeout=60,
                  what="readings after cell_up")
         for b in boards:
