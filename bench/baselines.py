@@ -2,10 +2,13 @@
 
 - ``ceiling``: a bare paho-mqtt subscriber (QoS1, same topics) that only counts messages:
   the most any Python MQTT consumer on this machine can take.
+- ``parse``: the bare subscriber that also parses each message's JSON (``json.loads``) to count
+  its readings: the ceiling of any Python consumer that reads what it receives (Sen must at
+  least parse, check and store; this shows what the parsing alone leaves).
 - ``naive``: what tutorials show: paho's on_message writes each message to InfluxDB with one
   HTTP request, no batching, no spool.
 
-Usage: python -m bench.baselines {ceiling|naive} --mqtt-port P [--influx URL --database DB] --count-file F
+Usage: python -m bench.baselines {ceiling|parse|naive} --mqtt-port P [--influx URL --database DB] --count-file F
         [--persistent]
 The process writes the number of readings it handled to F every 100 ms. ``--persistent``
 keeps its session (clean session off, the same client id), so it can drain a backlog the
@@ -36,7 +39,7 @@ def _line(site: str, device: str, reading: dict[str, object]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Baseline MQTT consumers for the benchmarks.")
-    parser.add_argument("kind", choices=["ceiling", "naive"])
+    parser.add_argument("kind", choices=["ceiling", "parse", "naive"])
     parser.add_argument("--mqtt-port", type=int, required=True)
     parser.add_argument("--influx", default="")
     parser.add_argument("--database", default="")
@@ -52,6 +55,8 @@ def main() -> int:
         nonlocal count
         if args.kind == "ceiling":
             n = message.payload.count(b'"seq"')  # counting only: no decode
+        elif args.kind == "parse":
+            n = len(json.loads(message.payload)["r"])
         else:
             doc = json.loads(message.payload)
             _, _, site, device, _ = message.topic.split("/")

@@ -66,7 +66,10 @@ def _backlog_rows(backlog: list[dict[str, Any]]) -> list[tuple[str, str, str, st
     for per in sorted({r["per_envelope"] for r in backlog}):
         by_kind = {r["kind"]: r for r in backlog if r["per_envelope"] == per}
         ceiling, sen = by_kind["ceiling"], by_kind["sen"]
-        for r, label in ((ceiling, "bare subscriber"), (sen, "Sen")):
+        parse = by_kind.get("parse")  # informational: the bare subscriber parsing each message's JSON
+        for r, label in ((ceiling, "bare subscriber"), (parse, "subscriber parsing JSON"), (sen, "Sen")):
+            if r is None:
+                continue
             out.append((f"backlog of {r['messages']:,} msgs, {per}/msg, {label}",
                         f"{r['messages_per_s']:,} msgs/s ({r['confirmed']:,}/{r['readings']:,} readings in "
                         f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB)", "", ""))
@@ -74,6 +77,9 @@ def _backlog_rows(backlog: list[dict[str, Any]]) -> list[tuple[str, str, str, st
         goal = TARGETS[f"backlog_share_{per}"]
         out.append((f"backlog, {per}/msg: Sen / bare subscriber", f"{share:.2f}", f">= {goal}",
                     _verdict(share >= goal)))
+        if parse is not None:
+            out.append((f"backlog, {per}/msg: Sen / subscriber parsing JSON",
+                        f"{sen['messages_per_s'] / max(1, parse['messages_per_s']):.2f}", "", ""))
         out.append((f"backlog, {per}/msg: Sen peak RSS", f"{sen['peak_rss_mib']} MiB",
                     f"RSS < {TARGETS['rss_mib']:.0f} MiB", _verdict(sen["peak_rss_mib"] < TARGETS["rss_mib"])))
     return out
