@@ -2,12 +2,15 @@
 slots, on the MicroPython VM) on a pseudo-terminal → `sen gateway run --serial ... --mqtt ...`
 → InfluxDB 1.x, updated by `sen ota push --wait` through Mosquitto: the gateway forwards the
 `ota` messages to the board's port as SEN1 frames and publishes the board's status frames
-(DESIGN.md, OTA). The board takes 1.5.0, reboots into it, confirms it, and every reading of
-every boot lands exactly once."""
+(DESIGN.md, OTA). The board's power is cut (kill -9, its USB link gone with it) once a third of
+the bundle is in; it comes back, the transfer goes on from where the board stands, the board takes
+1.5.0, reboots into it, confirms it, and every reading of every boot lands exactly once."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -43,14 +46,26 @@ def test_sen_ota_push_updates_a_serial_board_through_the_gateway(
     board = VirtualBoard(device=DEVICE, flash_dir=tmp_path / DEVICE, config=config, micropython=micropython_bin,
                          mpy_dir=build_mpy(tmp_path / "mpy", micropython_bin), serial_link=tmp_path / "dev" / "ttySIM0")
     exits: list[int] = []
+    cut_at: list[int] = []
     done = threading.Event()
+    size = bundle.stat().st_size
 
-    def follow() -> None:  # the board's reboots (for the update, into its trial)
+    def follow() -> None:  # the board's reboots (for the update, into its trial), and one power cut
         while not done.wait(0.05):
             code = board.poll()
             if code is not None and board.process is not None:
                 exits.append(code)
                 board.process = None
+            if not cut_at:
+                try:
+                    st = json.loads((board.flash_dir / "sen_ota.json").read_text())
+                except (OSError, ValueError):
+                    st = {}
+                if st.get("of") and st.get("at", 0) > size // 3:  # a third in: the cable is pulled
+                    cut_at.append(st["at"])
+                    board.power_cut()
+                    time.sleep(1.0)
+                    board.start()
 
     follower = threading.Thread(target=follow, daemon=True)
     push = None
@@ -66,6 +81,7 @@ def test_sen_ota_push_updates_a_serial_board_through_the_gateway(
         out = (tmp_path / "push.log").read_text()
         assert code == 0, out + log.read_text()[-3000:] + board.console_log.read_text()[-3000:]
         assert f"{SITE}/{DEVICE}: ok: runs 1.5.0" in out, out
+        assert cut_at, "the board's power was never cut mid-transfer"
         doc = ota_push.statuses(mosquitto.host, mosquitto.port, site=SITE)[f"{SITE}/{DEVICE}"]
         assert (doc["ver"], doc["ota"]["st"]) == ("1.5.0", "done"), doc
         count = len(_rows(influxdb, influx_db, DEVICE))
