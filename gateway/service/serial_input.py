@@ -14,7 +14,9 @@ has at most ``_IN_FLIGHT`` frames waiting for their commit: a board that floods 
 read no faster than the spool commits. Noise is skipped; bad frames and bad CRCs are counted.
 A failing port (busy, no permission, random bytes) never stops the other ports. The port on
 which each (site, device) was last heard is kept: :meth:`SerialInput.send` writes a frame to
-that board (serial_bridge.py), and ``on_status`` (when set) gets each status frame too.
+that board (serial_bridge.py); ``on_status`` (when set) gets each status frame too,
+``on_heard`` each (site, device) a good frame came from, and ``on_lost`` the devices last
+heard on a port that was lost (not one closed by :meth:`SerialInput.stop`).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class _Reader(threading.Thread):
 
     def run(self) -> None:
         buffer = bytearray()
-        discarding = False
+        discarding = lost = False
         try:
             while not self.owner.stopping:
                 chunk = self.port.read(max(1, self.port.in_waiting))
@@ -93,12 +95,13 @@ class _Reader(threading.Thread):
             if not self.owner.stopping:
                 _LOGGER.warning("serial port %s lost (%s); waiting for it to come back", self.path, err)
                 self.owner.count(self.path, "disconnects")
+                lost = True
         finally:
             try:
                 self.port.close()
             except (serial.SerialException, OSError):
                 pass
-            self.owner.reader_ended(self.path, self)
+            self.owner.reader_ended(self.path, self, lost=lost)
 
 
 class SerialInput:
@@ -118,6 +121,8 @@ class SerialInput:
         self._scanner: threading.Thread | None = None
         self._where: dict[tuple[str, str], str] = {}  # (site, device) -> the port it was last heard on
         self.on_status: Callable[[str, bytes], None] | None = None  # (topic, the frame's JSON)
+        self.on_heard: Callable[[str, str], None] | None = None  # (site, device)
+        self.on_lost: Callable[[list[tuple[str, str]]], None] | None = None  # [(site, device)]
 
     @property
     def stopping(self) -> bool:
@@ -157,10 +162,13 @@ class SerialInput:
         with self._lock:
             self._counts.setdefault(path, Counter())[str(what)] += 1
 
-    def reader_ended(self, path: str, reader: _Reader) -> None:
+    def reader_ended(self, path: str, reader: _Reader, *, lost: bool = False) -> None:
         with self._lock:
             if self._readers.get(path) is reader:
                 del self._readers[path]
+            gone = [key for key, where in self._where.items() if where == path] if lost else []
+        if gone and self.on_lost is not None:
+            self.on_lost(gone)
 
     def line(self, reader: _Reader, raw: bytes) -> None:
         path = reader.path
@@ -176,6 +184,8 @@ class SerialInput:
                 self._where[(topic.site, topic.device)] = path
             if topic.kind == "status" and self.on_status is not None:
                 self.on_status(str(topic), parsed.payload)
+            elif self.on_heard is not None:
+                self.on_heard(topic.site, topic.device)
         while not reader.window.acquire(timeout=_READ_TIMEOUT_S):
             if self.stopping:
                 return  # never committed, never acked: the board sends it again

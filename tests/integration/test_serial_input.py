@@ -11,8 +11,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 import serial
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.devstack import InfluxDB, Mosquitto
 from gateway.service.serial_frame import encode
@@ -165,3 +167,71 @@ def test_sen_gateway_run_serial_lands_every_reading_once_across_a_replug(
         assert sorted(r["seq"] for r in rows if r["device"] == f"sim-{i:04d}") == list(range(1, 21)), f"board {i}"
     assert len(rows) == BOARDS * 20
     assert "Traceback" not in log.read_text()
+
+
+@pytest.mark.integration
+def test_a_usb_board_is_shown_offline_while_its_port_is_lost(
+    mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
+) -> None:
+    """A USB board has no MQTT last will: `sen gateway run --serial` publishes its last status as
+    offline when its port is lost, and again as it was when the board is heard from once more
+    (a board that did not reboot sends no new status)."""
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    master, link = _pty(dev, "ttyUSB0")
+    states = _StatusWatch(mosquitto, "usbstate")
+    log = tmp_path / "gateway.log"
+    gateway = sen_process("gateway", "run", "--mqtt", mosquitto.url, "--influx", influxdb.url,
+                          "--database", influx_db, "--spool", str(tmp_path / "spool"),
+                          "--client-id", f"usbstate-{influx_db}", "--serial", str(dev / "ttyUSB*"), log=log)
+
+    def opened(times: int) -> bool:
+        return log.read_text().count(f"serial port {link} open") >= times
+
+    try:
+        wait_for(lambda: opened(1), timeout=20, what="the port open")
+        os.write(master, encode({"kind": "status", "site": "usbstate", "dev": "b", "state": "online", "ver": "1.4.0"}))
+        wait_for(lambda: states.last("b") == "online", timeout=10, what="the board online")
+        os.close(master)  # the cable is pulled
+        link.unlink()
+        wait_for(lambda: states.last("b") == "offline", timeout=10, what="the board offline")
+        master, link = _pty(dev, "ttyUSB0")  # plugged again; the board ran on, it does not say hello again
+        wait_for(lambda: opened(2), timeout=20, what="the port open again")
+        os.write(master, encode({"v": 1, "site": "usbstate", "dev": "b", "boot": 1, "up": 5,
+                                 "r": [{"seq": 1, "ts": 1_700_000_000_000, "m": {"t": 1.0}}]}))
+        wait_for(lambda: states.last("b") == "online", timeout=10, what="the board online again")
+    finally:
+        code = stop(gateway, timeout=30)
+        states.close()
+        os.close(master)
+    assert code == 0, log.read_text()
+    assert states.seen["b"] == ["online", "offline", "online"], states.seen
+    offline = states.docs["b"][1]
+    assert offline["ver"] == "1.4.0" and offline["dev"] == "b", offline  # what it runs, kept
+    assert "lost: published offline" in log.read_text()
+
+
+class _StatusWatch:
+    """Every status the broker delivers on sen/v1/SITE/+/status, per device, in order."""
+
+    def __init__(self, broker: Mosquitto, site: str) -> None:
+        self.seen: dict[str, list[str]] = {}
+        self.docs: dict[str, list[dict[str, object]]] = {}
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="status-watch")
+        self._client.on_message = self._message
+        self._client.connect(broker.host, broker.port)
+        self._client.subscribe(f"sen/v1/{site}/+/status", qos=1)
+        self._client.loop_start()
+
+    def _message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        if message.payload:
+            doc, device = json.loads(message.payload), message.topic.split("/")[3]
+            self.docs.setdefault(device, []).append(doc)
+            self.seen.setdefault(device, []).append(doc["state"])
+
+    def last(self, device: str) -> str | None:
+        return (self.seen.get(device) or [None])[-1]
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
