@@ -7,8 +7,10 @@ each placed on the pins the profile gives for it (KIT_SENSORS); a sensor the pro
 for is refused, naming the key. The profile's port map (``pins.adc``, ``pins.hcsr04``) goes into
 the sensor entries (``pin``, ``trig``/``echo``), not into config.json's ``pins``. The result is
 checked here (names, ports, transport) and, when the MicroPython unix port is at hand, by the
-firmware's own checker (firmware/lib/config.py), so a config that would stop the board at
-boot never reaches it.
+firmware's own checker (firmware/lib/config.py, and firmware/lib/cellcfg.py for a cellular
+board's ``cell``), so a config that would stop the board at boot never reaches it. A cellular
+board (``Cell``) gets its APN (a preset for Vietnam's networks, or given) and, on a real board,
+its modem's UART and PWRKEY GPIOs, refused when the profile's pins or sensors use them.
 """
 
 from __future__ import annotations
@@ -112,12 +114,85 @@ def sensor_entries(profile: BoardProfile, names: list[str],
     return entries
 
 
+# The cellular modems' APN presets (firmware/lib/cellcfg.py has the settings; firmware/CELLULAR.md)
+APN_PRESETS = ("viettel", "vinaphone", "mobifone")
+MODEMS = ("sim7080", "a76xx")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """``sen provision --transport cellular``'s choices: the modem, its APN and, on a real board,
+    the GPIOs it is wired to (hardware/WIRING.md, Cellular modems)."""
+
+    modem: str = "sim7080"
+    mode: str = "mqtt"  # the modem's own MQTT stack, or ppp
+    apn: str | None = None
+    apn_preset: str | None = None
+    user: str | None = None
+    password: str | None = None
+    tx: int | None = None  # ESP32 TX -> the modem's RX
+    rx: int | None = None  # ESP32 RX <- the modem's TX
+    pwrkey: int | None = None
+    uart: int = 1
+    pwrkey_active: int = 1
+
+
+def _used_pins(value: Any) -> set[int]:
+    """Every GPIO number in a pins map or sensor entry (pin, trig, echo, sda, scl...)."""
+    if isinstance(value, bool):
+        return set()
+    if isinstance(value, int):
+        return {value}
+    if isinstance(value, dict):
+        return set().union(*(_used_pins(v) for k, v in value.items() if k not in ("freq", "addr", "bus", "dry", "wet")))
+    if isinstance(value, list):
+        return set().union(*(_used_pins(v) for v in value))
+    return set()
+
+
+def cell_settings(profile: BoardProfile, cell: Cell, sensors: list[dict[str, Any]]) -> dict[str, Any]:
+    """config.json's ``cell``: the APN (a preset or given), the modem, and on a real board its UART
+    and PWRKEY pins, refused when missing or already used by the profile's pins or the sensors."""
+    if cell.modem not in MODEMS:
+        raise ProvisionError(f"modem must be one of {', '.join(MODEMS)} (got {cell.modem!r})")
+    if (cell.apn is None) == (cell.apn_preset is None):
+        raise ProvisionError(f"a cellular board needs its APN: give --apn APN, or --apn-preset "
+                             f"{'/'.join(APN_PRESETS)} (Vietnam's networks; firmware/CELLULAR.md)")
+    if cell.apn_preset is not None and cell.apn_preset not in APN_PRESETS:
+        raise ProvisionError(f"--apn-preset must be one of {', '.join(APN_PRESETS)} (got {cell.apn_preset!r})")
+    out: dict[str, Any] = {"modem": cell.modem, "mode": cell.mode}
+    if cell.apn_preset is not None:
+        out["apn_preset"] = cell.apn_preset
+    else:
+        out.update(apn=cell.apn, user=cell.user or "", password=cell.password or "")
+    if profile.mcu == "sim":
+        return out  # sen sim wires each virtual board to its own simulated modem
+    wires = {"--modem-tx": cell.tx, "--modem-rx": cell.rx, "--modem-pwrkey": cell.pwrkey}
+    missing = [flag for flag, pin in wires.items() if pin is None]
+    if missing:
+        raise ProvisionError(f"a cellular {profile.name} needs the GPIOs its modem is wired to: give "
+                             f"{', '.join(missing)} (hardware/WIRING.md, Cellular modems)")
+    taken = _used_pins(profile.pins) | _used_pins(sensors)
+    pins = [pin for pin in wires.values() if pin is not None]
+    if len(set(pins)) != len(pins):
+        raise ProvisionError(f"--modem-tx, --modem-rx and --modem-pwrkey must be three different GPIOs (got {pins})")
+    clash = sorted(set(pins) & taken)
+    if clash:
+        raise ProvisionError(f"GPIO {', '.join(map(str, clash))} is already used on {profile.name} by its pins or "
+                             f"sensors ({profile.path}): wire the modem to free GPIOs")
+    out.update(uart=cell.uart, tx=cell.tx, rx=cell.rx, baud=115200, pwrkey=cell.pwrkey,
+               pwrkey_active=cell.pwrkey_active)
+    return out
+
+
 def build_config(profile: BoardProfile, *, site: str, device_id: str | None, broker_host: str,
                  broker_port: int, transport: str = "mqtt", wifi_ssid: str | None = None,
                  wifi_password: str = "", interval_ms: int = 1000, sensors: list[str] | None = None,
-                 soil_cal: tuple[int, int] | None = None, ota_pub: str | None = None) -> dict[str, Any]:
+                 soil_cal: tuple[int, int] | None = None, ota_pub: str | None = None,
+                 cell: Cell | None = None) -> dict[str, Any]:
     """config.json for a board; ``sensors`` (kit names) replace the profile's own sensors;
-    ``ota_pub`` (64 hex digits, the ota.pub of `sen ota keygen`) lets it take signed updates."""
+    ``ota_pub`` (64 hex digits, the ota.pub of `sen ota keygen`) lets it take signed updates;
+    ``cell``: the modem of a ``transport`` ``cellular`` board."""
     chosen = profile.sensors if sensors is None else sensor_entries(profile, sensors, soil_cal)
     if sensors is None and soil_cal is not None:
         raise ProvisionError("--soil-dry/--soil-wet calibrate the soil sensor: add --sensor soil")
@@ -131,6 +206,8 @@ def build_config(profile: BoardProfile, *, site: str, device_id: str | None, bro
         config["device_id"] = device_id
     if transport == "serial":
         config["ack"] = "e2e"
+    if transport == "cellular":
+        config["cell"] = cell_settings(profile, cell or Cell(), chosen)
     if wifi_ssid:
         config["wifi"] = {"ssid": wifi_ssid, "password": wifi_password}
     if ota_pub is not None:
@@ -152,8 +229,8 @@ def check_config(config: dict[str, Any], profile: BoardProfile) -> None:
         raise ProvisionError(f"config key 'broker.port' must be 1..65535 (got {port!r})")
     if not config["broker"]["host"]:
         raise ProvisionError("config key 'broker.host' must not be empty")
-    if config["transport"] not in ("mqtt", "serial"):
-        raise ProvisionError(f"config key 'transport' must be mqtt or serial (got {config['transport']!r})")
+    if config["transport"] not in ("mqtt", "serial", "cellular"):
+        raise ProvisionError(f"config key 'transport' must be mqtt, serial or cellular (got {config['transport']!r})")
     if config["transport"] == "mqtt" and profile.mcu != "sim" and "wifi" not in config:
         raise ProvisionError("config key 'wifi.ssid' is missing: an MQTT board needs WiFi (--wifi-ssid), "
                              "or use --transport serial")
@@ -173,9 +250,14 @@ def firmware_check(config: dict[str, Any], micropython: str | None = None) -> st
     lib = REPO_ROOT / "firmware" / "lib"
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(config))
+        cell = config.get("transport") == "cellular"  # its cell key is checked by cellcfg (when it starts)
         code = (f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport config\n"
-                "try:\n config.load('config.json')\n print('OK')\n"
-                "except config.ConfigError as e:\n print('ERR', e)\n")
+                + ("import cellcfg\n" if cell else "")
+                + "try:\n config.load('config.json')\n"
+                + (" cellcfg.settings('config.json')\n" if cell else "")
+                + " print('OK')\nexcept "
+                + ("(config.ConfigError, cellcfg.CellError)" if cell else "config.ConfigError")
+                + " as e:\n print('ERR', e)\n")
         result = subprocess.run([binary, "-c", code], cwd=tmp, capture_output=True, text=True,
                                 timeout=30, check=False)
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith(("OK", "ERR"))]

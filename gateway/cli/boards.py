@@ -110,7 +110,8 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
     provision.add_argument("--device", help="device id (default: esp32-<chip id>, chosen by the board)")
     provision.add_argument("--broker", help="MQTT broker host (the Pi)")
     provision.add_argument("--broker-port", type=positive_int, default=1883, help="MQTT broker port")
-    provision.add_argument("--transport", choices=("mqtt", "serial"), default="mqtt", help="how readings travel")
+    provision.add_argument("--transport", choices=("mqtt", "serial", "cellular"), default="mqtt",
+                           help="how readings travel (cellular: a SIM7080G or A7670/A7680 modem, firmware/CELLULAR.md)")
     provision.add_argument("--wifi-ssid", help="WiFi network (MQTT boards)")
     provision.add_argument("--wifi-password", help="WiFi password (asked for when omitted and --wifi-ssid given)")
     provision.add_argument("--interval-ms", type=positive_int, default=1000, help="sampling interval")
@@ -123,6 +124,18 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
                            help="the soil probe's raw reading in a glass of water (with --soil-dry)")
     provision.add_argument("--ota-pubkey", type=Path, metavar="FILE",
                            help="the OTA public key (ota.pub of sen ota keygen): the board takes signed updates")
+    cell = provision.add_argument_group("cellular boards (--transport cellular; wiring: hardware/WIRING.md)")
+    cell.add_argument("--modem", choices=("sim7080", "a76xx"), default="sim7080", help="the modem family")
+    cell.add_argument("--apn-preset", choices=("viettel", "vinaphone", "mobifone"), help="the SIM's network (Vietnam)")
+    cell.add_argument("--apn", help="the APN, when no preset fits (with --apn-user, --apn-password if it needs them)")
+    cell.add_argument("--apn-user", help="APN user name")
+    cell.add_argument("--apn-password", help="APN password")
+    cell.add_argument("--cell-mode", choices=("mqtt", "ppp"), default="mqtt", help="the modem's MQTT stack, or PPP")
+    for pin, what in (("tx", "ESP32 TX, to the modem's RX"), ("rx", "ESP32 RX, from the modem's TX"),
+                      ("pwrkey", "the modem's PWRKEY (through an NPN transistor: --pwrkey-active 1)")):
+        cell.add_argument(f"--modem-{pin}", type=non_negative_int, metavar="GPIO", help=what)
+    cell.add_argument("--modem-uart", type=non_negative_int, default=1, help="the ESP32 UART for the modem")
+    cell.add_argument("--pwrkey-active", type=int, choices=(0, 1), default=1, help="PWRKEY's active level")
     provision.add_argument("--out", type=Path, default=Path(".sen/provision/config.json"), help="where to write")
 
     add_command(commands, "boards", summary="list the board profiles, each checked",
@@ -203,7 +216,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 def _cmd_provision(args: argparse.Namespace) -> int:
     from hardware.boards import BoardError, load_board
-    from hardware.provision import ProvisionError, build_config, firmware_check, write_config
+    from hardware.provision import Cell, ProvisionError, build_config, firmware_check, write_config
 
     def ask(value: str | None, prompt: str, *, secret: bool = False) -> str | None:
         if value is not None or not sys.stdin.isatty():
@@ -214,7 +227,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     try:
         profile = load_board(args.board)
         site = ask(args.site, "site (e.g. lab)")
-        broker = ask(args.broker, "MQTT broker host") if args.transport == "mqtt" else (args.broker or "127.0.0.1")
+        broker = ask(args.broker, "MQTT broker host") if args.transport != "serial" else (args.broker or "127.0.0.1")
         ssid = ask(args.wifi_ssid, "WiFi SSID") if args.transport == "mqtt" and profile.mcu != "sim" else args.wifi_ssid
         password = ask(args.wifi_password, "WiFi password", secret=True) if ssid else None
         if site is None or broker is None:
@@ -233,7 +246,10 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         config = build_config(profile, site=site, device_id=args.device, broker_host=broker,
                               broker_port=args.broker_port, transport=args.transport, wifi_ssid=ssid,
                               wifi_password=password or "", interval_ms=args.interval_ms,
-                              sensors=args.sensor, soil_cal=soil_cal, ota_pub=ota_pub)
+                              sensors=args.sensor, soil_cal=soil_cal, ota_pub=ota_pub, cell=Cell(
+                                  modem=args.modem, mode=args.cell_mode, apn=args.apn, apn_preset=args.apn_preset,
+                                  user=args.apn_user, password=args.apn_password, tx=args.modem_tx, rx=args.modem_rx,
+                                  pwrkey=args.modem_pwrkey, uart=args.modem_uart, pwrkey_active=args.pwrkey_active))
         problem = firmware_check(config)
         if problem is not None:
             raise ProvisionError(f"the firmware would refuse this config: {problem}")

@@ -1,0 +1,71 @@
+"""`sen provision --transport cellular`: a cellular board's config.json — its APN (a preset for
+Vietnam's networks, or given), its modem, and on a real board the GPIOs its modem is wired to —
+checked here and by the firmware's own checkers (config.py, cellcfg.py) on the unix port."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hardware.boards import load_board
+from hardware.provision import Cell, ProvisionError, build_config, firmware_check
+
+WIRED = {"tx": 17, "rx": 18, "pwrkey": 16}  # free GPIOs on the Yolo UNO (its profile uses 1-6, 11, 12)
+
+
+def _config(board: str, cell: Cell) -> dict[str, Any]:
+    return build_config(load_board(board), site="farm", device_id="pond-1", broker_host="10.0.0.2",
+                        broker_port=1883, transport="cellular", cell=cell)
+
+
+def test_a_yolo_uno_with_a_sim7080g_on_viettel_passes_the_firmware_checkers(micropython_bin: str) -> None:
+    config = _config("yolo-uno", Cell(apn_preset="viettel", **WIRED))
+    assert config["cell"] == {"modem": "sim7080", "mode": "mqtt", "apn_preset": "viettel", "uart": 1, "tx": 17,
+                              "rx": 18, "baud": 115200, "pwrkey": 16, "pwrkey_active": 1}
+    assert "wifi" not in config
+    assert firmware_check(config, micropython_bin) is None
+
+
+def test_a_virtual_board_needs_no_pins_and_an_apn_of_its_own_is_kept(micropython_bin: str) -> None:
+    config = _config("sim", Cell(modem="a76xx", apn="m3-world", user="mms", password="mms"))
+    assert config["cell"] == {"modem": "a76xx", "mode": "mqtt", "apn": "m3-world", "user": "mms", "password": "mms"}
+    assert firmware_check(config, micropython_bin) is None
+
+
+@pytest.mark.parametrize(("cell", "says"), [
+    (Cell(**WIRED), "needs its APN"),
+    (Cell(apn="x", apn_preset="viettel", **WIRED), "needs its APN"),
+    (Cell(apn_preset="viettel", tx=17, rx=18), "give --modem-pwrkey"),
+    (Cell(apn_preset="viettel", tx=17, rx=17, pwrkey=16), "three different GPIOs"),
+    (Cell(apn_preset="viettel", tx=11, rx=18, pwrkey=16), "GPIO 11 is already used"),  # the DHT20's SDA
+    (Cell(apn_preset="viettel", tx=17, rx=18, pwrkey=4), "GPIO 4 is already used"),  # the 1-wire port
+])
+def test_what_would_not_work_is_refused_naming_the_fix(cell: Cell, says: str) -> None:
+    with pytest.raises(ProvisionError, match=says):
+        _config("yolo-uno", cell)
+
+
+def test_the_firmware_checker_refuses_what_it_would_stop_on(micropython_bin: str) -> None:
+    config = _config("sim", Cell(apn_preset="viettel"))
+    config["cell"]["mode"] = "csd"  # as if edited by hand
+    assert "cell.mode" in (firmware_check(config, micropython_bin) or "")
+
+
+def test_the_command_writes_it(tmp_path: Path) -> None:
+    out = tmp_path / "pond-1.json"
+    base = [sys.executable, "-m", "gateway", "provision", "--board", "yolo-uno", "--site", "farm", "--device",
+            "pond-1", "--broker", "10.0.0.2", "--transport", "cellular", "--modem", "a76xx", "--out", str(out)]
+    done = subprocess.run([*base, "--apn-preset", "mobifone", "--modem-tx", "17", "--modem-rx", "18",
+                           "--modem-pwrkey", "16"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    cell = json.loads(out.read_text())["cell"]
+    assert (cell["modem"], cell["apn_preset"], cell["tx"]) == ("a76xx", "mobifone", 17)
+    refused = subprocess.run([*base, "--apn-preset", "mobifone"], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL)
+    assert refused.returncode != 0 and "--modem-tx, --modem-rx, --modem-pwrkey" in refused.stderr, refused.stderr
