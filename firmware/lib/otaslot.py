@@ -61,16 +61,16 @@ def pick(root=""):
 
 def confirm(app=None, root=""):
     # The running trial passed (the App app got its first live end-to-end ack in time): its
-    # slot becomes the active one, and the app's status says so. False when none is on trial.
+    # slot becomes the active one (on flash first: a power cut before that leaves the trial as
+    # it was, and says nothing), and the app's status says so. False when none is on trial.
     sl = slots(root)
     t = sl.get("try")
+    if t:
+        write_json(root + SLOTS, {"active": t, "ver": sl.get("tver") or "0"})
     if app is not None:
         app._trial = False
         if app.ota.get("st") == "trial":
             app.ota["st"] = "done"
             app._ota_pub = True
         print("ota: version %s confirmed (its first end-to-end ack)" % app.cfg["ver"])
-    if not t:
-        return False
-    write_json(root + SLOTS, {"active": t, "ver": sl.get("tver") or "0"})
-    return True
+    return bool(t)
