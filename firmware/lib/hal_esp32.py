@@ -22,6 +22,12 @@ _RESETS = {machine.PWRON_RESET: "power", machine.HARD_RESET: "hard",
            machine.SOFT_RESET: "soft"}
 
 
+# What started this boot: "power" (power-on, a power cut before it), "watchdog" (a hang or a
+# crash the watchdog ended), "deepsleep", "hard" (the reset pin), "soft", "other".
+def reset_cause():
+    return _RESETS.get(machine.reset_cause(), "other")
+
+
 class Hal:
     def __init__(self, cfg):
         self._cfg = cfg
@@ -31,7 +37,7 @@ class Hal:
         self._synced = False
         # The ESP32 port counts from 2000; Sen speaks Unix time. Ask the port, do not assume.
         self._off_s = _EPOCH_2000_S if time.gmtime(0)[0] == 2000 else 0
-        self.reset = _RESETS.get(machine.reset_cause(), "other")
+        self.reset = reset_cause()
         self._i2c = None
         self._wdt = machine.WDT(timeout=cfg["wdt_ms"]) if cfg["wdt_ms"] else None
         self.dev = cfg["device_id"] or "esp32-" + binascii.hexlify(machine.unique_id()).decode()

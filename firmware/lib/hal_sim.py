@@ -22,6 +22,16 @@ except ImportError:
     simdev = None
 
 
+# What started this boot, named as hal_esp32 names it: "deepsleep" after deepsleep(), else
+# what the host says in SEN_RESET (e.g. "watchdog": the last boot crashed), else "power".
+def reset_cause():
+    try:
+        os.stat("sen_sleep.json")
+        return "deepsleep"
+    except OSError:
+        return os.getenv("SEN_RESET") or "power"
+
+
 class Hal:
     def __init__(self, cfg):
         self._cfg = cfg
@@ -30,10 +40,9 @@ class Hal:
             cfg["sensors"] = s = []
             for t, a in (("bme280", 0x76), ("sht31", 0x44), ("dht20", 0x38)):
                 s.append({"type": t, "addr": a, "interval_ms": cfg["interval_ms"], "filter": None})
-        self.reset = "power"
+        self.reset = reset_cause()
         try:
             os.remove("sen_sleep.json")  # written by deepsleep()
-            self.reset = "deepsleep"
         except OSError:
             pass
         self._f = {}  # the faults in force (simdev.F)

@@ -1,6 +1,7 @@
 # Sen firmware: the boot sequence. Config check, boot counter, crash-boot counter (safe
 # mode after safe_after boots in a row that neither ran 60 s nor ended cleanly: the
-# application is skipped, the REPL stays). main.py drops this module (and config,
+# application is skipped, the REPL stays; a boot ended by a power cut is not one of them:
+# the HAL's reset cause of the next boot says "power"). main.py drops this module (and config,
 # bootcount) from sys.modules once boot() returns, so their code is garbage while the app
 # runs; main.py then runs the app, prints the boot line and owns the exit codes. Before the
 # app: OTA's boot step (_ota, otaboot.py), with the heap still nearly empty.
@@ -54,6 +55,8 @@ def boot():
     got = None
     gc.collect()
     crashes = _crash_count()
+    if crashes and _hal().reset_cause() == "power":
+        crashes -= 1  # the last boot lost its power (a field board's supply, a cable): not a crash
     if crashes >= cfg["safe_after"]:
         print("Sen safe mode: %d boots in a row ended in a crash or reset; application "
               "skipped (remove %s to run again)" % (crashes, CRASH))
