@@ -8,8 +8,9 @@
 # to on_urc too. The echo of the command (ATE1,
 # the default after power-on) is dropped. Bytes are gathered in one fixed buffer, so a line
 # split across reads is put together; a line longer than the buffer is cut (counted).
-# The UART: read() -> bytes or None (non-blocking), write(bytes); machine.UART with
-# timeout=0 on ESP32, a pty or a scripted object on the unix port.
+# The UART: readinto(buf) -> the bytes read into buf, 0 or None when none (non-blocking),
+# write(bytes or str); machine.UART with timeout=0 on ESP32 (modem_io.py), a socket to the
+# simulated modem (modem_tcp.py) or a scripted object on the unix port.
 # A final result that comes after its deadline reaches on_urc (no command waits) or, if a
 # new command was written already, is taken for that one's: after a timeout the state
 # machine syncs with plain "AT" before trusting the modem again (cellular.py).
@@ -18,7 +19,13 @@ import time
 import asyncio
 from micropython import const
 
+try:
+    from typing import Any  # for the type checker: MicroPython has no typing module
+except ImportError:
+    pass
+
 _BUF = const(640)  # one line: +SMSUB with a cmd or ack message fits
+_RX = const(128)  # one read from the UART
 _STEP_MS = const(10)
 _PROMPT_MS = const(5000)
 
@@ -27,13 +34,15 @@ TIMEOUT = ""
 
 
 class AT:
-    def __init__(self, uart, log):
+    def __init__(self, uart):
         self.u = uart
-        self._log = log
         self.urcs = ()  # type: tuple  # prefixes (str) of the unsolicited lines
-        self.on_urc = None  # callable(line str)
+        self.on_urc = None  # type: Any  # callable(line str): set by the owner before the first read
         self._b = bytearray(_BUF)
-        self._n = 0  # bytes of a line begun in _b
+        self._bv = memoryview(self._b)
+        self._r = bytearray(_RX)
+        self._rv = memoryview(self._r)
+        self._n = 0  # bytes of a line begun in _b (more than _BUF: it is being cut)
         self._c = None  # the command in flight (str, without "\r")
         self._p = None  # its prefix ("+CEREG:" for "AT+CEREG?")
         self._fin = None  # its final result, once read
@@ -46,20 +55,19 @@ class AT:
 
     # Reads what the UART holds; complete lines are handled. True if anything came.
     def pump(self):
-        d = self.u.read()
-        if not d:
+        r = self._r
+        n = self.u.readinto(r)  # into the one read buffer: no allocation per read
+        if not n:
             return False
-        self.rx += len(d)
+        self.rx += n
         b = self._b
         i = 0
-        while i < len(d):
-            j = d.find(b"\n", i)
-            end = len(d) if j < 0 else j
-            k = min(end - i, _BUF - self._n)
-            if k < end - i:
-                self.cut += 1
-            b[self._n:self._n + k] = d[i:i + k]
-            self._n += k
+        while i < n:
+            j = r.find(b"\n", i, n)
+            end = n if j < 0 else j
+            k = min(end - i, _BUF - self._n) if self._n < _BUF else 0
+            b[self._n:self._n + k] = self._rv[i:i + k]
+            self._n += end - i  # past _BUF: the line is cut (counted once, in _take)
             if j < 0:
                 break
             self._take()
@@ -74,22 +82,25 @@ class AT:
     def _take(self):
         n = self._n
         self._n = 0
+        if n > _BUF:
+            self.cut += 1
+            n = _BUF
         b = self._b
         while n and b[n - 1] == 13:
             n -= 1
-        s = b[:n]
-        while s and s[0] == 13:  # "\r\r\n" and friends
-            s = s[1:]
-        if not s:
+        i = 0
+        while i < n and b[i] == 13:  # "\r\r\n" and friends
+            i += 1
+        if i == n:
             return
         try:
-            line = bytes(s).decode()
+            line = str(self._bv[i:n], "utf-8")  # one copy: the line itself
         except UnicodeError:
             self.cut += 1  # garbled
             return
         if self.raw:  # a raw line a URC announced (A76xx: a message's topic, its payload)
             self.raw -= 1
-            self._urc(line)
+            self.on_urc(line)
             return
         c = self._c
         if c is not None:
@@ -98,7 +109,7 @@ class AT:
             if self._p is None or not line.startswith(self._p):
                 for u in self.urcs:
                     if line.startswith(u):
-                        self._urc(line)
+                        self.on_urc(line)
                         return
             if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR") or \
                     line.startswith("+CMS ERROR") or line.startswith("CONNECT") or line == "NO CARRIER":
@@ -106,18 +117,14 @@ class AT:
             else:
                 self.resp.append(line)
             return
-        self._urc(line)
-
-    def _urc(self, line):
-        if self.on_urc is not None:
-            self.on_urc(line)
+        self.on_urc(line)
 
     # Lines read, while no command waits: URCs are dispatched
     def poll(self):
         while self.pump():
             pass
 
-    def write(self, b):
+    def write(self, b):  # bytes or str
         self.tx += len(b)
         self.u.write(b)
 
@@ -136,7 +143,8 @@ class AT:
         # AT+SMSUB="t",1 (a retained ack, at once) is a URC, never swallowed as a response
         i = c.find("?")
         self._p = c[2:i] + ":" if c.startswith("AT+") and i > 2 else None
-        self.write(c.encode() + b"\r")
+        self.write(c)  # a str is a buffer: no copy of the command
+        self.write(b"\r")
         t = time.ticks_ms()
         try:
             if data is not None:

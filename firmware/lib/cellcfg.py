@@ -1,7 +1,11 @@
-# Sen firmware: config.json's "cell" for the cellular transport, checked once when it starts
-# (cellular.py imports this module and drops it after): APN presets, defaults. An error
-# names the file and the key (CellError stops the board with it). firmware/CELLULAR.md.
+# Sen firmware: config.json's "cell" for the cellular transport, checked once when it starts,
+# and the transport built from it (cellular.py's MQTTClient() imports this module and drops
+# it: what only runs once does not stay in the heap): APN presets, defaults. An error names
+# the file and the key (CellError stops the board with it). firmware/CELLULAR.md.
 import json
+import sys
+
+from at import AT
 
 # APN presets: name -> (apn, user, password); sources and what is unverified:
 # firmware/CELLULAR.md
@@ -39,3 +43,40 @@ def settings(path="config.json"):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise CellError("%s: key 'cell.%s' must be a positive integer" % (path, k))
     return c
+
+
+# The transport for cellular.MQTTClient's arguments: a Cellular (the modem's MQTT stack) or,
+# with cell.mode "ppp", a ppp.Client. io: the modem's wires (default: the port's, from cell);
+# c: the settings (default: config.json's, checked).
+def client(client_id, host, port, keepalive, will_topic, will_msg, log, io=None, c=None):
+    from cellular import Cellular
+    if c is None:
+        c = settings()
+    cl = Cellular()
+    # every attribute from the start: the instance's dict is sized now, while the heap is in
+    # one piece, not grown (a 464-byte block) in the middle of a climb
+    cl.host, cl.port, cl.keepalive = host, port, keepalive
+    cl._w = (client_id, will_topic, will_msg)
+    cl._log = log
+    cl.c = c
+    if io is None:
+        io = __import__("modem_io" if sys.platform == "esp32" else "modem_tcp").Wires(c)
+    cl.io = io
+    cl.at = at = AT(io)
+    cl.m = fam = __import__("modem_" + c.get("modem", "sim7080"))  # the module is the modem
+    fam.init(at, log)
+    at.urcs = fam.URCS + ("+CEREG:",)
+    at.on_urc = cl._urc
+    cl.on_connect = cl.on_message = cl.net_connect = None  # the app sets them
+    cl.subs = []
+    cl.user = cl.ca = None
+    cl.password, cl.tls = "", False
+    cl._q = []  # [packet id, topic, msg, retain], in order
+    cl.connected = cl._stop = False
+    cl.connects = cl._pid = 0
+    cl._lost = -1  # the rung a URC says the link fell to
+    cl.rungs = [0, 0, 0, 0]
+    cl.rssi = cl.reg = cl.op = cl.ci = None
+    if c.get("mode") == "ppp":
+        return __import__("ppp").Client(cl, client_id, host, port, keepalive, will_topic, will_msg, log)
+    return cl

@@ -1,5 +1,5 @@
 # Sen firmware: the modem's wires on ESP32, the HAL part of the cellular transport (loaded
-# only when it is configured): Wires(cell) -> read() -> bytes or None (non-blocking),
+# only when it is configured): Wires(cell) -> readinto(buf) -> n or None (non-blocking),
 # write(bytes), pulse(ms) (PWRKEY held active for ms); u is the machine.UART (the PPP path
 # hands it to network.PPP: ppp.py, hal_esp32.ppp). From config.json's "cell": uart (UART id,
 # default 1), tx, rx, baud (115200), pwrkey (GPIO), pwrkey_active (1: the pin drives a
@@ -19,8 +19,8 @@ class Wires:
         if c.get("pwrkey") is not None:
             self.p = Pin(c["pwrkey"], Pin.OUT, value=1 - self._a)
 
-    def read(self):
-        return self.u.read()
+    def readinto(self, b):
+        return self.u.readinto(b)
 
     def write(self, b):
         self.u.write(b)

@@ -1,8 +1,8 @@
 # Sen firmware: the modem's wires on the unix port (a virtual board), the interface of
-# modem_io.py: a TCP socket to the simulated modem (hardware/modem_sim.py) on
-# 127.0.0.1:cell.sim_port; a PWRKEY pulse closes it and connects again, which the simulated
-# modem takes as a power-on (it boots and prints its ready URC). No modem there: a modem
-# that does not answer.
+# modem_io.py (readinto, write, pulse): a TCP socket to the simulated modem
+# (hardware/modem_sim.py) on 127.0.0.1:cell.sim_port; a PWRKEY pulse closes it and connects
+# again, which the simulated modem takes as a power-on (it boots and prints its ready URC).
+# No modem there, or the socket gone: a modem that does not answer.
 import socket
 
 
@@ -12,33 +12,34 @@ class Wires:
         self.s = None
         self.pulse(0)
 
-    def read(self):
+    # -> n, None (nothing there: EAGAIN, or no socket) or 0 (the simulated modem went away:
+    # powered off; the socket is closed)
+    def readinto(self, b):
         s = self.s
         if s is None:
             return None
         try:
-            d = s.recv(512)
+            n = s.readinto(b)
         except OSError:
-            return None  # EAGAIN: nothing there
-        if not d:  # the simulated modem went away: powered off
-            self._close()
             return None
-        return d
+        if n == 0:
+            self.pulse(-1)
+        return n
 
     def write(self, b):
         if self.s is not None:
             try:
                 self.s.send(b)
             except OSError:
-                self._close()
+                self.pulse(-1)
 
-    def _close(self):
+    # ms < 0: the socket closed, nothing more
+    def pulse(self, ms):
         if self.s is not None:
             self.s.close()
             self.s = None
-
-    def pulse(self, ms):
-        self._close()
+        if ms < 0:
+            return
         s = socket.socket()
         try:
             s.connect(socket.getaddrinfo("127.0.0.1", self._port)[0][-1])

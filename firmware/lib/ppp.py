@@ -2,15 +2,14 @@
 # modem dials into data mode (AT+CGDCONT, ATD*99# -> CONNECT) and its UART is handed to the
 # port's network.PPP (the HAL's ppp(): MicroPython 1.24+ on ESP32), then Sen's own MQTT
 # client (mqtt.py: its queue, QoS1, TLS) runs over the PPP link unchanged. The AT engine,
-# power-on and registration are the cellular transport's (cellular.py). The unix port has no
-# network.PPP: there the dial runs up to CONNECT and hal_sim.ppp() refuses the hand-over
-# (said on the console, tried again later). firmware/CELLULAR.md says what ran where.
+# power-on and registration are the cellular transport's (cellular.py, cellnet.py). The unix
+# port has no network.PPP: there the dial runs up to CONNECT and hal_sim.ppp() refuses the
+# hand-over (said on the console, tried again later). firmware/CELLULAR.md says what ran where.
 import sys
 import time
 
 import asyncio
 import mqtt
-from cellular import Cellular
 from micropython import const
 
 _DIAL_MS = const(30000)  # ATD*99# -> CONNECT
@@ -18,20 +17,21 @@ _PPP_MS = const(30000)  # CONNECT -> the PPP link up (LCP, PAP, IPCP)
 _GUARD_MS = const(1100)  # silence around "+++" (the escape from data mode)
 
 
-# The modem from wherever it is to data mode -> None, or why not
+# The modem from wherever it is to data mode -> None, or why not (cellnet.py's steps, loaded
+# for it and dropped after)
 async def dial(cl):
-    at, c = cl.at, cl.c
-    if not await cl._sync(1500) and not await cl._power(False):
-        return "no answer from the modem after PWRKEY"
-    for x in ("ATE0", "AT+CMEE=1", "AT+CEREG=2"):
-        await at.cmd(x)
-    s = await at.q("AT+CPIN?", "+CPIN")
-    if s != "READY":
-        return "SIM not ready (%s)" % (s or at.fin or "no answer")
-    why = await cl._register()
+    net = __import__("cellnet")
+    try:
+        if not await cl._sync(1500) and not await net.power(cl, False):
+            return "no answer from the modem after PWRKEY"
+        why = await net.start(cl) or await net.register(cl)
+    finally:
+        del net
+        del sys.modules["cellnet"]
     if why:
         return why
-    await at.cmd('AT+CGDCONT=1,"IP","%s"' % c["apn"])
+    at = cl.at
+    await at.cmd('AT+CGDCONT=1,"IP","%s"' % cl.c["apn"])
     r = await at.cmd("ATD*99#", _DIAL_MS)
     return None if r.startswith("CONNECT") else "ATD*99#: %s" % (r or "no answer")
 
@@ -45,9 +45,10 @@ async def escape(cl):
 
 
 class Client(mqtt.MQTTClient):
-    def __init__(self, cell, client_id, host, port, keepalive, will_topic, will_msg, log):
+    # cl: the cellular transport (cellcfg.client built it) whose AT engine and state machine dial
+    def __init__(self, cl, client_id, host, port, keepalive, will_topic, will_msg, log):
         mqtt.MQTTClient.__init__(self, client_id, host, port, keepalive, will_topic, will_msg, log)
-        self.cell = Cellular(client_id, host, port, keepalive, will_topic, will_msg, log, cell=cell)
+        self.cell = cl
         self._p = None  # the network.PPP link
         self._data = False  # the modem is (or may be) in data mode
         self.dials = 0

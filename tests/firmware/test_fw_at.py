@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.firmware
 
 # A scripted UART: each command written (up to "\r") is answered by its chunks, one chunk
-# per read(); feed() queues unsolicited bytes. Every command written is kept in `sent`.
+# per readinto(); feed() queues unsolicited bytes. Every command written is kept in `sent`.
 PRELUDE = """
 import sys, json
 sys.path.insert(1, %r)
@@ -30,10 +30,17 @@ class U:
         self.sent = []
     def feed(self, *chunks):
         self.q.extend(chunks)
-    def read(self):
-        return self.q.pop(0) if self.q else None
-    def write(self, b):
-        self.w += b
+    def readinto(self, b):  # a chunk longer than b comes in two reads
+        if not self.q:
+            return None
+        d = self.q.pop(0)
+        if len(d) > len(b):
+            self.q.insert(0, d[len(b):])
+            d = d[:len(b)]
+        b[:len(d)] = d
+        return len(d)
+    def write(self, b):  # bytes, or a str (the engine writes a command as it is)
+        self.w += b.encode() if isinstance(b, str) else b
         if self.script and self.script[0][0] is None:  # data after a prompt
             self.sent.append(self.w.decode()); self.w = b""
             self.q.extend(self.script.pop(0)[1])
@@ -47,7 +54,7 @@ class U:
 URCS = []
 def mk(script, urcs=("+SMSUB:", "+SMSTATE:", "+CEREG:", "RDY", "+APP PDP:")):
     u = U(script)
-    a = AT(u, print)
+    a = AT(u)
     a.urcs = urcs
     a.on_urc = URCS.append
     return u, a

@@ -22,14 +22,14 @@ PRELUDE = r"""
 import sys, json, time
 sys.path.insert(1, %r)
 import asyncio
-from cellular import Cellular
+import cellcfg
 
 LOG = []
 def log(m):
     LOG.append(m)
     print(json.dumps(["log", m]))
 
-class Modem:  # a scripted SIM7080G: the UART (read/write) and PWRKEY (pulse)
+class Modem:  # a scripted SIM7080G: the UART (readinto/write) and PWRKEY (pulse)
     def __init__(self):
         self.on = False
         self.out = b""
@@ -52,12 +52,13 @@ class Modem:  # a scripted SIM7080G: the UART (read/write) and PWRKEY (pulse)
     def say(self, s):
         if self.on and not self.silent:
             self.out += s.encode() if isinstance(s, str) else s
-    def read(self):
+    def readinto(self, b):
         if not self.out:
             return None
         n = 7 if len(self.out) > 7 else len(self.out)  # small reads: lines split
-        d, self.out = self.out[:n], self.out[n:]
-        return d
+        b[:n] = self.out[:n]
+        self.out = self.out[n:]
+        return n
     def pulse(self, ms):
         self.pulses += 1
         self.silent = False  # hung until its power is cut
@@ -82,14 +83,14 @@ class Modem:  # a scripted SIM7080G: the UART (read/write) and PWRKEY (pulse)
             return
         if self.pending:
             t, n = self.pending
-            self.w += bytes(b)
+            self.w += b.encode() if isinstance(b, str) else bytes(b)
             if len(self.w) >= n:
                 self.pubs.append((t, self.w[:n].decode()))
                 self.w = self.w[n:]
                 self.pending = None
                 self.say("\r\nOK\r\n")
             return
-        self.w += bytes(b)
+        self.w += b.encode() if isinstance(b, str) else bytes(b)
         while b"\r" in self.w:
             i = self.w.find(b"\r")
             c = self.w[:i].decode()
@@ -165,8 +166,8 @@ MSGS = []
 def mk(**kw):
     c = dict(CELL)
     c.update(kw)
-    cl = Cellular("dev-1", "broker", 1883, 30, "sen/v1/s/dev-1/status", b'{"state":"offline"}', log,
-                  io=M, cell=c)
+    cl = cellcfg.client("dev-1", "broker", 1883, 30, "sen/v1/s/dev-1/status", b'{"state":"offline"}', log,
+                        io=M, c=c)
     cl.subs = ["sen/v1/s/dev-1/ack", "sen/v1/s/dev-1/cmd"]
     cl.on_message = lambda t, m, r: MSGS.append([t, m.decode()])
     return cl
@@ -329,7 +330,7 @@ class A76(Modem):
         if not self.on:
             return
         if self.data:
-            self.w += bytes(b)
+            self.w += b.encode() if isinstance(b, str) else bytes(b)
             what, n = self.data
             if len(self.w) >= n:
                 d, self.w = self.w[:n].decode(), self.w[n:]
@@ -436,13 +437,13 @@ def test_ppp_dial_against_the_simulated_modem(micropython_bin: str, repo_root: P
     code = """
 import sys, json
 sys.path.insert(1, LIB)
-import asyncio, ppp
+import asyncio, cellcfg
 def log(m):
     print(json.dumps(["log", m]))
 CELL = {"apn": "v-internet", "mode": "ppp", "sim_port": PORT, "reg_timeout_ms": 5000, "reg_poll_ms": 100,
         "backoff_ms": 100, "backoff_max_ms": 500, "boot_ms": 3000}
 async def main():
-    cl = ppp.Client(CELL, "dev-1", "broker", 1883, 30, "t/status", b"{}", log)
+    cl = cellcfg.client("dev-1", "broker", 1883, 30, "t/status", b"{}", log, c=CELL)
     cl.net_connect = None  # what the app sets (WiFi's): not used over PPP
     a = await cl._link()
     b = await cl._link()
@@ -468,3 +469,54 @@ asyncio.run(main())
     # the second try: back to command mode ("+++" is no command line: the modem dropped it
     # with the data), hung up, dialled again
     assert commands[i + 2] == "ATH" and commands.count("ATD*99#") == 2 and data_mode, commands
+
+
+def test_cell_settings_presets_defaults_and_errors(micropython_bin: str, repo_root: Path, tmp_path: Path) -> None:
+    """config.json's "cell" (firmware/lib/cellcfg.py): an APN preset fills apn/user/password
+    (an explicit apn wins), defaults fill the timings, and every bad value is refused with
+    the file and the key named."""
+    cases = {
+        "preset": {"apn_preset": "vinaphone"},
+        "own_apn": {"apn_preset": "viettel", "apn": "iot.example"},
+        "no_cell": None,
+        "bad_preset": {"apn_preset": "nope"},
+        "no_apn": {"reg_poll_ms": 100},
+        "bad_modem": {"apn": "x", "modem": "bg95"},
+        "bad_mode": {"apn": "x", "mode": "slip"},
+        "bad_timing": {"apn": "x", "backoff_ms": 0},
+        "bool_timing": {"apn": "x", "boot_ms": True},
+    }
+    for name, cell in cases.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({"cell": cell} if cell is not None else {}))
+    code = """
+import sys, json
+sys.path.insert(1, LIB)
+import cellcfg
+for name in NAMES:
+    try:
+        c = cellcfg.settings(DIR + "/" + name + ".json")
+        print(json.dumps([name, "ok", c]))
+    except cellcfg.CellError as e:
+        print(json.dumps([name, "error", str(e)]))
+""".replace("LIB", repr(str(repo_root / "firmware" / "lib"))).replace("NAMES", repr(list(cases))) \
+        .replace("DIR", repr(str(tmp_path)))
+    done = subprocess.run([micropython_bin, "-X", "heapsize=128K", "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = {r[0]: r[1:] for r in (json.loads(line) for line in done.stdout.splitlines())}
+    ok = got["preset"][1]
+    assert got["preset"][0] == "ok" and (ok["apn"], ok["user"], ok["password"]) == ("m3-world", "mms", "mms")
+    assert (ok["reg_timeout_ms"], ok["reg_poll_ms"], ok["backoff_ms"], ok["backoff_max_ms"], ok["boot_ms"]) == \
+        (180000, 2000, 2000, 60000, 15000)
+    assert got["own_apn"][0] == "ok" and got["own_apn"][1]["apn"] == "iot.example"
+    errors = {name: r[1] for name, r in got.items() if r[0] == "error"}
+    assert set(errors) == set(cases) - {"preset", "own_apn"}, got
+    assert "no_cell.json: key 'cell' must be an object" in errors["no_cell"]
+    bad = errors["bad_preset"]  # the presets in the VM's dict order
+    assert "key 'cell.apn_preset' must be one of" in bad and "(got 'nope')" in bad, bad
+    assert all(p in bad for p in ("viettel", "vinaphone", "mobifone")), bad
+    assert "key 'cell.apn' is missing" in errors["no_apn"]
+    assert "key 'cell.modem' must be sim7080 or a76xx" in errors["bad_modem"]
+    assert "key 'cell.mode' must be mqtt" in errors["bad_mode"]
+    assert "key 'cell.backoff_ms' must be a positive integer" in errors["bad_timing"]
+    assert "key 'cell.boot_ms' must be a positive integer" in errors["bool_timing"]
