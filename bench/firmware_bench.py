@@ -116,14 +116,14 @@ BOARD_MODULES = ("bufs", "asyncio", "log", "payload", "outbox", "sensors", "simd
 
 def _run_script(micropython: str, script: str, args: list[str], timeout: float,
                 heap: str | None = None) -> subprocess.CompletedProcess[str]:
-    """SCRIPT (MicroPython source) run from a temporary file with ARGS."""
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(script)
-    try:
-        return subprocess.run([micropython, *(["-X", f"heapsize={heap}"] if heap else []), f.name, *args],
+    """SCRIPT (MicroPython source) run with ARGS from a folder of its own: MicroPython puts the
+    script's folder first on its import path, so a shared one (/tmp) could lend it another
+    program's stray app.mpy or at.mpy in place of the firmware's."""
+    with tempfile.TemporaryDirectory(prefix="sen-fwscript-") as tmp:
+        path = Path(tmp) / "script.py"
+        path.write_text(script)
+        return subprocess.run([micropython, *(["-X", f"heapsize={heap}"] if heap else []), str(path), *args],
                               capture_output=True, text=True, timeout=timeout)
-    finally:
-        Path(f.name).unlink()
 
 
 def modules(micropython: str, mpy: Path) -> str:
