@@ -133,7 +133,28 @@ def list_letters(spool_dir: Path, *, reason: str | None, limit: int, out: TextIO
     which = f" of reason {reason}" if reason else ""
     print(f"{len(shown)} dead letter(s){which} shown, {held} held in {spool_dir}; {dropped} dropped so far "
           f"by the bound ({MAX_ROWS} rows, {MAX_AGE_DAYS:g} days, oldest first)", file=out)
+    for worker, count in _workers_letters(spool_dir):
+        print(f"worker {worker.name}'s spool (sen gateway run --workers N) holds {count} more: "
+              f"sen deadletters list --spool {worker}", file=out)
     return 0
+
+
+def _workers_letters(spool_dir: Path) -> list[tuple[Path, int]]:
+    """(worker spool folder, dead letters held) for each worker spool under ``spool_dir`` that holds
+    some: each worker of ``--workers N`` sets aside what it refuses in its own spool, ids its own."""
+    from ingest.spool import SPOOL_FILE
+
+    from gateway.service.sessions import WORKERS_DIR
+
+    found: list[tuple[Path, int]] = []
+    root = spool_dir / WORKERS_DIR
+    for folder in sorted(root.iterdir(), key=lambda p: (len(p.name), p.name)) if root.is_dir() else []:
+        if (folder / SPOOL_FILE).is_file():
+            with _open(folder) as letters:
+                held, _ = letters.counts()
+            if held:
+                found.append((folder, held))
+    return found
 
 
 def purge(spool_dir: Path, choice: Choice, *, out: TextIO) -> int:

@@ -156,3 +156,15 @@ def test_replay_and_purge_need_to_be_told_which(capsys: pytest.CaptureFixture[st
         with pytest.raises(SystemExit):
             main(["deadletters", command, "--spool", "x"])
         assert "one of the arguments --id" in capsys.readouterr().err
+
+
+def test_list_points_at_the_dead_letters_of_each_worker_spool(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    _spool_with_letters(tmp_path)
+    _spool_with_letters(tmp_path / "workers" / "1")  # a --workers 2 run's second worker
+    Spool(tmp_path / "workers" / "0").close()  # one with none: not named
+    assert main(["deadletters", "list", "--spool", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2].startswith(f"4 dead letter(s) shown, 4 held in {tmp_path};")
+    assert out[-1] == (f"worker 1's spool (sen gateway run --workers N) holds 4 more: "
+                       f"sen deadletters list --spool {tmp_path / 'workers' / '1'}")
