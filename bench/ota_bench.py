@@ -10,7 +10,8 @@
   (the interpreter and this script included: its own ~2 KiB baseline is printed beside it).
 - receiver (`receiver()`): the board's OTA receiver (firmware/lib/ota.py, .mpy, what the app
   loads) taking a bundle of the real firmware (.mpy, built by `sen ota build`) in 1 KiB chunks,
-  with the two boot steps between (otaboot.py: the head's signature check, then the files
+  each handed over in 128-byte pieces as the MQTT client reads it (mqtt.py), with the two boot
+  steps between (otaboot.py: the head's signature check, then the files
   unpacked into a slot and hashed), at 64K: the heap the receiver costs once imported and the
   most it holds after any chunk (after a collection), its slowest chunk, each boot step's time,
   the whole transfer, and the smallest heap the whole transfer (boot steps included) runs in.
@@ -81,10 +82,11 @@ print("RESULT", json.dumps(r))
 
 
 # Runs inside MicroPython: argv = module dir, flash dir, public key hex, plan file (u32 length +
-# message, repeated; the head's chunks, then the files'). As the app and runner do: the receiver
-# (ota) takes the chunks; when it sets "chk" the board reboots and the boot step (otaboot) checks
-# the head, or unpacks the files; each part is measured apart (heap after a collection: the most
-# in use, above what was in use before it; time).
+# message, repeated; the head's chunks, then the files'). As the app, the MQTT client and runner
+# do: the receiver (ota) takes each message in 128-byte pieces (mqtt.py); when it sets "chk" the
+# board reboots and the boot step (otaboot) checks the head, or unpacks the files; each part is
+# measured apart (heap after a collection: the most in use, above what was in use before it;
+# time).
 _RECEIVER = """
 import gc, sys, os, time, json
 sys.path.insert(0, sys.argv[1])
@@ -98,26 +100,26 @@ imp = gc.mem_alloc() - b0
 class App:
     pass
 a = App()
-a.ota, a.cfg = {}, {"ota_pub": sys.argv[3]}
-r = ota.Receiver(a)
-del sys.modules["ota"]
+a.ota, a.cfg, a._ota_pub = {}, {"ota_pub": sys.argv[3]}, False
 live = slow = 0
 steps = []
 t0 = time.ticks_ms()
 with open(sys.argv[4], "rb") as f:
     n4 = bytearray(4)
     while f.readinto(n4) == 4:
-        msg = f.read(int.from_bytes(n4, "big"))
+        n = int.from_bytes(n4, "big")
+        msg = memoryview(f.read(n))
         t = time.ticks_us()
-        r.chunk(msg)
+        for pos in range(0, n, 128):
+            ota.take(a, msg[pos:pos + 128], pos, max(0, n - pos - 128))
         slow = max(slow, time.ticks_diff(time.ticks_us(), t))
         msg = None
         gc.collect()
         live = max(live, gc.mem_alloc() - b0)
         if a.ota.get("chk"):
-            r = None
+            del sys.modules["ota"]
+            ota = None
             gc.collect()
-            b1 = gc.mem_alloc()
             t = time.ticks_ms()
             import otaboot
             cfg = {"ota_pub": sys.argv[3], "board": "sim"}
@@ -133,8 +135,6 @@ with open(sys.argv[4], "rb") as f:
             gc.collect()
             b0 = gc.mem_alloc()  # what the app holds comes after a reboot: measured from here
             import ota
-            r = ota.Receiver(a)
-            del sys.modules["ota"]
 total = time.ticks_diff(time.ticks_ms(), t0)
 res = {"st": a.ota["st"], "import": imp, "live": live, "slowest_ms": slow / 1000, "total_ms": total,
        "check_ms": steps[0], "unpack_ms": steps[1]}

@@ -58,6 +58,10 @@ if not _skip:
     gc.collect()
     if isinstance(_got, int):
         sys.exit(_got)
+    if _got[0]["ota"].get("of") and _got[0]["ota"].get("st") == "recv":
+        # an update's files are coming: the receiver now, while the heap is in one piece, not
+        # at their first chunk, in a heap in pieces (firmware/README.md, OTA)
+        __import__("ota")  # in sys.modules only: the app drops it when idle
     import asyncio
 
     import app

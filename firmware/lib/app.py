@@ -3,7 +3,7 @@
 # reading leaves the outbox only when the gateway's end-to-end ack covers it (ack "e2e" and
 # "auto"; "puback": the broker's PUBACK is enough). "auto" differs from "e2e" only until an
 # ack is first seen: no resend on ack timeout, and max_readings counts PUBACKs.
-# OTA (DESIGN.md, OTA): the ota topic's chunks go to ota.Receiver, loaded at the first one and
+# OTA (DESIGN.md, OTA): the ota topic's chunks go to ota.py (piece by piece), loaded at the first one and
 # dropped when idle; the status carries ver and the transfer's state; a version on trial
 # confirms itself at its first end-to-end ack, or reboots when trial_ms pass without one.
 import gc
@@ -51,9 +51,8 @@ class App:
         self._first_t = self._ack_t = time.ticks_ms()
         self._largest_t = None  # when payload.diag last looked for the largest free block
         self.error = None
-        # OTA: the transfer's state (otaboot.py), the receiver (ota.py), a status to publish
+        # OTA: the transfer's state (otaboot.py; ota.py, the receiver, fills it), a status to publish
         self.ota = cfg["ota"]
-        self.rx = None
         self._trial = cfg["trial"]
         self._ota_pub = False
         self.samplers = ss = sensors.build(cfg["sensors"], hal, log)
@@ -66,9 +65,9 @@ class App:
             c = MQTTClient(dev, cfg["host"], cfg["port"], cfg["keepalive"], base + "status",
                            b'{"state":"offline"}', log)
             c.net_connect = hal.net_connect
-            c.subs = [base + "ack", base + "cmd", base + "ota"]
-            c.user = cfg["user"]
-            c.password = cfg["bpass"]
+            c.big = base + "ota"  # its chunks come in pieces, each straight to flash (ota.py)
+            c.subs = [base + "ack", base + "cmd", c.big]
+            c.user, c.password = cfg["user"], cfg["bpass"]
             c.tls = cfg["tls"]
             c.ca = cfg["ca"]
             m = c  # the same interface as SerialLink (c is Any: mqtt or cellular)
@@ -111,14 +110,14 @@ class App:
         self._ev = True
         return self.cfg["mode"] != "deep_sleep" and not (limit and self.seq >= limit)
 
-    # ack and cmd from the gateway (JSON); a bad one is counted (bad_cmd) and logged.
-    def _on_message(self, topic, msg, retained):
+    # ack and cmd from the gateway (JSON); a bad one is counted (bad_cmd) and logged. ota: a
+    # chunk, or a piece of one (pos: where it starts, left: the bytes after it; mqtt.py).
+    def _on_message(self, topic, msg, retained, pos=0, left=0):
         kind = topic[topic.rfind("/") + 1:]
-        if kind == "ota":  # a chunk of an update: to ota.py, loaded now if it is not
+        if kind == "ota":  # an update's chunk, whole or a piece of it (mqtt.py): to ota.py, loaded now if it is not
             try:
-                return __import__("ota").take(self, msg)
+                return __import__("ota").take(self, msg, pos, left)
             except MemoryError:  # dropped: the sender sends it again
-                self.rx = None
                 sys.modules.pop("ota", None)
                 return log("ota: out of memory (%d B free), chunk dropped" % gc.mem_free())
         try:
@@ -288,9 +287,9 @@ class App:
             if self._ota_pub and self.mq.connected:
                 self._ota_pub = False
                 await self.mq.publish(self.t_status, self.status("online"), 1, True)
-            if self.rx is not None and self.rx.tick(now):  # idle: its code back to the heap
-                self.rx = None
-                sys.modules.pop("ota", None)
+            r = sys.modules.get("ota")
+            if r and r.tick(self, now):  # idle: its code back to the heap
+                del sys.modules["ota"]
             await asyncio.sleep_ms(_STEP_MS)
         if self.error is None:
             await self.mq.wait_idle()

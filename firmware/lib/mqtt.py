@@ -5,8 +5,8 @@
 #   with DUP and the same id after a reconnect
 # - run() is the one task that touches the socket: it connects (_connect; exponential
 #   backoff with jitter), subscribes to `subs` after each CONNACK, sends the queue (_send),
-#   pings (_keepalive), reads (_read: PUBACK, SUBACK, PINGRESP, PUBLISH -> on_message,
-#   PUBACK for QoS1)
+#   pings, reads (_read: PUBACK, SUBACK, PINGRESP, PUBLISH -> on_message, PUBACK for QoS1;
+#   the `big` topic's messages in pieces)
 # Built for a small heap: one task, no asyncio streams, locks, events or wait_for (each
 # loads an asyncio module): the socket is non-blocking and polled every _STEP_MS, and every
 # wait has a deadline, so a stuck socket ends in a reconnect, never a hung board.
@@ -31,22 +31,22 @@ _IO_TIMEOUT_MS = const(5000)
 _BACKOFF_MIN_MS = const(500)
 _BACKOFF_MAX_MS = const(8000)
 _RX_MAX = const(4096)
+_PIECE = const(128)  # the buffer a `big` topic's message is read through
 _STEP_MS = const(10)  # how often a waiting task looks at its condition
 
 
 class MQTTClient:
     def __init__(self, client_id, host, port, keepalive, will_topic, will_msg, log):
-        self.host = host
-        self.port = port
+        self.host, self.port = host, port
         self.keepalive = keepalive
         self._c = (client_id, will_topic, will_msg)
         self._log = log
         self.net_connect = None  # optional async callable -> bool (bring the link up)
         self.on_connect = None  # optional async callable, after each CONNACK and SUBSCRIBE
-        self.on_message = None  # optional callable(topic, msg memoryview, retained)
+        self.on_message = None  # callable(topic, msg memoryview, retained, pos, left): _read
         self.subs = []  # topics subscribed (QoS1, one SUBSCRIBE) after each CONNACK
-        self.user = None
-        self.password = ""
+        self.big = None  # a topic whose messages come to on_message in pieces (_read)
+        self.user, self.password = None, ""
         self.tls = False  # True (verified against ca), "insecure" (not verified) or False
         self.ca = None  # CA file on flash the broker's certificate must chain to
         # [packet id (0: QoS0), first header byte, topic, msg]; msg is not copied
@@ -55,8 +55,7 @@ class MQTTClient:
         # object's attribute table has its full size from boot instead of growing at the
         # first connect, when the heap is fuller and in pieces
         self.connected = False
-        self.connects = self._pid = 0
-        self._nx = 0  # index in _q of the next entry to send
+        self.connects = self._pid = self._nx = 0  # _nx: index in _q of the next entry to send
         self._s = None  # the socket while a connection is up
         self._rx = self._ping = time.ticks_ms()  # the last packet read, the last PINGREQ
 
@@ -105,9 +104,8 @@ class MQTTClient:
                 pass
         self.connected = False
 
-    # Connection manager: run as a task for the life of the board. Connects (backoff with
-    # jitter between tries), then, while connected: sends the queue, keeps the link alive,
-    # reads what comes.
+    # Connection manager, a task for the life of the board: connects (backoff with jitter
+    # between tries), then, while connected, sends the queue, keeps the link alive, reads.
     async def run(self):
         d = _BACKOFF_MIN_MS
         while True:
@@ -115,13 +113,20 @@ class MQTTClient:
                 s = await self._connect()
                 d = _BACKOFF_MIN_MS
                 b = bytearray(1)
-                while self.connected:
-                    await self._send(s)
-                    await self._keepalive(s)
-                    if not await self._read(s, b):
-                        await asyncio.sleep_ms(_STEP_MS)
+                while self.connected:  # no coroutine made without work to do: less churn in the heap
+                    if self._nx < len(self._q):
+                        await self._send(s)
+                    # a PINGREQ every keepalive/2; nothing read for a whole keepalive: the link is dead
+                    t = time.ticks_ms()
+                    if time.ticks_diff(t, self._rx) > self.keepalive * 1000:
+                        raise OSError("no answer")
+                    if time.ticks_diff(t, self._ping) > self.keepalive * 500:
+                        self._ping = t
+                        await self._io(s, _PINGREQ, "")
+                    r = s.readinto(b)  # a packet begun: the rest of it; else a pause
+                    await (asyncio.sleep_ms(_STEP_MS) if r is None else self._read(s, b))
                 return  # disconnect() ended it
-            except (OSError, ValueError, IndexError) as e:
+            except (OSError, ValueError, IndexError, MemoryError) as e:  # no room: as a lost link
                 self.connected = False
                 await self.disconnect()  # closes only: not connected, so no DISCONNECT
                 # equal jitter: half fixed, half random, so a fleet does not reconnect in step
@@ -212,22 +217,14 @@ class MQTTClient:
             # topic, packet id (none for QoS0), then the payload as it is
             await self._io(s, k, len(x).to_bytes(2, "big") + x + p.to_bytes(p and 2, "big"), c[3])
 
-    # A PINGREQ every keepalive/2; nothing read for a whole keepalive: the link is dead.
-    async def _keepalive(self, s):
-        t = time.ticks_ms()
-        if time.ticks_diff(t, self._rx) > self.keepalive * 1000:
-            raise OSError("no answer")
-        if time.ticks_diff(t, self._ping) > self.keepalive * 500:
-            self._ping = t
-            await self._io(s, _PINGREQ, "")
-
-    # Reads one packet, if one has begun (else False), into a new buffer: PUBACK ends its
-    # publish's entry, PUBLISH goes to on_message (PUBACKed first when QoS1); SUBACK and
-    # PINGRESP only move the rx time. b: a 1-byte buffer.
+    # Reads the rest of a packet (b: a 1-byte buffer holding its first byte; at EOF a stale
+    # one: the next read raises): PUBACK ends its publish's entry, PUBLISH goes to on_message
+    # (then its PUBACK when QoS1), read whole into a new buffer (pos 0, left 0); on the `big`
+    # topic in pieces through one small buffer instead (pos: where a piece starts in the
+    # payload, left: the bytes after it), so an OTA chunk never needs a block of its size
+    # (firmware/README.md, OTA). SUBACK and PINGRESP only move the rx time.
     async def _read(self, s, b):
-        if s.readinto(b) is None:
-            return False
-        k = b[0]  # at EOF this is stale, and the next read raises
+        k = b[0]
         n = sh = 0
         x = 128
         while x > 127:  # remaining length, up to 4 bytes
@@ -236,30 +233,36 @@ class MQTTClient:
             sh += 7
             if n > _RX_MAX or sh > 28:
                 raise OSError("too large")
-        try:
-            v = bytearray(n)
-        except MemoryError:  # the packet stays unread: the link goes down and up (not the board)
-            raise OSError("no memory for a %d B packet" % n)
-        v = await self._io(s, v)
-        self._rx = time.ticks_ms()
-        if k & 0xF0 == _PUBACK:
-            p = v[0] << 8 | v[1]
-            q = self._q
-            for i in range(len(q)):
-                if q[i][0] == p:
-                    q.pop(i)
-                    if i < self._nx:
-                        self._nx -= 1
-                    break
-        elif k & 0xF0 == _PUBLISH:
-            i = 2 + (v[0] << 8 | v[1])
-            x = v[2:i].decode()
+        if k & 0xF0 != _PUBLISH:  # PUBACK, SUBACK, PINGRESP: a few bytes
+            v = await self._io(s, bytearray(n))
+            if k & 0xF0 == _PUBACK:
+                p = v[0] << 8 | v[1]
+                q = self._q
+                for i in range(len(q)):
+                    if q[i][0] == p:
+                        q.pop(i)
+                        if i < self._nx:
+                            self._nx -= 1
+                        break
+        else:
+            v = await self._io(s, bytearray(2))
+            x = await self._io(s, bytearray(v[0] << 8 | v[1]))  # the topic
+            n -= (4 if k & 6 else 2) + len(x)  # below 0: bytearray() raises, the link goes down
             if k & 6:
-                await self._io(s, _PUBACK, v[i:i + 2])
-                i += 2
-            if self.on_message:
-                self.on_message(x, memoryview(v)[i:], k & 1)
-        return True
+                await self._io(s, v)  # the packet id
+            x = x.decode()
+            # no room: the packet stays unread, the link goes down and up (run), not the board
+            m = memoryview(bytearray(_PIECE if x == self.big and n > _PIECE else n))
+            p = 0
+            while True:
+                r = await self._io(s, m[:min(n - p, len(m))])
+                self.on_message(x, r, k & 1, p, n - p - len(r))  # type: ignore[misc]  # set by the app
+                p += len(r)
+                if p == n:
+                    break
+            if k & 6:
+                await self._io(s, _PUBACK, v)
+        self._rx = time.ticks_ms()
 
     # With parts: writes one packet (b = its first header byte, then the remaining length,
     # then the parts as they are: no copy). Without: fills the bytearray b. Polls the

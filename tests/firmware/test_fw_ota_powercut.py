@@ -122,15 +122,15 @@ class App:
 a = App()
 a.cfg = {"ota_pub": sys.argv[3]}
 try:
-    with open(ota.STATE) as f:
+    with open("sen_ota.json") as f:
         a.ota = json.load(f)
 except OSError:
     a.ota = {}
-r = ota.Receiver(a)
+a._ota_pub = False
 with open(sys.argv[4], "rb") as f:
-    while not (r.st.get("chk") and (r.st.get("of") or sys.argv[5] == "head")):
-        r.chunk(memoryview(f.read(struct.unpack(">I", f.read(4))[0])))
-print("STATE", json.dumps(r.st))
+    while not (a.ota.get("chk") and (a.ota.get("of") or sys.argv[5] == "head")):
+        ota.take(a, memoryview(f.read(struct.unpack(">I", f.read(4))[0])))
+print("STATE", json.dumps(a.ota))
 """
 
 _BANNER = re.compile(r"^Sen firmware (\S+) device=\S+ boot=(\d+) .* ver=(\S+)( \(on trial\))?$", re.M)
