@@ -31,6 +31,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.firmware_bench import run_script
 from hardware.sim import find_micropython
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -195,13 +196,7 @@ def receiver(micropython: str | None = None) -> dict[str, Any]:
 
 
 def _vm(micropython: str, mod_dir: Path, what: str, heap: str) -> dict[str, Any] | None:
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(_SCRIPT)
-    try:
-        done = subprocess.run([micropython, "-X", f"heapsize={heap}", f.name, str(mod_dir), str(VECTORS), what],
-                              capture_output=True, text=True, timeout=300)
-    finally:
-        Path(f.name).unlink()
+    done = run_script(micropython, _SCRIPT, [str(mod_dir), str(VECTORS), what], 300, heap=heap)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             result: dict[str, Any] = json.loads(line[7:])
