@@ -12,7 +12,8 @@
   port is lost (unplugged, powered off) the bridge publishes its last status with ``state``
   ``offline`` in its place (``sen status`` and the web page show it offline), and its last status
   again at the first frame heard from it after that (a board that comes back without rebooting
-  sends no new status).
+  sends no new status). A board whose last status is ``sleeping`` keeps it: in deep sleep an
+  ESP32's own USB port goes away, and ``until`` says when it is due.
 """
 
 from __future__ import annotations
@@ -85,12 +86,13 @@ class SerialBridge:
         for site, device in devices:
             with self._lock:
                 payload = self._last.get((site, device))
-                if payload is None:
-                    continue  # never sent a status: nothing of it is retained to correct
-                self._offline.add((site, device))
+            if payload is None:
+                continue  # never sent a status: nothing of it is retained to correct
             doc = json.loads(payload)  # the frame's JSON object, as parsed once already
-            if not isinstance(doc, dict):
-                continue
+            if not isinstance(doc, dict) or doc.get("state") == "sleeping":
+                continue  # asleep: its port goes away until it wakes (until says when)
+            with self._lock:
+                self._offline.add((site, device))
             doc["state"] = "offline"
             doc.pop("until", None)
             _LOGGER.info("USB board %s/%s: its port is lost: published offline", site, device)
