@@ -1,7 +1,7 @@
 """Board profiles: `hardware/boards/<id>.json` (schema: tests/contract/board_profile.md).
 
     profile = load_board("yolo-uno")          # or load_board(Path("my-board.json"))
-    profile.pins, profile.sensors, profile.flash_offset ...
+    profile.pins, profile.sensors, profile.flash_offset, profile.gpios ...
 
 Every check names the file and the key: unknown keys, pins outside the MCU's GPIO range or
 on pins the chip does not have, a pin used twice, an ADC pin not on ADC1 (ADC2 stops working
@@ -74,6 +74,7 @@ class BoardProfile:
     usb: list[dict[str, str]]
     notes: str
     path: Path
+    gpios: dict[int, str]  # every GPIO the profile's pins and sensors hold -> the key holding it
 
     @property
     def chip(self) -> str:
@@ -154,11 +155,10 @@ def check_profile(doc: object, path: Path) -> BoardProfile:
     if not mcu.images and image is not None:
         raise ck.fail("image", "must be null for the simulator")
     pins, used = _pins(ck, doc["pins"], mcu)
-    sensors = _sensors(ck, doc["sensors"], pins, mcu, used)
-    usb = _usb(ck, doc["usb"])
-    return BoardProfile(id=board_id, name=doc["name"], vendor=doc["vendor"], mcu=mcu_name,
-                        flash_offset=offset, image=image, flash_size=doc["flash_size"], pins=pins,
-                        sensors=sensors, usb=usb, notes=str(doc.get("notes", "")), path=path)
+    sensors, taken = _sensors(ck, doc["sensors"], pins, mcu, used)
+    return BoardProfile(id=board_id, name=doc["name"], vendor=doc["vendor"], mcu=mcu_name, flash_offset=offset,
+                        image=image, flash_size=doc["flash_size"], pins=pins, sensors=sensors,
+                        usb=_usb(ck, doc["usb"]), notes=str(doc.get("notes", "")), path=path, gpios={**used, **taken})
 
 
 def _offset(ck: _Check, value: object, mcu: Mcu) -> int | None:
@@ -222,11 +222,11 @@ def _pins(ck: _Check, pins: object, mcu: Mcu) -> tuple[dict[str, Any], dict[int,
 
 
 def _sensors(ck: _Check, sensors: object, pins: dict[str, Any], mcu: Mcu,
-             used: dict[int, str]) -> list[dict[str, Any]]:
+             used: dict[int, str]) -> tuple[list[dict[str, Any]], dict[int, str]]:
     if not isinstance(sensors, list):
         raise ck.fail("sensors", "must be a list")
     out: list[dict[str, Any]] = []
-    taken: dict[int, str] = {}  # GPIOs the entries name themselves
+    taken: dict[int, str] = {}  # GPIOs the entries name themselves (returned beside the entries)
     for i, sensor in enumerate(sensors):
         where = f"sensors[{i}]"
         if not isinstance(sensor, dict):
@@ -253,7 +253,7 @@ def _sensors(ck: _Check, sensors: object, pins: dict[str, Any], mcu: Mcu,
         if "interval_ms" in sensor:
             ck.integer(sensor["interval_ms"], f"{where}.interval_ms", 100, 86_400_000)
         out.append(dict(sensor))
-    return out
+    return out, taken
 
 
 def _sensor_pins(ck: _Check, sensor: dict[str, Any], where: str, mcu: Mcu, used: dict[int, str],

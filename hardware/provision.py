@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardware.boards import PORT_KEYS, RAW_MAX, BoardProfile
+from hardware.boards import MCUS, PORT_KEYS, RAW_MAX, BoardProfile
 from hardware.errors import ProvisionError as ProvisionError  # re-exported: callers import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -137,22 +137,10 @@ class Cell:
     pwrkey_active: int = 1
 
 
-def _used_pins(value: Any) -> set[int]:
-    """Every GPIO number in a pins map or sensor entry (pin, trig, echo, sda, scl...)."""
-    if isinstance(value, bool):
-        return set()
-    if isinstance(value, int):
-        return {value}
-    if isinstance(value, dict):
-        return set().union(*(_used_pins(v) for k, v in value.items() if k not in ("freq", "addr", "bus", "dry", "wet")))
-    if isinstance(value, list):
-        return set().union(*(_used_pins(v) for v in value))
-    return set()
-
-
-def cell_settings(profile: BoardProfile, cell: Cell, sensors: list[dict[str, Any]]) -> dict[str, Any]:
+def cell_settings(profile: BoardProfile, cell: Cell) -> dict[str, Any]:
     """config.json's ``cell``: the APN (a preset or given), the modem, and on a real board its UART
-    and PWRKEY pins, refused when missing or already used by the profile's pins or the sensors."""
+    and PWRKEY pins, refused when missing, not a GPIO of the board's MCU, or held by the profile's
+    pins or sensors (``BoardProfile.gpios``; a kit sensor plugs into a port the profile gives)."""
     if cell.modem not in MODEMS:
         raise ProvisionError(f"modem must be one of {', '.join(MODEMS)} (got {cell.modem!r})")
     if (cell.apn is None) == (cell.apn_preset is None):
@@ -172,14 +160,17 @@ def cell_settings(profile: BoardProfile, cell: Cell, sensors: list[dict[str, Any
     if missing:
         raise ProvisionError(f"a cellular {profile.name} needs the GPIOs its modem is wired to: give "
                              f"{', '.join(missing)} (hardware/WIRING.md, Cellular modems)")
-    taken = _used_pins(profile.pins) | _used_pins(sensors)
     pins = [pin for pin in wires.values() if pin is not None]
     if len(set(pins)) != len(pins):
         raise ProvisionError(f"--modem-tx, --modem-rx and --modem-pwrkey must be three different GPIOs (got {pins})")
-    clash = sorted(set(pins) & taken)
-    if clash:
-        raise ProvisionError(f"GPIO {', '.join(map(str, clash))} is already used on {profile.name} by its pins or "
-                             f"sensors ({profile.path}): wire the modem to free GPIOs")
+    usable = MCUS[profile.mcu].gpio
+    for flag, pin in wires.items():
+        if pin not in usable:
+            raise ProvisionError(f"{flag} {pin}: GPIO {pin} is not usable on {profile.name} "
+                                 f"({profile.mcu}: GPIO {min(usable)}..{max(usable)})")
+        if pin in profile.gpios:
+            raise ProvisionError(f"{flag} {pin}: GPIO {pin} is already used on {profile.name} by "
+                                 f"'{profile.gpios[pin]}' ({profile.path}): wire the modem to free GPIOs")
     out.update(uart=cell.uart, tx=cell.tx, rx=cell.rx, baud=115200, pwrkey=cell.pwrkey,
                pwrkey_active=cell.pwrkey_active)
     return out
@@ -207,7 +198,7 @@ def build_config(profile: BoardProfile, *, site: str, device_id: str | None, bro
     if transport == "serial":
         config["ack"] = "e2e"
     if transport == "cellular":
-        config["cell"] = cell_settings(profile, cell or Cell(), chosen)
+        config["cell"] = cell_settings(profile, cell or Cell())
     if wifi_ssid:
         config["wifi"] = {"ssid": wifi_ssid, "password": wifi_password}
     if ota_pub is not None:

@@ -42,8 +42,10 @@ def test_a_virtual_board_needs_no_pins_and_an_apn_of_its_own_is_kept(micropython
     (Cell(apn="x", apn_preset="viettel", **WIRED), "needs its APN"),
     (Cell(apn_preset="viettel", tx=17, rx=18), "give --modem-pwrkey"),
     (Cell(apn_preset="viettel", tx=17, rx=17, pwrkey=16), "three different GPIOs"),
-    (Cell(apn_preset="viettel", tx=11, rx=18, pwrkey=16), "GPIO 11 is already used"),  # the DHT20's SDA
-    (Cell(apn_preset="viettel", tx=17, rx=18, pwrkey=4), "GPIO 4 is already used"),  # the 1-wire port
+    (Cell(apn_preset="viettel", tx=11, rx=18, pwrkey=16), "GPIO 11 is already used .* 'pins.i2c.sda'"),  # DHT20
+    (Cell(apn_preset="viettel", tx=17, rx=18, pwrkey=4), "GPIO 4 is already used .* 'pins.onewire'"),  # 1-wire
+    (Cell(apn_preset="viettel", tx=17, rx=18, pwrkey=23), "GPIO 23 is not usable"),  # not on an ESP32-S3
+    (Cell(apn_preset="viettel", tx=17, rx=99, pwrkey=16), "--modem-rx 99: GPIO 99 is not usable"),
 ])
 def test_what_would_not_work_is_refused_naming_the_fix(cell: Cell, says: str) -> None:
     with pytest.raises(ProvisionError, match=says):
