@@ -241,14 +241,11 @@ def firmware_check(config: dict[str, Any], micropython: str | None = None) -> st
     lib = REPO_ROOT / "firmware" / "lib"
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(config))
-        cell = config.get("transport") == "cellular"  # its cell key is checked by cellcfg (when it starts)
-        code = (f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport config\n"
-                + ("import cellcfg\n" if cell else "")
-                + "try:\n config.load('config.json')\n"
-                + (" cellcfg.settings('config.json')\n" if cell else "")
-                + " print('OK')\nexcept "
-                + ("(config.ConfigError, cellcfg.CellError)" if cell else "config.ConfigError")
-                + " as e:\n print('ERR', e)\n")
+        # a cellular board's cell key is checked by cellcfg (the board does it when the transport starts)
+        code = (f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport config, cellcfg\n"
+                "try:\n if config.load('config.json')['transport'] == 'cellular':\n"
+                "  cellcfg.settings('config.json')\n print('OK')\n"
+                "except (config.ConfigError, cellcfg.CellError) as e:\n print('ERR', e)\n")
         result = subprocess.run([binary, "-c", code], cwd=tmp, capture_output=True, text=True,
                                 timeout=30, check=False)
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith(("OK", "ERR"))]
