@@ -144,11 +144,10 @@ def _workers_letters(spool_dir: Path) -> list[tuple[Path, int]]:
     some: each worker of ``--workers N`` sets aside what it refuses in its own spool, ids its own."""
     from ingest.spool import SPOOL_FILE
 
-    from gateway.service.sessions import WORKERS_DIR
+    from gateway.service.sessions import leftovers, worker_dir
 
     found: list[tuple[Path, int]] = []
-    root = spool_dir / WORKERS_DIR
-    for folder in sorted(root.iterdir(), key=lambda p: (len(p.name), p.name)) if root.is_dir() else []:
+    for folder in (worker_dir(spool_dir, index) for index in leftovers(spool_dir, 0)):  # every worker folder
         if (folder / SPOOL_FILE).is_file():
             with _open(folder) as letters:
                 held, _ = letters.counts()
