@@ -101,15 +101,7 @@ class Boards:
                     self.exits.append((name, code))  # a board that stopped: the test fails on it
                     board.process = None
             if not self.cut_at:
-                try:
-                    st = json.loads((cut.flash_dir / "sen_ota.json").read_text())
-                except (OSError, ValueError):
-                    st = {}
-                if st.get("of") and st.get("at", 0) > self.size // 3:
-                    self.cut_at = st["at"]
-                    cut.power_cut()
-                    time.sleep(1.0)
-                    cut.start()
+                self.cut_at = cut_a_third_in(cut, self.size)
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -117,6 +109,21 @@ class Boards:
         self._thread.join()
         for board in self.boards.values():
             board.stop()
+
+
+def cut_a_third_in(board: VirtualBoard, size: int) -> int:
+    """Cut BOARD's power for a second once over a third of a SIZE-byte bundle is on its flash
+    (its sen_ota.json says so): the `at` it was cut at, or 0 (not that far yet)."""
+    try:
+        st = json.loads((board.flash_dir / "sen_ota.json").read_text())
+    except (OSError, ValueError):
+        return 0
+    if not st.get("of") or st.get("at", 0) <= size // 3:
+        return 0
+    board.power_cut()
+    time.sleep(1.0)
+    board.start()
+    return int(st["at"])
 
 
 def _rows(influxdb: InfluxDB, db: str, device: str) -> list[dict[str, Any]]:

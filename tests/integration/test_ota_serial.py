@@ -8,9 +8,7 @@ the bundle is in; it comes back, the transfer goes on from where the board stand
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from gateway.ops import ota, ota_keys, ota_push
 from hardware.vboard import VirtualBoard, build_mpy
 from tests.firmware.ota_fixtures import keys
 from tests.integration.helpers import sen_process, stop, wait_for
-from tests.integration.test_ota_e2e import _exactly_once, _logged, _rows, _settled
+from tests.integration.test_ota_e2e import _exactly_once, _logged, _rows, _settled, cut_a_third_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.firmware]
 __all__ = ["keys"]  # the fixture (tests/firmware/ota_fixtures.py)
@@ -56,16 +54,8 @@ def test_sen_ota_push_updates_a_serial_board_through_the_gateway(
             if code is not None and board.process is not None:
                 exits.append(code)
                 board.process = None
-            if not cut_at:
-                try:
-                    st = json.loads((board.flash_dir / "sen_ota.json").read_text())
-                except (OSError, ValueError):
-                    st = {}
-                if st.get("of") and st.get("at", 0) > size // 3:  # a third in: the cable is pulled
-                    cut_at.append(st["at"])
-                    board.power_cut()
-                    time.sleep(1.0)
-                    board.start()
+            if not cut_at and (at := cut_a_third_in(board, size)):  # a third in: the cable is pulled
+                cut_at.append(at)
 
     follower = threading.Thread(target=follow, daemon=True)
     push = None
