@@ -33,17 +33,6 @@ SITE = "cell"
 # cellular board needs is the benchmark's row.
 HEAP = "76K"
 SIM_HEAP = "80K"
-FIRMWARE_LIB = Path(__file__).resolve().parents[2] / "firmware" / "lib"
-
-
-def _wired(*more: Path) -> bool:
-    """The integration points: config.load() accepts transport "cellular", the app loads it
-    (and, for `sen sim --cellular`, the simulator and the command line have the flag)."""
-    files = [FIRMWARE_LIB / "config.py", FIRMWARE_LIB / "app.py", *more]
-    return all("cellular" in f.read_text() for f in files)
-
-
-SIM_FILES = (FIRMWARE_LIB.parents[1] / "hardware" / "sim.py", FIRMWARE_LIB.parents[1] / "gateway" / "cli" / "boards.py")
 
 
 def _rows(influxdb: InfluxDB, db: str, device: str) -> list[dict[str, Any]]:
@@ -72,7 +61,6 @@ def gateway(mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: 
     yield from gateway_run(mosquitto.url, influxdb.url, influx_db, tmp_path, f"cell-{influx_db}")
 
 
-@pytest.mark.skipif(not _wired(), reason="config.py/app.py do not wire transport cellular yet")
 def test_cellular_boards_exactly_once_through_cell_down_up_and_modem_reset(
     gateway: Any, mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
     micropython_bin: str,
@@ -135,7 +123,6 @@ def test_cellular_boards_exactly_once_through_cell_down_up_and_modem_reset(
     assert "*ATREADY: 1: down to rung cfun" in a76, a76
 
 
-@pytest.mark.skipif(not _wired(), reason="config.py/app.py do not wire transport cellular yet")
 def test_cellular_board_without_sim_keeps_readings_until_the_sim_comes(
     gateway: Any, mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
     micropython_bin: str,
@@ -167,7 +154,6 @@ def test_cellular_board_without_sim_keeps_readings_until_the_sim_comes(
     assert sorted(r["seq"] for r in _rows(influxdb, influx_db, "cell-2")) == list(range(1, readings + 1))
 
 
-@pytest.mark.skipif(not _wired(*SIM_FILES), reason="sen sim has no --cellular yet")
 def test_sen_sim_cellular_with_a_fault_plan(
     gateway: Any, mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
 ) -> None:
