@@ -115,7 +115,7 @@ BOARD_MODULES = ("bufs", "asyncio", "log", "payload", "outbox", "sensors", "simd
 
 
 def run_script(micropython: str, script: str, args: list[str], timeout: float,
-                heap: str | None = None) -> subprocess.CompletedProcess[str]:
+               heap: str | None = None) -> subprocess.CompletedProcess[str]:
     """SCRIPT (MicroPython source) run with ARGS from a folder of its own: MicroPython puts the
     script's folder first on its import path, so a shared one (/tmp) could lend it another
     program's stray app.mpy or at.mpy in place of the firmware's."""
@@ -128,7 +128,7 @@ def run_script(micropython: str, script: str, args: list[str], timeout: float,
 
 def modules(micropython: str, mpy: Path) -> str:
     done = run_script(micropython, _MODULES, [str(mpy), str(REPO_ROOT / "hardware" / "simdev"),
-                                               *BOARD_MODULES], 60, heap="1M")
+                                              *BOARD_MODULES], 60, heap="1M")
     return "heap per module (B, .mpy, 64-bit unix port)\n" + done.stdout + done.stderr
 
 
@@ -175,7 +175,7 @@ def wire(envs: list[str], with_s: bool = True) -> dict[str, float]:
 def encode(micropython: str, batch: int, sensor: str = "sht31") -> dict[str, float]:
     """µs and envelope bytes per reading, each reading with "s": sensor ("" for none)."""
     done = run_script(micropython, _ENCODE, [str(REPO_ROOT / "firmware" / "lib"), str(batch),
-                                              str(ENCODE_ENVELOPES), sensor or "-", str(FID)], 300)
+                                             str(ENCODE_ENVELOPES), sensor or "-", str(FID)], 300)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         raise RuntimeError(f"encode bench failed: {done.stdout}{done.stderr}")
