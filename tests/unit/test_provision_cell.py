@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from hardware.boards import load_board
-from hardware.provision import Cell, ProvisionError, build_config, firmware_check
+from hardware.provision import APN_PRESETS, MODEMS, Cell, ProvisionError, build_config, firmware_check
 
 WIRED = {"tx": 17, "rx": 18, "pwrkey": 16}  # free GPIOs on the Yolo UNO (its profile uses 1-6, 11, 12)
 
@@ -71,3 +71,13 @@ def test_the_command_writes_it(tmp_path: Path) -> None:
     refused = subprocess.run([*base, "--apn-preset", "mobifone"], capture_output=True, text=True, timeout=60,
                              stdin=subprocess.DEVNULL)
     assert refused.returncode != 0 and "--modem-tx, --modem-rx, --modem-pwrkey" in refused.stderr, refused.stderr
+
+
+def test_the_presets_and_modems_offered_are_the_firmware_s(micropython_bin: str) -> None:
+    """provision's lists are the host's copy of what the firmware knows (it runs MicroPython):
+    the APN presets of cellcfg.APN, one modem family per cellup_<family>.py."""
+    lib = Path(__file__).resolve().parents[2] / "firmware" / "lib"
+    code = f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport cellcfg\nprint(' '.join(sorted(cellcfg.APN)))\n"
+    done = subprocess.run([micropython_bin, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout.split() == sorted(APN_PRESETS)
+    assert sorted(p.stem.removeprefix("cellup_") for p in lib.glob("cellup_*.py")) == sorted(MODEMS)
