@@ -4,6 +4,7 @@ checked here and by the firmware's own checkers (config.py, cellcfg.py) on the u
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from gateway.cli import build_parser
 from hardware.boards import load_board
 from hardware.provision import APN_PRESETS, MODEMS, Cell, ProvisionError, build_config, firmware_check
 
@@ -75,9 +77,16 @@ def test_the_command_writes_it(tmp_path: Path) -> None:
 
 def test_the_presets_and_modems_offered_are_the_firmware_s(micropython_bin: str) -> None:
     """provision's lists are the host's copy of what the firmware knows (it runs MicroPython):
-    the APN presets of cellcfg.APN, one modem family per cellup_<family>.py."""
+    the APN presets of cellcfg.APN, one modem family per cellup_<family>.py; `sen provision`'s
+    --apn-preset and --modem offer the same (spelled out there: the command line does not import
+    hardware.provision until a provision runs)."""
     lib = Path(__file__).resolve().parents[2] / "firmware" / "lib"
     code = f"import sys\nsys.path.insert(0, {str(lib)!r})\nimport cellcfg\nprint(' '.join(sorted(cellcfg.APN)))\n"
     done = subprocess.run([micropython_bin, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.split() == sorted(APN_PRESETS)
     assert sorted(p.stem.removeprefix("cellup_") for p in lib.glob("cellup_*.py")) == sorted(MODEMS)
+    commands = next(a for a in build_parser()[0]._actions if isinstance(a, argparse._SubParsersAction))
+    provision = commands.choices["provision"]
+    offered = {a.dest: a.choices for a in provision._actions}
+    assert sorted(offered["apn_preset"] or ()) == sorted(APN_PRESETS)
+    assert sorted(offered["modem"] or ()) == sorted(MODEMS)
