@@ -34,10 +34,42 @@ __all__ = ["firmware", "keys"]  # fixtures (ota_fixtures.py)
 # op 2; a reboot drops the receiver (ota.py) and all it held. Prints one character a step:
 # 0/1, whether the message asked for the status to be published; R, a reboot; T, a boot step
 # that marked a slot for trial (the run stops there). Then STATE, the transfer's state.
+# A 7th argument, ERRNO:K, makes the flash fail under sen_ota.bin: its opening raises
+# OSError(ERRNO) (K < 0), or its writes once K bytes went (the flash full: 28, ENOSPC).
 _SCRIPT = """
 import sys, os, struct, json
 sys.path.insert(0, sys.argv[1])
 os.chdir(sys.argv[2])
+if len(sys.argv) > 7:
+    import builtins
+    _errno, _k = [int(x) for x in sys.argv[7].split(":")]
+    _open = builtins.open
+    class _Failing:
+        def __init__(self, f):
+            self.f = f
+        def write(self, b):
+            global _k
+            if _k < len(b):
+                raise OSError(_errno)
+            _k -= len(b)
+            return self.f.write(b)
+        def seek(self, *a):
+            return self.f.seek(*a)
+        def read(self, *a):
+            return self.f.read(*a)
+        def close(self):
+            self.f.close()
+        def __enter__(self):
+            return self
+        def __exit__(self, *a):
+            self.f.close()
+    def _opener(p, *a):
+        if p != "sen_ota.bin":
+            return _open(p, *a)
+        if _k < 0:
+            raise OSError(_errno)
+        return _Failing(_open(p, *a))
+    builtins.open = _opener
 import otaboot
 PIECE = int(sys.argv[6])
 class App:
@@ -78,11 +110,12 @@ def _bundle(keys: Path, firmware: Path, tmp_path: Path, **over: Any) -> bytes:
 
 
 def _run(micropython_bin: str, tmp_path: Path, keys: Path | None, plan: Sequence[bytes | tuple[bytes] | None], *,
-         board: str = "sim", running: str | None = None, piece: int = 0) -> tuple[str, dict[str, Any], Path]:
+         board: str = "sim", running: str | None = None, piece: int = 0,
+         flash_fails: str | None = None) -> tuple[str, dict[str, Any], Path]:
     """Run PLAN on a board whose flash is tmp_path/flash (kept from run to run); with RUNNING,
     the board runs that version from slot b; with PIECE, each message is handed over in pieces
-    of that size (a message in a 1-tuple: only its first half, the link lost). Returns the
-    steps, the state, the flash dir."""
+    of that size (a message in a 1-tuple: only its first half, the link lost); with FLASH_FAILS
+    (ERRNO:K, _SCRIPT), sen_ota.bin's flash fails. Returns the steps, the state, the flash dir."""
     flash = tmp_path / "flash"
     flash.mkdir(exist_ok=True)
     if running is not None:
@@ -97,7 +130,8 @@ def _run(micropython_bin: str, tmp_path: Path, keys: Path | None, plan: Sequence
                 f.write(struct.pack(">BI", 2, 0) if msg is None else struct.pack(">BI", 1, len(msg)) + msg)
     pub = ota_keys.load_pub(keys / "ota.pub").hex() if keys is not None else "-"
     done = subprocess.run([micropython_bin, "-X", "heapsize=64K", str(script), str(LIB), str(flash), pub, board,
-                           str(plan_file), str(piece)], capture_output=True, text=True, timeout=120)
+                           str(plan_file), str(piece), *([flash_fails] if flash_fails else [])],
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = dict(line.split(" ", 1) for line in done.stdout.splitlines() if line.startswith(("RETS", "STATE")))
     return lines["RETS"], json.loads(lines["STATE"]), flash
@@ -189,6 +223,18 @@ def test_a_truncated_chunk_is_refused_and_the_transfer_goes_on(micropython_bin: 
     rets, state, flash = _run(micropython_bin, tmp_path, keys, [None, *msgs])
     assert state["st"] == "ready"
     _slot_matches(flash, firmware)
+
+
+@pytest.mark.parametrize(("fails", "why"), [("28:300", "no_space"), ("5:300", "flash"), ("28:-1", "no_space"),
+                                             ("5:-1", "flash")])
+def test_a_flash_that_fills_up_or_fails_refuses_the_transfer_saying_which(
+        micropython_bin: str, tmp_path: Path, keys: Path, firmware: Path, fails: str, why: str) -> None:
+    # ERRNO:300: the writes fail once 300 bytes went (inside the head); ERRNO:-1: sen_ota.bin
+    # cannot even be opened (the first chunk)
+    msgs = _msgs(_bundle(keys, firmware, tmp_path))
+    rets, state, _ = _run(micropython_bin, tmp_path, keys, msgs[:40], flash_fails=fails)
+    assert (state["st"], state.get("why")) == ("refused", why), state
+    assert "1" in rets  # the refusal is published (the status carries it)
 
 
 def _refused(micropython_bin: str, tmp_path: Path, keys: Path | None, bundle: bytes, why: str,
