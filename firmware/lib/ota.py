@@ -48,9 +48,12 @@ def tick(a, now):
 
 
 # The state s to flash (the message underway, if any, is dropped); with why, the transfer
-# refused first. True (publish the status).
+# refused first (an OSError of the flash: "no_space" when it is full, else "flash"). True
+# (publish the status).
 def _end(s, why=None):
     global _n, _k
+    if isinstance(why, OSError):
+        why = "no_space" if why.args and why.args[0] == 28 else "flash"
     if why:
         log("ota: refused (%s)" % why)
         s["st"] = "refused"
@@ -98,7 +101,7 @@ def take(a, p, pos=0, left=0):
             try:
                 _f.write(p[:c])  # type: ignore[attr-defined]  # open here (_head)
             except OSError as e:  # the flash is full or failing: the transfer cannot go on
-                a._ota_pub = _end(s, "no_space" if e.args and e.args[0] == 28 else "flash")
+                a._ota_pub = _end(s, e)
                 return
             p = p[c:]
             _at += c
@@ -164,6 +167,6 @@ def _head(a, s, p, m):
         _f = open("sen_ota.bin", "r+b" if at else "w+b")
         _f.seek(at)
     except OSError as e:
-        return _end(s, "no_space" if e.args and e.args[0] == 28 else "flash")
+        return _end(s, e)
     _k = m
     return False
