@@ -117,6 +117,9 @@ def sensor_entries(profile: BoardProfile, names: list[str],
 # The cellular modems' APN presets (firmware/lib/cellcfg.py has the settings; firmware/CELLULAR.md)
 APN_PRESETS = ("viettel", "vinaphone", "mobifone")
 MODEMS = ("sim7080", "a76xx")
+# The UARTs a modem can have, per MCU: UART0 is the console (USB serial, the REPL, a serial
+# board's link); an ESP32-C3 has no UART2
+MODEM_UARTS = {"esp32": (1, 2), "esp32s3": (1, 2), "esp32c3": (1,)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +163,10 @@ def cell_settings(profile: BoardProfile, cell: Cell) -> dict[str, Any]:
     if missing:
         raise ProvisionError(f"a cellular {profile.name} needs the GPIOs its modem is wired to: give "
                              f"{', '.join(missing)} (hardware/WIRING.md, Cellular modems)")
+    uarts = MODEM_UARTS[profile.mcu]
+    if cell.uart not in uarts:
+        raise ProvisionError(f"--modem-uart {cell.uart}: the modem needs UART {' or '.join(map(str, uarts))} on "
+                             f"{profile.name} ({profile.mcu}; UART0 is the console)")
     pins = [pin for pin in wires.values() if pin is not None]
     if len(set(pins)) != len(pins):
         raise ProvisionError(f"--modem-tx, --modem-rx and --modem-pwrkey must be three different GPIOs (got {pins})")

@@ -134,7 +134,8 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
     for pin, what in (("tx", "ESP32 TX, to the modem's RX"), ("rx", "ESP32 RX, from the modem's TX"),
                       ("pwrkey", "the modem's PWRKEY (through an NPN transistor: --pwrkey-active 1)")):
         cell.add_argument(f"--modem-{pin}", type=non_negative_int, metavar="GPIO", help=what)
-    cell.add_argument("--modem-uart", type=non_negative_int, default=1, help="the ESP32 UART for the modem")
+    cell.add_argument("--modem-uart", type=non_negative_int, default=1,
+                      help="the ESP32 UART for the modem: 1 or 2 (UART0 is the console; an ESP32-C3 has only 1)")
     cell.add_argument("--pwrkey-active", type=int, choices=(0, 1), default=1, help="PWRKEY's active level")
     provision.add_argument("--out", type=Path, default=Path(".sen/provision/config.json"), help="where to write")
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from gateway.cli import build_parser
-from hardware.boards import load_board
-from hardware.provision import APN_PRESETS, MODEMS, Cell, ProvisionError, build_config, firmware_check
+from hardware.boards import MCUS, load_board
+from hardware.provision import APN_PRESETS, MODEM_UARTS, MODEMS, Cell, ProvisionError, build_config, firmware_check
 
 WIRED = {"tx": 17, "rx": 18, "pwrkey": 16}  # free GPIOs on the Yolo UNO (its profile uses 1-6, 11, 12)
 
@@ -48,6 +48,8 @@ def test_a_virtual_board_needs_no_pins_and_an_apn_of_its_own_is_kept(micropython
     (Cell(apn_preset="viettel", tx=17, rx=18, pwrkey=4), "GPIO 4 is already used .* 'pins.onewire'"),  # 1-wire
     (Cell(apn_preset="viettel", tx=17, rx=18, pwrkey=23), "GPIO 23 is not usable"),  # not on an ESP32-S3
     (Cell(apn_preset="viettel", tx=17, rx=99, pwrkey=16), "--modem-rx 99: GPIO 99 is not usable"),
+    (Cell(apn_preset="viettel", uart=0, **WIRED), "--modem-uart 0: the modem needs UART 1 or 2 .*console"),
+    (Cell(apn_preset="viettel", uart=7, **WIRED), "--modem-uart 7: the modem needs UART 1 or 2"),
 ])
 def test_what_would_not_work_is_refused_naming_the_fix(cell: Cell, says: str) -> None:
     with pytest.raises(ProvisionError, match=says):
@@ -90,3 +92,9 @@ def test_the_presets_and_modems_offered_are_the_firmware_s(micropython_bin: str)
     offered = {a.dest: a.choices for a in provision._actions}
     assert sorted(offered["apn_preset"] or ()) == sorted(APN_PRESETS)
     assert sorted(offered["modem"] or ()) == sorted(MODEMS)
+
+
+def test_every_mcu_has_its_modem_uarts() -> None:
+    assert set(MODEM_UARTS) == {name for name in MCUS if name != "sim"}
+    with pytest.raises(ProvisionError, match="--modem-uart 2: the modem needs UART 1 on"):  # a C3 has no UART2
+        _config("esp32-c3-devkitm-1", Cell(apn_preset="viettel", uart=2, tx=5, rx=6, pwrkey=7))
