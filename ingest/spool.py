@@ -96,7 +96,9 @@ class Spool:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction under the lock; committed (on disk) when the block ends.
         What the block put in ``self._delta`` is added to the depth with the COMMIT, under the
-        same lock (so :meth:`oldest` never sees the rows without their count)."""
+        same lock (so :meth:`oldest` never sees the rows without their count); never below zero:
+        deleting rows another process added (``sen deadletters replay``) would take this count
+        below them until :meth:`oldest` next finds the spool empty."""
         with self._lock:
             self._delta = 0
             try:
@@ -104,7 +106,7 @@ class Spool:
                     yield db
             except sqlite3.Error as err:
                 raise SpoolError(f"spool {self.path}: {err}") from err
-            self._depth += self._delta
+            self._depth = max(0, self._depth + self._delta)
 
     def commit(self, entries: Sequence[Entry | Run]) -> CommitResult:
         """Append ``entries`` durably, skipping those whose key was seen before."""

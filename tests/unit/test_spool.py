@@ -39,6 +39,23 @@ def test_pending_lines_survive_a_restart(tmp_path: Path) -> None:
     again.close()
 
 
+def test_lines_another_process_added_never_take_the_running_count_below_zero(tmp_path: Path) -> None:
+    # the gateway's spool (its count of waiting lines) and `sen deadletters replay` (a second
+    # connection) adding lines: the gateway writes and deletes them, its count stays at zero
+    gateway = Spool(tmp_path)
+    other = Spool(tmp_path)
+    other.commit(_lines(3))
+    other.close()
+    assert gateway.pending == 0 and gateway.depth() == 3
+    batch = gateway.oldest(2)
+    assert batch is not None
+    gateway.delete(batch.ids)
+    assert gateway.pending == 0 and gateway.depth() == 1
+    gateway.commit(_lines(2, start=10))
+    assert gateway.pending == 2 and gateway.depth() == 3
+    gateway.close()
+
+
 def test_duplicate_keys_are_skipped_even_after_restart(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     assert spool.commit(_lines(3)).added == 3
