@@ -96,9 +96,9 @@ class Spool:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction under the lock; committed (on disk) when the block ends.
         What the block put in ``self._delta`` is added to the depth with the COMMIT, under the
-        same lock (so :meth:`oldest` never sees the rows without their count); never below zero:
-        deleting rows another process added (``sen deadletters replay``) would take this count
-        below them until :meth:`oldest` next finds the spool empty."""
+        same lock (so :meth:`oldest` never sees the rows without their count). Never below zero:
+        deleting rows another process added (``sen deadletters replay``) would otherwise take it
+        there, until :meth:`oldest` next finds the spool empty."""
         with self._lock:
             self._delta = 0
             try:
