@@ -228,6 +228,7 @@ class ModemSim:
                     if self._conn is conn:  # the board powered the modem off
                         self._conn = None
                         self._mqtt_down()
+                conn.close()  # not left to the garbage collector (a ResourceWarning at some later test)
                 return
             buf += data
             if self.data_mode:
