@@ -1,29 +1,27 @@
 """MQTT input (paho-mqtt 2.x, MQTT v5): persistent QoS1 session, manual acks after the commit.
 
-- Persistent session: fixed client id, ``clean_start=False`` and a session expiry, so the broker keeps
-  unacknowledged messages while the gateway is away. The subscriptions are (re)made on every
-  connect; a lost session (CONNACK session present False after we had one) is logged.
-- Manual acks: messages go to the :class:`~gateway.service.intake.Intake` (group commit); the PUBACKs
-  of a batch go out only after it is committed to the spool, in one write. Messages of a dropped
-  connection are not acked on the new one (packet ids are per connection): the broker
-  delivers them again and the spool skips them as duplicates.
-- Receive maximum: the broker sends at most ``receive_max`` unacked messages, which bounds
-  memory and makes "not acking" a real backpressure when the spool is full.
-- Shared subscription (``shared_group``): telemetry comes from ``$share/GROUP/...`` so
-  several gateways split it; status and retained acks are read by every gateway.
-- End-to-end acks are published retained, QoS1, the highest per device once per batch; said
-  again (every 5 s at most) to a device that keeps sending what it already has an ack for.
+- Persistent session: fixed client id, ``clean_start=False`` and a session expiry, so the broker keeps unacknowledged
+  messages while the gateway is away. The subscriptions are (re)made on every connect; a lost session (CONNACK
+  session present False after we had one) is logged.
+- Manual acks: messages go to the :class:`~gateway.service.intake.Intake` (group commit); the PUBACKs of a batch go
+  out only after it is committed to the spool, in one write. Messages of a dropped connection are not acked on the
+  new one (packet ids are per connection): the broker delivers them again and the spool skips them as duplicates.
+- Receive maximum: the broker sends at most ``receive_max`` unacked messages, which bounds memory and makes "not
+  acking" a real backpressure when the spool is full.
+- Shared subscription (``shared_group``): telemetry comes from ``$share/GROUP/...`` so several gateways split it;
+  status and retained acks are read by every gateway.
+- End-to-end acks are published retained, QoS1, the highest per device once per batch; said again (every 5 s at
+  most) to a device that keeps sending what it already has an ack for.
 - Watchdog: no message for ``watchdog_s`` while connected is logged and counted.
-- TLS (``mqtts://``): the broker's certificate is verified against ``mqtt_ca_file`` (or the system's
-  CAs) and must name the URL's host; a failed handshake is logged with its reason and retried.
+- TLS (``mqtts://``): the broker's certificate is verified against ``mqtt_ca_file`` (or the system's CAs) and must
+  name the URL's host; a failed handshake is logged with its reason and retried.
 - Client id: ``sen broker conf`` brokers replace it with the user name; the options make them agree.
+- Reading: :class:`~gateway.service.mqtt_paho.LeanClient` (paho reading whole blocks of the socket).
 """
 
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -39,8 +37,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from gateway.service.acks import Ack
 from gateway.service.handler import Message
 from gateway.service.intake import Intake
-from gateway.service.mqtt_paho import Pubacks, lean_properties
-from gateway.service.options import GatewayOptions, mqtt_tls_context
+from gateway.service.mqtt_paho import LeanClient, Pubacks, lean_properties
+from gateway.service.options import GatewayOptions, mqtt_tls_context, probe_broker
 from gateway.service.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
 
 _LOGGER = logging.getLogger(__name__)
@@ -98,7 +96,7 @@ class MqttInput:
         self._messages_since: dict[tuple[str, str], int] = {}  # per device, since its last ack
         self._ack_interval_s, self._acks_scanned = options.ack_interval_s, 0.0
         lean_properties()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=options.client_id, protocol=mqtt.MQTTv5)
+        self._client = LeanClient(CallbackAPIVersion.VERSION2, client_id=options.client_id, protocol=mqtt.MQTTv5)
         self._client.manual_ack_set(True)
         self._pubacks = Pubacks(self._client)  # a batch's PUBACKs in one write
         self._to_ack: list[tuple[int, int]] = []  # (generation, mid) of the batch in hand
@@ -116,6 +114,7 @@ class MqttInput:
         client.on_connect, client.on_connect_fail, client.on_disconnect = (
             self._on_connect, self._on_connect_fail, self._on_disconnect)
         client.on_subscribe, client.on_message = self._on_subscribe, self._on_message
+        client.on_publish_fast = self._on_publish  # the usual PUBLISH, without paho's MQTTMessage
 
     @property
     def connected(self) -> bool:
@@ -235,25 +234,7 @@ class MqttInput:
         if self._fail_logged is None or now - self._fail_logged >= _CONNECT_FAIL_LOG_EVERY_S:
             self._fail_logged = now
             _LOGGER.error("cannot reach MQTT broker %s (%s); retrying with backoff (attempt %s)",
-                          self._url, self._probe(), self._failures)
-
-    def _probe(self) -> str:
-        """Why the broker cannot be reached (paho does not tell): one TCP connect and, with TLS,
-        one handshake with the same context, 2 s at most each."""
-        try:
-            with socket.create_connection((self._endpoint.host, self._endpoint.port), timeout=2.0) as sock:
-                if self._tls is None:
-                    return "TCP connects, MQTT handshake failed"
-                with self._tls.wrap_socket(sock, server_hostname=self._endpoint.host):
-                    return "TCP and TLS connect, MQTT handshake failed"
-        except ssl.SSLCertVerificationError as err:
-            return (f"TLS: the broker's certificate is refused: certificate verify failed: {err.verify_message}; "
-                    f"it must chain to {self._ca_file or 'a CA of the system'} (mqtt.ca_file) and name "
-                    f"{self._endpoint.host!r}")
-        except ssl.SSLError as err:
-            return f"TLS handshake failed: {err.reason or err} (is {self._endpoint.port} the broker's TLS port?)"
-        except OSError as err:
-            return str(err) or type(err).__name__
+                          self._url, probe_broker(self._endpoint, self._tls, self._ca_file), self._failures)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any,
                        flags: mqtt.DisconnectFlags, reason_code: ReasonCode,
@@ -274,12 +255,18 @@ class MqttInput:
                 _LOGGER.info("subscribed to %s (QoS %s)", topic, code.value)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # paho's way in (LeanClient hands the usual PUBLISH to _on_publish): a topic that is not UTF-8 has its
+        # bad bytes replaced (U+FFFD) and is refused as a bad topic (message.topic would raise in paho's thread)
+        self._on_publish(bytes(message._topic).decode("utf-8", "replace"), bytes(message.payload), message.mid,
+                         message.qos)
+
+    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         now = self._last_message = time.monotonic()
         self._watchdog_tripped = False
-        generation, mid, qos, topic = self._generation, message.mid, message.qos, message.topic
+        generation = self._generation
         forward = self._forward if self._forward and mqtt.topic_matches_sub(self._forward[0], topic) else None
         if forward is not None:  # not telemetry: never to the intake
-            forward[1](topic, bytes(message.payload))
+            forward[1](topic, payload)
         if forward is not None or topic == self._marker_topic:  # forwarded, or the end of the session's backlog
             self._live |= forward is None
             if qos:
@@ -295,6 +282,5 @@ class MqttInput:
             while self._intake.waiting >= self._receive_max:
                 if self._stopping.wait(_ROOM_POLL_S):
                     return  # never queued, never acked: the broker sends it again
-        item = Message(topic=topic, payload=bytes(message.payload),
-                       received_ms=time.time_ns() // 1_000_000, live=self._live)
+        item = Message(topic=topic, payload=payload, received_ms=time.time_ns() // 1_000_000, live=self._live)
         self._intake.put(item, lambda ack: self._done(generation, mid, qos, ack), can_drop=qos == 0)

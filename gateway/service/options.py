@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 import urllib.parse
 from dataclasses import dataclass, field
@@ -78,6 +79,24 @@ def mqtt_tls_context(ca_file: str) -> ssl.SSLContext:
         raise OptionsError(f"mqtt_ca_file: cannot read {ca_file!r}: {err.strerror or err}") from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+def probe_broker(endpoint: Endpoint, tls: ssl.SSLContext | None, ca_file: str) -> str:
+    """Why the broker cannot be reached (paho does not tell): one TCP connect and, with ``tls``,
+    one handshake with the same context, 2 s at most each."""
+    try:
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=2.0) as sock:
+            if tls is None:
+                return "TCP connects, MQTT handshake failed"
+            with tls.wrap_socket(sock, server_hostname=endpoint.host):
+                return "TCP and TLS connect, MQTT handshake failed"
+    except ssl.SSLCertVerificationError as err:
+        return (f"TLS: the broker's certificate is refused: certificate verify failed: {err.verify_message}; "
+                f"it must chain to {ca_file or 'a CA of the system'} (mqtt.ca_file) and name {endpoint.host!r}")
+    except ssl.SSLError as err:
+        return f"TLS handshake failed: {err.reason or err} (is {endpoint.port} the broker's TLS port?)"
+    except OSError as err:
+        return str(err) or type(err).__name__
 
 
 def parse_influx_url(url: str, *, option: str = "influx_url") -> Endpoint:

@@ -88,9 +88,9 @@ class SessionInput(MqttInput):
         if not reason_code.is_failure and not flags.session_present:
             self.backlog_done.set()
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        marker = message.topic == self._marker_topic
-        super()._on_message(client, userdata, message)
+    def _on_publish(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        marker = topic == self._marker_topic
+        super()._on_publish(topic, payload, mid, qos)
         if marker:
             self.backlog_done.set()
 
