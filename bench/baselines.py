@@ -5,10 +5,13 @@
 - ``parse``: the bare subscriber that also parses each message's JSON (``json.loads``) to count
   its readings: the ceiling of any Python consumer that reads what it receives (Sen must at
   least parse, check and store; this shows what the parsing alone leaves).
+- ``lean``: the bare subscriber on the gateway's own MQTT reader (``LeanClient``, MQTT v5, each
+  message acked as it comes): what the reading alone costs once paho's per-packet work is gone, for
+  the reading of Sen's ratio (its target is against ``ceiling``, the plain paho subscriber).
 - ``naive``: what tutorials show: paho's on_message writes each message to InfluxDB with one
   HTTP request, no batching, no spool.
 
-Usage: python -m bench.baselines {ceiling|parse|naive} --mqtt-port P [--influx URL --database DB] --count-file F
+Usage: python -m bench.baselines {ceiling|parse|lean|naive} --mqtt-port P [--influx URL --database DB] --count-file F
         [--persistent]
 The process writes the number of readings it handled to F every 100 ms. ``--persistent``
 keeps its session (clean session off, the same client id), so it can drain a backlog the
@@ -27,6 +30,10 @@ from typing import cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from gateway.service.mqtt_paho import LeanClient
 
 TOPIC = "sen/v1/+/+/telemetry"
 
@@ -39,7 +46,7 @@ def _line(site: str, device: str, reading: dict[str, object]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Baseline MQTT consumers for the benchmarks.")
-    parser.add_argument("kind", choices=["ceiling", "parse", "naive"])
+    parser.add_argument("kind", choices=["ceiling", "parse", "lean", "naive"])
     parser.add_argument("--mqtt-port", type=int, required=True)
     parser.add_argument("--influx", default="")
     parser.add_argument("--database", default="")
@@ -66,13 +73,31 @@ def main() -> int:
         with lock:
             count += n
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{args.kind}",
-                         clean_session=not args.persistent, protocol=mqtt.MQTTv311)
+    def on_publish(topic: str, payload: bytes, mid: int, qos: int) -> None:  # lean: counting, as ceiling
+        nonlocal count
+        n = payload.count(b'"seq"')
+        if qos:
+            client.ack(mid, qos)
+        with lock:
+            count += n
+
     subscribed = threading.Event()
-    client.on_message = on_message
+    client: mqtt.Client
+    if args.kind == "lean":
+        client = lean = LeanClient(CallbackAPIVersion.VERSION2, client_id="bench-lean", protocol=mqtt.MQTTv5)
+        client.manual_ack_set(True)
+        lean.on_publish_fast = on_publish
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600 if args.persistent else 0
+        client.connect("127.0.0.1", args.mqtt_port, keepalive=60, clean_start=not args.persistent,
+                       properties=props)
+    else:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{args.kind}",
+                             clean_session=not args.persistent, protocol=mqtt.MQTTv311)
+        client.on_message = on_message
+        client.connect("127.0.0.1", args.mqtt_port, keepalive=60)
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(TOPIC, qos=1)
     client.on_subscribe = lambda c, u, mid, codes, p: subscribed.set()
-    client.connect("127.0.0.1", args.mqtt_port, keepalive=60)
     client.loop_start()
 
     stop = threading.Event()

@@ -67,7 +67,9 @@ def _backlog_rows(backlog: list[dict[str, Any]]) -> list[tuple[str, str, str, st
         by_kind = {r["kind"]: r for r in backlog if r["per_envelope"] == per}
         ceiling, sen = by_kind["ceiling"], by_kind["sen"]
         parse = by_kind.get("parse")  # informational: the bare subscriber parsing each message's JSON
-        for r, label in ((ceiling, "bare subscriber"), (parse, "subscriber parsing JSON"), (sen, "Sen")):
+        lean = by_kind.get("lean")  # informational: the bare subscriber on Sen's MQTT reader
+        for r, label in ((ceiling, "bare subscriber"), (parse, "subscriber parsing JSON"),
+                         (lean, "bare subscriber, Sen's reader"), (sen, "Sen")):
             if r is None:
                 continue
             out.append((f"backlog of {r['messages']:,} msgs, {per}/msg, {label}",
@@ -80,6 +82,9 @@ def _backlog_rows(backlog: list[dict[str, Any]]) -> list[tuple[str, str, str, st
         if parse is not None:
             out.append((f"backlog, {per}/msg: Sen / subscriber parsing JSON",
                         f"{sen['messages_per_s'] / max(1, parse['messages_per_s']):.2f}", "", ""))
+        if lean is not None:
+            out.append((f"backlog, {per}/msg: Sen / bare subscriber on Sen's reader",
+                        f"{sen['messages_per_s'] / max(1, lean['messages_per_s']):.2f}", "", ""))
         out.append((f"backlog, {per}/msg: Sen peak RSS", f"{sen['peak_rss_mib']} MiB",
                     f"RSS < {TARGETS['rss_mib']:.0f} MiB", _verdict(sen["peak_rss_mib"] < TARGETS["rss_mib"])))
     return out

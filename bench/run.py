@@ -75,7 +75,7 @@ def main() -> int:
         ]
         print("backlog ...", file=sys.stderr)
         results["backlog"] = [backlog(kind, scale.backlog_messages // per, per, work)
-                              for per in (1, 10) for kind in ("ceiling", "parse", "sen")]
+                              for per in (1, 10) for kind in ("ceiling", "parse", "lean", "sen")]
         print("backlog, workers ...", file=sys.stderr)  # beside the bare subscriber's 1/msg row above
         results["backlog_workers"] = [backlog("sen", scale.backlog_messages, 1, work, "--workers", str(n))
                                       for n in (1, 2)]
