@@ -43,9 +43,8 @@ class App:
         self.e2e = cfg["ack"] == "e2e"  # end-to-end acks rule the outbox
         self.anchor = None  # gateway's clock anchor for this boot (ts = anchor + uptime)
         self._up_t = time.ticks_ms()
-        # a reading, an ack, a connect: flags polled every _STEP_MS, not asyncio Events (no
-        # Event objects, no timeout task per wait, and a serial board never loads
-        # asyncio's event and funcs modules)
+        # a reading, an ack, a connect: flags polled every _STEP_MS, not asyncio Events (no Event objects,
+        # no timeout task per wait, and a serial board never loads asyncio's event and funcs modules)
         self._ev = self._flush = self._reboot = self._done = False
         self._largest = 0
         self._first_t = self._ack_t = time.ticks_ms()
@@ -82,8 +81,7 @@ class App:
         self._up_t = t
         return self._up
 
-    # A sampler (its name s) hands over one reading's metrics; False: the board wants no more
-    # readings.
+    # A sampler (its name s) hands over one reading's metrics; False: the board wants no more readings.
     def record(self, s, m):
         limit = self.cfg["max_readings"]
         if limit and self.seq >= limit:
@@ -101,8 +99,7 @@ class App:
         ob = self.ob
         if not ob.unsent:
             self._first_t = time.ticks_ms()
-        # a reading too big for a record keeps no seq: a hole in a boot's seqs would hold the
-        # gateway's contiguous ack below it for good
+        # a reading too big for a record keeps no seq (a hole in its boot's seqs would hold the gateway's ack)
         if not ob.push(self.boot, self.seq + 1, up, enc):
             log("reading too big (%d B), skipped" % len(enc))
             return True
@@ -263,9 +260,13 @@ class App:
         while not self._done:
             hal.feed()
             now = time.ticks_ms()
-            if not self._sampled_all and all(t.done() for t in st):
-                self._sampled_all = self._ev = True
-                log("sampled %d readings, sampling done" % self.seq)
+            if not self._sampled_all:  # a plain loop: a generator here was garbage every tick
+                for t in st:
+                    if not t.done():
+                        break
+                else:
+                    self._sampled_all = self._ev = True
+                    log("sampled %d readings, sampling done" % self.seq)
             if self.e2e and ob.cursor != ob.head and ob.count and \
                     time.ticks_diff(now, self._ack_t) > cfg["ack_timeout_ms"]:
                 log("ack: stuck below seq %d for %d ms, sending again from the oldest unacked"
