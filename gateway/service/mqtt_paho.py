@@ -39,8 +39,8 @@ _LOGGER = logging.getLogger(__name__)
 _PROBE_MID = 0x1234
 _PUBACK = b"\x40\x02"  # PUBACK, remaining length 2 (the packet id; reason "success" left out)
 _READ_BYTES = 65536  # one receive; whole packets in it are handled before paho's loop looks again
-_PAHO_READS = ("_packet_handle", "_sock_recv", "_in_packet", "_msgtime_mutex", "_in_callback_mutex",
-               "_manual_ack", "_protocol", "_easy_log")
+_PAHO_READS = ("_packet_handle", "_sock_recv", "_in_packet", "_msgtime_mutex", "_last_bytes_received",
+               "_in_callback_mutex", "_manual_ack", "_protocol", "_easy_log")
 FastPublish = Callable[[str, bytes, int, int], None]  # topic, payload, packet id (0 at QoS0), QoS
 
 
@@ -147,7 +147,7 @@ class LeanClient(mqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_publish_fast: FastPublish | None = None
-        self._lean = all(hasattr(self, name) for name in _PAHO_READS)
+        self._lean = all(hasattr(self, name) for name in _PAHO_READS) and hasattr(mqtt, "time_func")
         self._rest = bytearray()  # the start of a packet the next receive completes
         self._rest_sock: object = None  # the socket it came from (a new connection starts afresh)
         if not self._lean:

@@ -179,3 +179,11 @@ def test_lean_reads_take_a_message_larger_than_one_receive() -> None:
     big = _publish_packet(b"t/big", bytes(range(256)) * 1024)  # 256 KiB: four full receives and a bit
     _read_all(client, [big[i:i + 65536] for i in range(0, len(big), 65536)])
     assert fast == [("t/big", bytes(range(256)) * 1024, 7, 1)]
+
+
+def test_a_paho_without_the_internals_reads_the_paho_way() -> None:
+    client, fast, slow = _lean()
+    assert client._lean  # this paho has them all
+    client._lean = False  # as on a paho that lacks one of _PAHO_READS
+    _read_all(client, [_publish_packet(b"t/1", b"one") + _publish_packet(b"t/2", b"two", qos=0)])
+    assert not fast and slow == [("t/1", b"one", 7, 1), ("t/2", b"two", 0, 0)]
