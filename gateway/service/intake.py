@@ -6,9 +6,10 @@ one fsync), then calls each ``done(ack)`` in arrival order — only then may the
 acknowledge the message — then each :meth:`Intake.on_batch_end` callback (the MQTT input sends
 the batch's PUBACKs there, in one write) and finally ``after_batch()``.
 
-Spool full (``Spool.full``): the thread stops taking messages until the writer drained it.
-Unacknowledged, the messages stay with the broker (and the broker sends no more than the
-gateway's MQTT receive maximum): backpressure, never a drop.
+Spool full (``Spool.full``): the thread stops taking messages until the writer drained it, and
+a batch takes no more messages than the spool has lines of room (a burst read at once does not
+overshoot ``max_lines`` by a whole batch). Unacknowledged, the messages stay with the broker
+(and the broker sends no more than the gateway's MQTT receive maximum): backpressure, never a drop.
 The queue is bounded for what no backpressure reaches: a QoS0 message (``can_drop``: no
 delivery was promised for it, and the firmware sends QoS1) is dropped and counted when
 ``max_waiting`` messages already wait, so a QoS0 flood cannot grow memory without limit.
@@ -124,8 +125,11 @@ class Intake:
             first = self._queue.get(timeout=0.2)
         except queue.Empty:
             return []
+        limit = self._max_batch
+        if self._spool.max_lines:  # a message brings a line at least
+            limit = max(1, min(limit, self._spool.max_lines - self._spool.pending))
         batch = [first]
-        while len(batch) < self._max_batch:
+        while len(batch) < limit:
             try:
                 batch.append(self._queue.get_nowait())
             except queue.Empty:

@@ -136,6 +136,28 @@ def test_group_commit_acks_each_message_after_its_batch(parts) -> None:  # type:
     assert done == list(range(1, 51)) and spool.depth() == 50 and intake.batches < 50
 
 
+def test_a_burst_takes_no_more_than_the_spools_room(tmp_path: Path) -> None:
+    spool, registry = Spool(tmp_path, max_lines=30), Registry(tmp_path)
+    handler = Handler(spool=spool, registry=registry, rejects=RejectLog(spool))
+    intake = Intake(handler, spool, max_batch=500)
+    acked: list[int] = []
+    for seq in range(1, 151):  # a burst, all queued before the intake looks (one socket read)
+        message = Message(topic=TOPIC, payload=_env([seq]), received_ms=100_000)
+        intake.put(message, lambda ack, s=seq: acked.append(s))
+    intake.start()
+    try:
+        pause = threading.Event()  # never set: a sleep
+        for _ in range(500):
+            if spool.full or pause.wait(0.01):
+                break
+        pause.wait(0.3)  # time for more batches, were any taken
+        assert spool.depth() == 30 and acked == list(range(1, 31)) and intake.waiting == 120
+    finally:
+        intake.stop()
+        spool.close()
+        registry.close()
+
+
 def test_full_spool_takes_nothing_and_disk_full_raises(tmp_path: Path) -> None:
     spool = Spool(tmp_path, max_lines=2)
     spool.commit([Entry(line="m f=1 1"), Entry(line="m f=2 2")])
