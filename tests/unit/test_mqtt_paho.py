@@ -107,13 +107,13 @@ def _lean(*, v5: bool = True) -> tuple[LeanClient, Got, Got]:
     fast: Got = []
     slow: Got = []
     client.on_publish_fast = lambda *m: fast.append(m)
-    client.on_message = lambda c, u, m: slow.append((m._topic.decode(errors="replace"), m.payload, m.mid, m.qos))
+    client.on_message = lambda c, u, m: slow.append((m._topic.decode(errors="replace"), bytes(m.payload), m.mid, m.qos))
     return client, fast, slow
 
 
 def _read_all(client: mqtt.Client, chunks: list[bytes]) -> list[int]:
     client._sock = _Sock(chunks)  # type: ignore[assignment]
-    codes = []
+    codes: list[int] = []
     while True:
         rc = client._packet_read()
         codes.append(rc)
@@ -135,6 +135,11 @@ def test_lean_reads_deliver_every_publish_whatever_the_receives_cut() -> None:
     client, fast, _ = _lean()
     _read_all(client, [stream[i:i + 1] for i in range(len(stream))])  # a byte at a time
     assert fast == want
+    again = bytearray(_publish_packet(b"sen/v1/a/b/telemetry", b'{"v":1}', mid=9))
+    again[0] |= 0x08  # DUP: the broker sends it again after a reconnect
+    client, fast, slow = _lean()
+    _read_all(client, [bytes(again)])
+    assert fast == [("sen/v1/a/b/telemetry", b'{"v":1}', 9, 1)] and not slow
 
 
 def test_lean_reads_hand_everything_else_to_paho_as_paho_reads_it() -> None:
