@@ -15,7 +15,8 @@ installed, and paho's own way kept where the check fails.
 - :class:`LeanClient`: paho reads the socket a byte or two at a time (the fixed header, then
   the rest: three receives a packet), goes back to ``select`` after each packet, and builds an
   ``MQTTMessage`` and walks its topic matcher for every PUBLISH. It reads up to 64 KiB at once
-  and handles every whole packet in them; a QoS0/1 PUBLISH with no properties goes straight to
+  and handles every whole packet in them (one block per turn of paho's loop, so what waits to
+  be written goes out between blocks); a QoS0/1 PUBLISH with no properties goes straight to
   ``on_publish_fast(topic, payload, mid, qos)``; every other packet (CONNACK, SUBACK, PUBACK,
   PINGRESP, a PUBLISH with properties or an undecodable topic, QoS2) is handed to paho's own
   handler as if paho had read it. A paho without the internals it relies on reads as usual.
@@ -194,7 +195,9 @@ class LeanClient(mqtt.Client):
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
         if pos < len(buf):
             self._rest = buf if pos == 0 and isinstance(buf, bytearray) else bytearray(buf[pos:])
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+        # One block a turn: AGAIN sends paho's loop back to select, which writes the PUBACKs and pings
+        # that wait before the next block (paho's loop_read would otherwise go on reading a flood).
+        return MQTTErrorCode.MQTT_ERR_AGAIN
 
     def _fast_publish(self, command: int, buf: bytes | bytearray, start: int, end: int) -> MQTTErrorCode | None:
         """A QoS0/1 PUBLISH with no properties to ``on_publish_fast``; None: paho's way instead."""

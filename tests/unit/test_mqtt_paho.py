@@ -112,12 +112,13 @@ def _lean(*, v5: bool = True) -> tuple[LeanClient, Got, Got]:
 
 
 def _read_all(client: mqtt.Client, chunks: list[bytes]) -> list[int]:
-    client._sock = _Sock(chunks)  # type: ignore[assignment]
+    """Read as paho's loop would, a turn at a time, until ``chunks`` are all read (or an error)."""
+    client._sock = sock = _Sock(chunks)  # type: ignore[assignment]
     codes: list[int] = []
     while True:
         rc = client._packet_read()
         codes.append(rc)
-        if rc:
+        if rc > 0 or rc == mqtt.MQTT_ERR_AGAIN and not sock.chunks:
             return codes
 
 
@@ -177,6 +178,14 @@ def test_lean_reads_refuse_a_long_length_and_start_afresh_on_a_new_connection() 
     assert fast == [("t/1", b"one", 7, 1)]
     client._sock = _Sock([b""])  # type: ignore[assignment]
     assert client._packet_read() == mqtt.MQTT_ERR_CONN_LOST
+
+
+def test_lean_reads_take_one_block_a_turn_of_pahos_loop() -> None:
+    client, fast, _ = _lean()
+    block = b"".join(_publish_packet(b"t/%d" % i, b"x", mid=i + 1) for i in range(3))
+    client._sock = _Sock([block, block])  # type: ignore[assignment]
+    assert client._packet_read() == mqtt.MQTT_ERR_AGAIN and len(fast) == 3  # the first block, then back
+    assert client.loop_read() == mqtt.MQTT_ERR_SUCCESS and len(fast) == 6  # paho's loop: the next turn
 
 
 def test_lean_reads_take_a_message_larger_than_one_receive() -> None:
