@@ -16,19 +16,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gateway.service.identity import BootKey
+from gateway.service.readings import (_INT64_MAX, _MAX_TS_MS, _MAX_UP_MS, _U32_MAX, METRIC_RE, RESERVED_FIELDS, Reading,
+                                      fast_readings)
 from gateway.service.topics import NAME_RE, Topic
 
 MAX_MESSAGE_BYTES = 4096
 SCHEMA_VERSION = 1
-METRIC_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-# The schema's field and tag names may not be metrics: one named like a tag shadows it in InfluxQL.
-RESERVED_FIELDS = frozenset({"seq", "boot", "time", "site", "device", "board", "sensor"})
 DEFAULT_BOARD = "unknown"
-_INT64_MAX = 2**63 - 1
-# What a board can send (boot, seq and fid are 32 bits): no later sum (anchor + up) leaves 64 bits.
-_U32_MAX = 2**32 - 1
-_MAX_UP_MS = 2**42  # about 139 years of uptime
-_MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
 _MAX_DIAG_STRING = 64
 _new = object.__new__  # the hot path makes its frozen dataclasses without their per-field set-up
 _raw_decode = json.JSONDecoder().raw_decode
@@ -62,17 +56,6 @@ class _Refused(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Reading:
-    """One reading; exactly one of ``ts_ms`` (device clock) and ``up_ms`` (uptime) is used."""
-
-    seq: int
-    ts_ms: int | None
-    up_ms: int | None
-    metrics: Mapping[str, float]
-    sensor: str | None = None  # the reading's ``s``; None from firmware that predates it
-
-
-@dataclass(frozen=True, kw_only=True)
 class Telemetry:
     site: str
     device: str
@@ -85,6 +68,8 @@ class Telemetry:
     lo: int | None = None  # seqs of this boot below it are settled on the device (tests/contract/ack.md)
     ob: int | None = None  # the oldest boot the device still holds records of, when older than boot
 
+    # Each reading's line-protocol fields part, made while decoding (None: points makes them).
+    fields: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
     key: BootKey = field(init=False, repr=False, compare=False)  # asked for often: made once
     needs_anchor: bool = field(init=False, repr=False, compare=False)  # a reading, or d, needs the clock
 
@@ -180,50 +165,6 @@ def _reading(value: object, index: int, envelope_up: int | None) -> Reading:
     return Reading(seq=seq, ts_ms=ts_ms, up_ms=up_ms, metrics=metrics, sensor=sensor)
 
 
-_GOOD_METRICS: set[str] = set()  # metric names that passed METRIC_RE and are not reserved (4,096 at most)
-
-
-def _good_metric(name: object) -> bool:
-    if type(name) is not str or name in RESERVED_FIELDS or not METRIC_RE.fullmatch(name):
-        return False
-    if len(_GOOD_METRICS) < 4096:
-        _GOOD_METRICS.add(name)
-    return True
-
-
-def _plain_readings(raw: list[object], envelope_up: int | None) -> tuple[Reading, ...] | None:
-    """Every check of :func:`_reading`, inline for speed; None at anything unusual (:func:`_reading` names it)."""
-    out: list[Reading] = []
-    for item in raw:
-        if type(item) is not dict:
-            return None
-        seq, ts, up, metrics, sensor = item.get("seq"), item.get("ts"), None, item.get("m"), item.get("s")
-        if type(seq) is not int or not 0 <= seq <= _U32_MAX or type(metrics) is not dict:
-            return None
-        if (sensor is not None or "s" in item) and (type(sensor) is not str or not NAME_RE.fullmatch(sensor)):
-            return None
-        if "ts" in item:
-            if type(ts) is not int or not 0 <= ts <= _MAX_TS_MS:
-                return None
-        else:
-            up = item.get("up")
-            if type(up) is not int or not 0 <= up <= _MAX_UP_MS or envelope_up is None:
-                return None
-        values: dict[str, float] = {}
-        for name, value in metrics.items():
-            if name not in _GOOD_METRICS and not _good_metric(name):
-                return None
-            if type(value) is int and -_INT64_MAX <= value <= _INT64_MAX:
-                value = float(value)
-            elif type(value) is not float or not math.isfinite(value):
-                return None
-            values[name] = value
-        reading = _new(Reading)
-        reading.__dict__.update(seq=seq, ts_ms=ts, up_ms=up, metrics=values, sensor=sensor)
-        out.append(reading)
-    return tuple(out)
-
-
 def _diag(value: object) -> dict[str, DiagValue]:
     diag: dict[str, DiagValue] = {}
     for key, item in _object(value, "d").items():
@@ -257,14 +198,18 @@ def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None
     raw_readings = _require(doc, "r", "envelope")
     if not isinstance(raw_readings, list):
         raise _Refused(Reason.BAD_TYPE, f"r must be a list, got {type(raw_readings).__name__}")
-    readings = _plain_readings(raw_readings, up_ms) or tuple(  # something unusual: the careful path names it
-        _reading(item, i, up_ms) for i, item in enumerate(raw_readings))
+    fast = fast_readings(raw_readings, up_ms, boot)
+    if fast is not None:
+        readings, fields, uptime_only = fast
+    else:  # something unusual: the careful path names it
+        readings, fields = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings)), None
+        uptime_only = any(r.ts_ms is None for r in readings)
     diag = _diag(doc["d"]) if "d" in doc else {}
     telemetry = _new(Telemetry)  # as the dataclass makes it (__post_init__ too), without its set-up
     telemetry.__dict__.update(site=topic.site, device=device, board=board, boot=boot, fid=fid, up_ms=up_ms,
-                              readings=readings, diag=diag, lo=lo, ob=ob, key=BootKey(topic.site, device, fid, boot),
-                              needs_anchor=bool(diag) and up_ms is not None
-                              or any(r.ts_ms is None for r in readings))
+                              readings=readings, fields=fields, diag=diag, lo=lo, ob=ob,
+                              key=BootKey(topic.site, device, fid, boot),
+                              needs_anchor=bool(diag) and up_ms is not None or uptime_only)
     return telemetry
 
 

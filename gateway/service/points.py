@@ -21,7 +21,8 @@ from ingest.ranges import Run
 from ingest.spool import Entry
 
 from gateway.errors import AnchorMissing
-from gateway.service.decode import Reading, Telemetry
+from gateway.service.decode import Telemetry
+from gateway.service.readings import Reading, field_key, template
 
 
 def reading_time(reading: Reading, anchor_ms: int | None) -> int:
@@ -34,19 +35,6 @@ def reading_time(reading: Reading, anchor_ms: int | None) -> int:
 
 def reading_key(telemetry: Telemetry, reading: Reading) -> str:
     return f"{telemetry.key.stream}/{reading.seq}"
-
-
-_FIELD_KEYS: dict[str, str] = {}  # metric name -> "escaped_name=", checked once
-_FIELD_KEYS_MAX = 4096
-
-
-def _field_key(name: str) -> str:
-    found = _FIELD_KEYS.get(name)
-    if found is None:
-        found = escape_key("field key", name) + "="
-        if len(_FIELD_KEYS) < _FIELD_KEYS_MAX:
-            _FIELD_KEYS[name] = found
-    return found
 
 
 _HEADS: dict[tuple[str, str, str, str | None], str] = {}  # tags -> "telemetry,board=..."
@@ -66,24 +54,6 @@ def _head(site: str, device: str, board: str, sensor: str | None) -> str:
     return found
 
 
-_TEMPLATES: dict[tuple[str, ...], str] = {}  # metric names -> the fields part, as a format string
-
-
-def _template(names: tuple[str, ...]) -> str:
-    """The fields of a reading with these metrics, sorted and escaped once: ``{0}`` is its seq,
-    ``{1}`` the boot, ``{2}``... the metrics' values in ``names``' order."""
-    found = _TEMPLATES.get(names)
-    if found is None:
-        parts = [("boot", "boot={1}i"), ("seq", "seq={0}i")] + [
-            (name, _field_key(name).replace("{", "{{").replace("}", "}}") + f"{{{i + 2}!r}}")
-            for i, name in enumerate(names)]
-        found = ",".join(text for _, text in sorted(parts))
-        if len(_TEMPLATES) >= _FIELD_KEYS_MAX:
-            _TEMPLATES.clear()
-        _TEMPLATES[names] = found
-    return found
-
-
 def _fields(reading: Reading, boot: int) -> str:
     """A reading's fields as :func:`ingest.lineproto.encode` writes them: by their template
     when every value is a finite float (what decoding makes), else value by value."""
@@ -95,9 +65,9 @@ def _fields(reading: Reading, boot: int) -> str:
     else:
         names = tuple(metrics)
         if "boot" not in metrics and "seq" not in metrics:
-            return _template(names).format(reading.seq, boot, *values)
+            return template(names).format(reading.seq, boot, *values)
     fields = [("boot", f"boot={boot}i"), ("seq", f"seq={reading.seq}i")]
-    fields.extend((key, _field_key(key) + format_field_value(key, value)) for key, value in metrics.items())
+    fields.extend((key, field_key(key) + format_field_value(key, value)) for key, value in metrics.items())
     fields.sort()
     return ",".join(text for _, text in fields)
 
@@ -106,13 +76,18 @@ def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[st
     """The ``telemetry`` lines of every reading (as :func:`ingest.lineproto.encode` writes
     them, without building a Point per reading) and the newest reading time."""
     site, device, board, boot = telemetry.site, telemetry.device, telemetry.board, telemetry.boot
+    readings = telemetry.readings
+    fields = telemetry.fields or [_fields(reading, boot) for reading in readings]
     lines: list[str] = []
     newest: int | None = None
-    for reading in telemetry.readings:
+    head = sensor = None
+    for reading, part in zip(readings, fields, strict=True):
         ts = reading.ts_ms if reading.ts_ms is not None else reading_time(reading, anchor_ms)
         if newest is None or ts > newest:
             newest = ts
-        lines.append(f"{_head(site, device, board, reading.sensor)} {_fields(reading, boot)} {ts}")
+        if head is None or reading.sensor != sensor:
+            head, sensor = _head(site, device, board, reading.sensor), reading.sensor
+        lines.append(f"{head} {part} {ts}")
     return lines, newest
 
 

@@ -9,8 +9,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from gateway.service.decode import (_MAX_TS_MS, _U32_MAX, Reason, Reject, _int, _load, _name, _object, _Refused,
-                                    _require)
+from gateway.service.decode import Reason, Reject, _int, _load, _name, _object, _Refused, _require
+from gateway.service.readings import _MAX_TS_MS, _U32_MAX
 from gateway.service.topics import Topic
 
 STATES = frozenset({"online", "sleeping", "offline"})

@@ -17,7 +17,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.service.decode import RESERVED_FIELDS, Reject, Telemetry, decode_telemetry
+from gateway.service.decode import Reject, Telemetry, decode_telemetry
+from gateway.service.readings import RESERVED_FIELDS
 from gateway.service.status_msg import decode_status
 from gateway.service.points import to_entries
 from gateway.service.topics import NAME_RE, Topic
