@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -26,6 +26,11 @@ DEFAULT_BOARD = "unknown"
 _MAX_DIAG_STRING = 64
 _new = object.__new__  # the hot path makes its frozen dataclasses without their per-field set-up
 _raw_decode = json.JSONDecoder().raw_decode
+_fast_loads: Callable[[bytes], object] | None
+try:
+    from orjson import loads as _fast_loads
+except ImportError:  # no wheel for this platform: json reads every message
+    _fast_loads = None
 
 DiagValue = float | bool | str
 
@@ -79,12 +84,21 @@ class Telemetry:
                            or any(r.ts_ms is None for r in self.readings))
 
 
-def _load(payload: bytes, doc: Mapping[str, object] | None) -> Mapping[str, object]:
-    """The message's JSON object; ``doc`` when a transport already parsed ``payload`` into it."""
+def _load(payload: bytes, doc: Mapping[str, object] | None, *, fast: bool = False) -> Mapping[str, object]:
+    """The message's JSON object; ``doc`` when a transport already parsed ``payload`` into it.
+    ``fast``: try orjson first (a message of ten readings in a third of json's time); it reads an
+    integer past 64 bits as a float, so a message it fails is read again by json (decode_telemetry)."""
     if len(payload) > MAX_MESSAGE_BYTES:
         raise _Refused(Reason.OVERSIZE, f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
     if doc is not None:
         return doc
+    if fast and _fast_loads is not None:
+        try:
+            found = _fast_loads(payload)
+        except ValueError:  # NaN, a BOM, a lone surrogate...: json takes it or says what is wrong
+            found = None
+        if type(found) is dict:
+            return found
     try:
         text = payload.decode("utf-8")  # an object alone (the usual): no regexes of loads
         found, end = _raw_decode(text) if text[:1] == "{" else (None, -1)
@@ -180,8 +194,8 @@ def _diag(value: object) -> dict[str, DiagValue]:
     return diag
 
 
-def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None) -> Telemetry:
-    doc = _load(payload, parsed)
+def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None, *, fast: bool) -> Telemetry:
+    doc = _load(payload, parsed, fast=fast)
     version = _require(doc, "v", "envelope")
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise _Refused(Reason.SCHEMA_VERSION, f"schema version {version!r}, expected {SCHEMA_VERSION}"[:200])
@@ -198,9 +212,9 @@ def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None
     raw_readings = _require(doc, "r", "envelope")
     if not isinstance(raw_readings, list):
         raise _Refused(Reason.BAD_TYPE, f"r must be a list, got {type(raw_readings).__name__}")
-    fast = fast_readings(raw_readings, up_ms, boot)
-    if fast is not None:
-        readings, fields, uptime_only = fast
+    one_pass = fast_readings(raw_readings, up_ms, boot)
+    if one_pass is not None:
+        readings, fields, uptime_only = one_pass
     else:  # something unusual: the careful path names it
         readings, fields = tuple(_reading(item, i, up_ms) for i, item in enumerate(raw_readings)), None
         uptime_only = any(r.ts_ms is None for r in readings)
@@ -217,6 +231,11 @@ def decode_telemetry(topic: Topic, payload: bytes, *,
                      doc: Mapping[str, object] | None = None) -> Telemetry | Reject:
     """Decode one telemetry message on ``topic``; ``doc``: its JSON object, when a transport parsed it already."""
     try:
-        return _telemetry(topic, payload, doc)
+        return _telemetry(topic, payload, doc, fast=True)
+    except _Refused as refused:
+        if doc is not None or _fast_loads is None:
+            return refused.reject
+    try:  # refused as orjson read it: the reason json's reading gives (the same refusal, and its words)
+        return _telemetry(topic, payload, doc, fast=False)
     except _Refused as refused:
         return refused.reject

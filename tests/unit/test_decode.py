@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.service import decode
 from gateway.service.decode import MAX_MESSAGE_BYTES, Reason, Reject, Telemetry, decode_telemetry
 from gateway.errors import TopicError
 from gateway.service.status_msg import decode_status
@@ -175,3 +176,26 @@ def test_topics() -> None:
     with pytest.raises(TopicError) as info:
         parse_topic("sen/v1/Home Site/d/telemetry")
     assert info.value.bad_name
+
+
+_R = '{"seq":1,"ts":1763800000000,"m":{"temp_c":1.5}}'
+
+
+@pytest.mark.parametrize("payload", [
+    f'{{"v":1,"dev":"sim-0001","boot":1,"r":[{_R}]}}',
+    f'{{"v":1,"dev":"sim-0001","boot":18446744073709551616,"r":[{_R}]}}',  # orjson: a float
+    '{"v":1,"dev":"sim-0001","boot":1,"r":[{"seq":-9223372036854775809,"ts":1,"m":{}}]}',
+    '{"v":1,"dev":"sim-0001","boot":1,"r":[{"seq":1,"ts":1,"m":{"t":18446744073709551616}}]}',
+    '{"v":1,"dev":"sim-0001","boot":1,"r":[{"seq":1,"ts":1,"m":{"t":NaN}}]}',  # orjson refuses NaN
+    '{"v":1,"dev":"sim-0001","boot":1,"r":[{"seq":1,"ts":1,"m":{"t":1e400}}]}',
+    '{"v":1,"dev":"sim-\\ud800","boot":1,"r":[]}',  # a lone surrogate
+    '\ufeff{"v":1,"dev":"sim-0001","boot":1,"r":[]}',  # a byte order mark
+    f'{{"v":1,"dev":"sim-0001","boot":1,"boot":2,"r":[{_R}]}}',  # the last of two keys counts
+    f' {{"v":1,"dev":"sim-0001","boot":1,"r":[{_R}]}} ', f'[{_R}]', '{"v":1', '"x"',
+])
+def test_orjson_and_json_decode_alike(payload: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same result, reason and detail whether orjson reads a message first or json alone."""
+    topic = Topic(site="home", device="sim-0001", kind="telemetry")
+    with_orjson = decode_telemetry(topic, payload.encode())
+    monkeypatch.setattr(decode, "_fast_loads", None)
+    assert decode_telemetry(topic, payload.encode()) == with_orjson
