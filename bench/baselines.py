@@ -103,11 +103,15 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    while not stop.wait(0.1):
+    written = -1
+    while not stop.wait(0.01):  # the runner looks every 10 ms near a run's end: a count is never older
         if not subscribed.is_set():
             continue  # no count file until the subscription stands: the runner waits for it
         with lock:
-            args.count_file.write_text(str(count))
+            now = count
+        if now != written:
+            args.count_file.write_text(str(now))
+            written = now
     client.disconnect()
     client.loop_stop()
     return 0
