@@ -77,7 +77,7 @@ class Claims:
         first, last = seqs[0], seqs[-1]
         lo, hi = self._top(stream)
         if first > hi and last - first == len(seqs) - 1 and (
-                len(seqs) < 3 or all(b == a + 1 for a, b in zip(seqs, seqs[1:], strict=False))):
+                len(seqs) < 3 or tuple(seqs) == tuple(range(first, last + 1))):  # consecutive
             if first == hi + 1:  # continues the highest range
                 key = (stream, lo)
                 (self._inserts if key in self._inserts else self._updates)[key] = last

@@ -97,7 +97,7 @@ def to_spool(telemetry: Telemetry, *, anchor_ms: int | None,
     lines, newest = _reading_lines(telemetry, anchor_ms)
     out: list[Entry | Run] = []
     if lines:
-        out.append(Run(stream=telemetry.key.stream, seqs=tuple(r.seq for r in telemetry.readings),
+        out.append(Run(stream=telemetry.key.stream, seqs=tuple([r.seq for r in telemetry.readings]),
                        lines=tuple(lines)))
     if telemetry.diag:
         out.append(_diag_entry(telemetry, anchor_ms, newest, received_ms))
