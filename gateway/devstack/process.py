@@ -6,6 +6,7 @@ data directory on a free loopback port, waited for until it answers, stopped (an
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import signal
 import socket
@@ -30,11 +31,38 @@ class DevStackError(GatewayError):
     """A private service could not be found, started or reached."""
 
 
+_PORTS_FROM = 20000  # private servers' ports: from here to just below the kernel's ephemeral range
+_handed_out: set[int] = set()
+_pick = random.SystemRandom()  # never the global generator: a test may have seeded it, in each worker alike
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, below the kernel's ephemeral
+    range: a port the kernel hands out (bind to port 0) can be taken as the source port of any
+    outgoing connection between this check and the server's own bind ("address already in use":
+    InfluxDB failed so once in a benchmark run of thousands of connections). One this process
+    handed out already is never handed out again."""
+    top = _ephemeral_start()
+    for _ in range(200):
+        port = _pick.randrange(_PORTS_FROM, top) if top - _PORTS_FROM >= 1000 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(sock.getsockname()[1])
+        _handed_out.add(port)
+        return port
+    raise DevStackError(f"no free TCP port found in {_PORTS_FROM}..{top - 1}")
 
 
 def find_program(name: str, *extra_dirs: str) -> str:

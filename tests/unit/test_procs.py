@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from gateway.devstack.process import _PORTS_FROM, _ephemeral_start, free_port
 from hardware.procs import stop_process
 
 # Prints "ready" once its signal handlers are set, so the test never signals it too early.
@@ -75,3 +76,11 @@ def test_a_process_that_already_exited_gets_no_signal_and_is_reaped() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(7)"], stdin=subprocess.DEVNULL)
     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
     assert stop_process(proc, timeout=0.1) == 7
+
+
+def test_free_ports_are_below_the_ephemeral_range_and_never_handed_out_twice() -> None:
+    """A port from the kernel's ephemeral range can be taken as an outgoing connection's source
+    port before the server binds it; one handed out twice would make two servers collide."""
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    assert all(_PORTS_FROM <= port < _ephemeral_start() for port in ports)
