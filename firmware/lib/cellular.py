@@ -14,6 +14,7 @@
 # cellcfg.client(), run once (firmware/CELLULAR.md, Memory).
 # A URC says where the link fell: +SMSTATE: 0 (MQTT, rung 0), PDP deactivated (rung 1), RDY
 # (the modem restarted, rung 2).
+import gc
 import sys
 import time
 
@@ -127,6 +128,7 @@ class Cellular:
     async def run(self):
         r = 3  # a cold start: power the modem on (or find it on)
         while not self._stop:
+            gc.collect()
             up = __import__("cellup")
             try:
                 ok = await up.climb(self, r)
@@ -192,6 +194,7 @@ class Cellular:
 # config.json's "cell" and builds the modem's own MQTT stack (Cellular) or, with cell.mode
 # "ppp", Sen's MQTT client over a PPP link through the modem (ppp.py).
 def MQTTClient(*a):
+    gc.collect()
     m = __import__("cellcfg")
     del sys.modules["cellcfg"]
     return m.client(*a)

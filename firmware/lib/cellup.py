@@ -9,6 +9,7 @@
 # modem; a modem that does not answer AT goes straight to 3. Each step is logged and
 # counted (diag cell_rungs); the wait between tries grows from cell.backoff_ms to
 # cell.backoff_max_ms, with jitter.
+import gc
 import random
 import sys
 
@@ -49,6 +50,7 @@ async def _up(cl, r):
     if r < 3 and not await cl._sync(5000):
         return _DEAF
     if r >= 1:
+        gc.collect()  # a module loads in one piece per function: the most room first
         net = __import__("cellnet")
         try:
             why = await net.up(cl, r)
@@ -61,6 +63,7 @@ async def _up(cl, r):
         return "broker.tls: not supported over the modem's MQTT stack yet"
     m, c = cl.m, cl.c
     n = "cellup_" + m.name
+    gc.collect()
     fam = __import__(n)
     try:
         if r >= 1 and not await fam.pdp(m, c["apn"], c.get("user", ""), c.get("password", "")):
