@@ -1,7 +1,7 @@
 """One reading: its type, the limits on what a board may send in it, and the one pass that
 decodes the readings of a common message with their line-protocol fields.
 
-A message of ten readings makes ten :class:`Reading` s, and the gateway's time for such a
+A message of ten readings makes ten :class:`Reading` objects, and the gateway's time for such a
 message is mostly per reading: so a reading is a tuple (the cheapest object to make), and
 :func:`fast_readings` checks each reading and makes its fields part (``boot=..i,m=..,seq=..i``)
 from a format made once per set of metric names (:func:`template`), instead of one walk over
@@ -77,8 +77,8 @@ _CHECKED: dict[tuple[str, ...], str] = {}  # metric names that passed METRIC_RE,
 
 
 def _checked_template(names: tuple[str, ...]) -> str | None:
-    """The fields format of ``names`` (:func:`template`), or None
-    when one of them is no metric name the schema takes."""
+    """The fields format of ``names`` (:func:`template`), or None when one of them is no metric
+    name the schema takes."""
     for name in names:
         if type(name) is not str or name in RESERVED_FIELDS or not METRIC_RE.fullmatch(name):
             return None
