@@ -16,6 +16,7 @@ run had and this one has not (:mod:`gateway.service.sessions`).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -150,6 +151,22 @@ def _start_web(options: GatewayOptions) -> WebServer | None:
     return server.start()
 
 
+# Python's collector walks every young container after each 700 new ones, and now and then all
+# of them: the gateway's live objects (modules, registry, queues) made a backlog drain spend ~7%
+# of its CPU there (0.09 s of ~1.2 s for 10,000 messages of ten readings; 0.03 s so). What
+# start-up made lives as long as the process, so it is frozen out of the walks; the messages'
+# objects are freed by their reference counts (they make no cycles), so young collections can
+# come less often; what cyclic garbage there is (rare here) waits longer for its collection.
+_GC_THRESHOLDS = (10_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """Once a process's parts are built and started (the gateway's, a worker's)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+
+
 def run(options: GatewayOptions, *, stop: threading.Event) -> int:
     """Run the gateway until ``stop`` is set; flush, then return 0."""
     spool = Spool(options.spool_dir, max_lines=options.spool_max_lines)
@@ -176,6 +193,7 @@ def run(options: GatewayOptions, *, stop: threading.Event) -> int:
             parts.serial.start()
         ticker.start()
         keep = options.worker_count if supervisor is not None else 0
+        tune_gc()
         retiring = retire_all(options, keep, registry=registry, make_sink=make_sink, stop=ticking)
         try:
             if supervisor is None:

@@ -105,7 +105,7 @@ def run_worker(options: GatewayOptions, index: int, conn: Connection, log_level:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    from gateway.service.main import Parts  # here: main imports the supervisor, which imports this
+    from gateway.service.main import Parts, tune_gc  # here: main imports the supervisor, which imports this
 
     own = worker_options(options, index)
     orphaned = threading.Event()
@@ -118,6 +118,7 @@ def run_worker(options: GatewayOptions, index: int, conn: Connection, log_level:
         parts.intake.start()
         parts.mqtt.start()
         threading.Thread(target=_watch_supervisor, args=(conn, stop, orphaned), daemon=True).start()
+        tune_gc()
         while not stop.wait(_TICK_S):
             parts.mqtt.check_watchdog()
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ from gateway.service.devices import BootState
 from gateway.errors import OptionsError
 from gateway.service.handler import Handler, Message
 from gateway.service.intake import Intake
+from gateway.service.main import _GC_THRESHOLDS, tune_gc
 from gateway.service.registry import Registry
 from gateway.service.sample import SAMPLE
 from gateway.service.rejects import RejectLog
@@ -219,3 +221,14 @@ def test_the_intake_queue_drops_qos0_past_its_bound_and_never_qos1(parts) -> Non
     for _ in range(3):
         intake.put(message, lambda ack: None)  # QoS1: bounded by the receive maximum, never dropped
     assert (intake.waiting, intake.dropped) == (8, 3)
+
+
+def test_tune_gc_freezes_start_up_and_spaces_young_collections() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 1000  # the modules, classes and functions loaded so far
+        assert gc.get_threshold() == _GC_THRESHOLDS and _GC_THRESHOLDS[0] >= 10 * before[0]
+    finally:  # the rest of this test process collects as before
+        gc.unfreeze()
+        gc.set_threshold(*before)
