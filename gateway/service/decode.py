@@ -84,21 +84,25 @@ class Telemetry:
                            or any(r.ts_ms is None for r in self.readings))
 
 
-def _load(payload: bytes, doc: Mapping[str, object] | None, *, fast: bool = False) -> Mapping[str, object]:
-    """The message's JSON object; ``doc`` when a transport already parsed ``payload`` into it.
-    ``fast``: try orjson first (a message of ten readings in a third of json's time); it reads an
-    integer past 64 bits as a float, so a message it fails is read again by json (decode_telemetry)."""
+def _fast_doc(payload: bytes) -> Mapping[str, object] | None:
+    """orjson's reading of a message of a size the gateway takes when it is a JSON object (a
+    message of ten readings in a third of json's time), else None: json reads it then, and says
+    what is wrong (orjson refuses NaN, a BOM, a lone surrogate; json takes them or words it)."""
+    if _fast_loads is None or len(payload) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        found = _fast_loads(payload)
+    except ValueError:
+        return None
+    return found if type(found) is dict else None
+
+
+def _load(payload: bytes, doc: Mapping[str, object] | None) -> Mapping[str, object]:
+    """The message's JSON object; ``doc`` when a transport already parsed ``payload`` into it."""
     if len(payload) > MAX_MESSAGE_BYTES:
         raise _Refused(Reason.OVERSIZE, f"{len(payload)} bytes > {MAX_MESSAGE_BYTES}")
     if doc is not None:
         return doc
-    if fast and _fast_loads is not None:
-        try:
-            found = _fast_loads(payload)
-        except ValueError:  # NaN, a BOM, a lone surrogate...: json takes it or says what is wrong
-            found = None
-        if type(found) is dict:
-            return found
     try:
         text = payload.decode("utf-8")  # an object alone (the usual): no regexes of loads
         found, end = _raw_decode(text) if text[:1] == "{" else (None, -1)
@@ -194,8 +198,8 @@ def _diag(value: object) -> dict[str, DiagValue]:
     return diag
 
 
-def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None, *, fast: bool) -> Telemetry:
-    doc = _load(payload, parsed, fast=fast)
+def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None) -> Telemetry:
+    doc = _load(payload, parsed)
     version = _require(doc, "v", "envelope")
     if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise _Refused(Reason.SCHEMA_VERSION, f"schema version {version!r}, expected {SCHEMA_VERSION}"[:200])
@@ -230,12 +234,13 @@ def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None
 def decode_telemetry(topic: Topic, payload: bytes, *,
                      doc: Mapping[str, object] | None = None) -> Telemetry | Reject:
     """Decode one telemetry message on ``topic``; ``doc``: its JSON object, when a transport parsed it already."""
+    fast = _fast_doc(payload) if doc is None else None
+    if fast is not None:
+        try:
+            return _telemetry(topic, payload, fast)
+        except _Refused:
+            pass  # as orjson read it (an integer past 64 bits is a float): json's reading gives the reason
     try:
-        return _telemetry(topic, payload, doc, fast=True)
-    except _Refused as refused:
-        if doc is not None or _fast_loads is None:
-            return refused.reject
-    try:  # refused as orjson read it: the reason json's reading gives (the same refusal, and its words)
-        return _telemetry(topic, payload, doc, fast=False)
+        return _telemetry(topic, payload, doc)
     except _Refused as refused:
         return refused.reject
