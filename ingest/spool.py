@@ -22,9 +22,10 @@
 
 One connection serialised by a lock, shared by the input thread and the writer thread, for
 every write; :meth:`Spool.oldest` reads on a second one (a WAL snapshot of what is committed), so
-the writer's read of a batch does not hold up a commit. A commit's rows go in with few statements
-(:func:`ingest.claims.insert_rows`). The
-tables and the upgrade of an older spool: :mod:`ingest.spool_schema`; the values handed in and
+the writer's read of a batch does not hold up a commit; :meth:`Spool.delete` commits on a third,
+under the same lock, without a sync of its own (a lost delete only writes lines again). A
+commit's rows go in with few statements (:func:`ingest.claims.insert_rows`). The tables and
+the upgrade of an older spool: :mod:`ingest.spool_schema`; the values handed in and
 out (:class:`Entry`, :class:`Batch`, ...): :mod:`ingest.spool_records`, importable from here.
 """
 
@@ -77,6 +78,11 @@ class Spool:
             # writer's long read does not hold the lock that commits take.
             self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._reader.execute("PRAGMA cache_size = -256")  # KiB: it reads each row once
+            # delete() commits on a third, without a sync of its own: a delete lost to a power cut
+            # only writes its lines to InfluxDB again (the same points: an overwrite), and the
+            # next commit's sync takes it to the disk with that commit's rows.
+            self._unsynced = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._unsynced.execute("PRAGMA synchronous = NORMAL")
         except (OSError, sqlite3.Error) as err:
             raise SpoolError(f"cannot open spool {self.path}: {err}") from err
         _LOGGER.info("spool %s opened, %s lines pending", self.path, self._depth)
@@ -90,11 +96,13 @@ class Spool:
         with self._read_lock:
             self._reader.close()
         with self._lock:
+            self._unsynced.close()
             self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction under the lock; committed (on disk) when the block ends.
+    def _transaction(self, on: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction under the lock (on the connection ``on``, else the one that
+        syncs); committed (on disk) when the block ends.
         What the block put in ``self._delta`` is added to the depth with the COMMIT, under the
         same lock (so :meth:`oldest` never sees the rows without their count). Never below zero:
         deleting rows another process added (``sen deadletters replay``) would otherwise take it
@@ -102,7 +110,7 @@ class Spool:
         with self._lock:
             self._delta = 0
             try:
-                with immediate(self._db) as db:
+                with immediate(on or self._db) as db:
                     yield db
             except sqlite3.Error as err:
                 raise SpoolError(f"spool {self.path}: {err}") from err
@@ -190,17 +198,20 @@ class Spool:
             lines = tuple(part for row in rows for part in (row[1].split("\n") if row[3] > 1 else (row[1],)))
         return Batch(ids=tuple(map(_ID, rows)), lines=lines, oldest_ms=int(rows[0][2]), sizes=tuple(map(_N, rows)))
 
-    def delete(self, ids: Sequence[int]) -> None:
-        """Drop rows InfluxDB has acknowledged (two statements, however many rows)."""
+    def delete(self, ids: Sequence[int], *, lines: int | None = None) -> None:
+        """Drop rows InfluxDB has acknowledged; ``lines``: how many lines they held when handed
+        out (a batch of :meth:`oldest`), so no count is asked, and rows another process deleted
+        meanwhile (``sen deadletters replay``) leave the running count as well."""
         args: tuple[object, ...]
         if ids and ids[-1] - ids[0] == len(ids) - 1 and tuple(ids) == tuple(range(ids[0], ids[-1] + 1)):
             where, args = "id BETWEEN ? AND ?", (ids[0], ids[-1])  # consecutive (the usual): the same rows
         else:
             where, args = "id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
-        with self._transaction() as db:
-            lines = db.execute(f"SELECT coalesce(sum(n), 0) FROM lines WHERE {where}", args).fetchone()[0]
+        with self._transaction(self._unsynced) as db:
+            if lines is None:
+                lines = int(db.execute(f"SELECT coalesce(sum(n), 0) FROM lines WHERE {where}", args).fetchone()[0])
             db.execute(f"DELETE FROM lines WHERE {where}", args)
-            self._delta = -int(lines)
+            self._delta = -lines
 
     def set_aside(self, ids: Sequence[int], *, reason: str, detail: str) -> None:
         """Move rows InfluxDB refused to the dead-letter table, in one transaction."""

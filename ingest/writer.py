@@ -175,7 +175,7 @@ class Writer:
             self._on_outage(err)
             return False
         self._last_latency_ms = (time.monotonic() - started) * 1000.0
-        self._spool.delete(batch.ids)
+        self._spool.delete(batch.ids, lines=len(batch))
         self._written += len(batch)
         self._batches += 1
         self._on_recovery()

@@ -56,6 +56,32 @@ def test_lines_another_process_added_never_take_the_running_count_below_zero(tmp
     gateway.close()
 
 
+def test_a_delete_told_its_lines_keeps_the_count_even_when_another_process_took_some_rows(tmp_path: Path) -> None:
+    # the writer tells delete() how many lines its batch held (no count query); when another
+    # process (`sen deadletters replay`, an operator) deleted some of those rows first, they
+    # leave the running count too (a count of what was left took only the rest off)
+    gateway = Spool(tmp_path)
+    gateway.commit(_lines(6))
+    batch = gateway.oldest(4)
+    assert batch is not None
+    gateway.delete(batch.ids, lines=len(batch))
+    assert gateway.pending == 2 == gateway.depth()
+    gateway.commit(_lines(4, start=10))
+    batch = gateway.oldest(4)
+    assert batch is not None and gateway.pending == 6
+    other = Spool(tmp_path)
+    other.delete(batch.ids[:2])
+    other.close()
+    gateway.delete(batch.ids, lines=len(batch))
+    assert gateway.pending == 2 == gateway.depth()
+    gateway.close()
+    again = Spool(tmp_path)  # the unsynced delete is in the file for the next process
+    assert again.depth() == 2
+    left = again.oldest(10)
+    assert left is not None and left.lines == ("m x=12.0 12", "m x=13.0 13")
+    again.close()
+
+
 def test_duplicate_keys_are_skipped_even_after_restart(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     assert spool.commit(_lines(3)).added == 3
