@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import DB, baseline, count, gateway, nothing, proc_stats, process, profiled, servers, wait
+from bench.harness import DB, baseline, gateway, landed, nothing, proc_stats, process, profiled, servers, wait
 from bench.loadgen import Load, Publisher, envelopes
 
 _POLL_S = 0.25
@@ -55,7 +55,7 @@ def throughput(kind: str, readings: int, work: Path, *, profile_dir: Path | None
                         return int((work / kind / "ceiling.count").read_text() or 0)
                 else:
                     def counter() -> int:
-                        return count(influx)
+                        return landed(influx, readings)
                 deadline = started + 600
                 done = 0
                 while done < readings and time.monotonic() < deadline:
@@ -156,7 +156,7 @@ def replay(readings: int, work: Path) -> dict[str, Any]:
         log = work / "replay" / "gateway.log"
         with process([sys.executable, "-m", "gateway", "gateway", "run", "--mqtt", broker.url, "--influx",
                       influx.url, "--database", DB, "--spool", str(spool_dir)], log, lambda: True):
-            wait(lambda: count(influx) >= readings, 1800, "the spool to drain")
+            wait(lambda: landed(influx, readings) >= readings, 1800, "the spool to drain")
         seconds = time.monotonic() - started
     return {"readings": readings, "seconds": round(seconds, 2), "readings_per_s": round(readings / seconds)}
 
@@ -189,7 +189,7 @@ def backlog(kind: str, messages: int, per_envelope: int, work: Path, *extra: str
             done = peak_rss = 0
             while done < load.readings and time.monotonic() < started + 900:
                 _pause(done, load.readings)
-                done = (count(influx) if kind == "sen"
+                done = (landed(influx, load.readings) if kind == "sen"
                         else int((work / name / "drain" / f"{kind}.count").read_text() or 0))
                 peak_rss = max(peak_rss, _tree_rss(proc.pid))
             seconds = time.monotonic() - started
