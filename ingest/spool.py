@@ -21,12 +21,12 @@
   (SQLITE_FULL) raises :class:`SpoolError` like any failed commit: nothing is acked.
 
 One connection serialised by a lock, shared by the input thread and the writer thread, for
-every write; :meth:`Spool.oldest` reads on a second one (a WAL snapshot of what is committed), so
-the writer's read of a batch does not hold up a commit; :meth:`Spool.delete` commits on a third,
-under the same lock, without a sync of its own (a lost delete only writes lines again). A
-commit's rows go in with few statements (:func:`ingest.claims.insert_rows`). The tables and
-the upgrade of an older spool: :mod:`ingest.spool_schema`; the values handed in and
-out (:class:`Entry`, :class:`Batch`, ...): :mod:`ingest.spool_records`, importable from here.
+every write (:meth:`Spool.delete`'s commit does not sync: a lost delete only writes lines
+again); :meth:`Spool.oldest` reads on a second one (a WAL snapshot of what is committed), so
+the writer's read of a batch does not hold up a commit. A commit's rows go in with few
+statements (:func:`ingest.claims.insert_rows`). The tables and the upgrade of an older spool:
+:mod:`ingest.spool_schema`; the values handed in and out (:class:`Entry`, :class:`Batch`,
+...): :mod:`ingest.spool_records`, importable from here.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class Spool:
         self.max_lines = max_lines
         self._lock = threading.Lock()
         self._delta = 0  # lines a transaction adds (or removes): see _transaction
+        self._synced = True  # the write connection's commits sync (open_durable): see _transaction
         self._bound = dl.Bound(max_rows=dead_letter_rows, max_age_days=dead_letter_days)
         self._tops = Tops()  # each stream's highest range, so most runs are claimed without a query
         self._read_lock = threading.Lock()
@@ -78,11 +79,6 @@ class Spool:
             # writer's long read does not hold the lock that commits take.
             self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._reader.execute("PRAGMA cache_size = -256")  # KiB: it reads each row once
-            # delete() commits on a third, without a sync of its own: a delete lost to a power cut
-            # only writes its lines to InfluxDB again (the same points: an overwrite), and the
-            # next commit's sync takes it to the disk with that commit's rows.
-            self._unsynced = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._unsynced.execute("PRAGMA synchronous = NORMAL")
         except (OSError, sqlite3.Error) as err:
             raise SpoolError(f"cannot open spool {self.path}: {err}") from err
         _LOGGER.info("spool %s opened, %s lines pending", self.path, self._depth)
@@ -96,21 +92,23 @@ class Spool:
         with self._read_lock:
             self._reader.close()
         with self._lock:
-            self._unsynced.close()
             self._db.close()
 
     @contextmanager
-    def _transaction(self, on: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction under the lock (on the connection ``on``, else the one that
-        syncs); committed (on disk) when the block ends.
-        What the block put in ``self._delta`` is added to the depth with the COMMIT, under the
-        same lock (so :meth:`oldest` never sees the rows without their count). Never below zero:
-        deleting rows another process added (``sen deadletters replay``) would otherwise take it
-        there, until :meth:`oldest` next finds the spool empty."""
+    def _transaction(self, synced: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction under the lock; committed (on disk, unless not ``synced``:
+        see :meth:`delete`) when the block ends. What the block put in ``self._delta`` is added
+        to the depth with the COMMIT, under the same lock (so :meth:`oldest` never sees the rows
+        without their count). Never below zero: deleting rows another process added (``sen
+        deadletters replay``) would otherwise take it there, until :meth:`oldest` next finds the
+        spool empty."""
         with self._lock:
             self._delta = 0
             try:
-                with immediate(on or self._db) as db:
+                if synced is not self._synced:  # a setting of the connection, set between transactions
+                    self._db.execute("PRAGMA synchronous = FULL" if synced else "PRAGMA synchronous = NORMAL")
+                    self._synced = synced
+                with immediate(self._db) as db:
                     yield db
             except sqlite3.Error as err:
                 raise SpoolError(f"spool {self.path}: {err}") from err
@@ -201,13 +199,15 @@ class Spool:
     def delete(self, ids: Sequence[int], *, lines: int | None = None) -> None:
         """Drop rows InfluxDB has acknowledged; ``lines``: how many lines they held when handed
         out (a batch of :meth:`oldest`), so no count is asked, and rows another process deleted
-        meanwhile (``sen deadletters replay``) leave the running count as well."""
+        meanwhile (``sen deadletters replay``) leave the running count as well. The commit does
+        not sync: a delete lost to a power cut only writes its lines to InfluxDB again (the same
+        points: an overwrite), and the next commit's sync takes it to the disk."""
         args: tuple[object, ...]
         if ids and ids[-1] - ids[0] == len(ids) - 1 and tuple(ids) == tuple(range(ids[0], ids[-1] + 1)):
             where, args = "id BETWEEN ? AND ?", (ids[0], ids[-1])  # consecutive (the usual): the same rows
         else:
             where, args = "id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
-        with self._transaction(self._unsynced) as db:
+        with self._transaction(synced=False) as db:
             if lines is None:
                 lines = int(db.execute(f"SELECT coalesce(sum(n), 0) FROM lines WHERE {where}", args).fetchone()[0])
             db.execute(f"DELETE FROM lines WHERE {where}", args)

@@ -74,11 +74,14 @@ def test_a_delete_told_its_lines_keeps_the_count_even_when_another_process_took_
     other.close()
     gateway.delete(batch.ids, lines=len(batch))
     assert gateway.pending == 2 == gateway.depth()
+    assert gateway._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: the delete's
+    gateway.commit(_lines(1, start=20))
+    assert gateway._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: set before BEGIN
     gateway.close()
     again = Spool(tmp_path)  # the unsynced delete is in the file for the next process
-    assert again.depth() == 2
+    assert again.depth() == 3
     left = again.oldest(10)
-    assert left is not None and left.lines == ("m x=12.0 12", "m x=13.0 13")
+    assert left is not None and left.lines == ("m x=12.0 12", "m x=13.0 13", "m x=20.0 20")
     again.close()
 
 
