@@ -25,7 +25,7 @@ except ImportError:
     pass
 
 _BUF = const(640)  # one line: +SMSUB with a cmd or ack message fits
-_RX = const(128)  # one read from the UART
+_RX = const(64)  # one read from the UART (a longer burst: read again at once)
 _STEP_MS = const(10)
 _PROMPT_MS = const(5000)
 
@@ -53,7 +53,8 @@ class AT:
         self.abort = False  # set (by a URC handler): a waiting command gives up now
         self.tx = self.rx = self.cut = self.timeouts = 0
 
-    # Reads what the UART holds; complete lines are handled. True if anything came.
+    # Reads what the UART holds; complete lines are handled (one function, the hot path: each
+    # line is taken where it ends). True if anything came.
     def pump(self):
         r = self._r
         n = self.u.readinto(r)  # into the one read buffer: no allocation per read
@@ -67,57 +68,54 @@ class AT:
             end = n if j < 0 else j
             k = min(end - i, _BUF - self._n) if self._n < _BUF else 0
             b[self._n:self._n + k] = self._rv[i:i + k]
-            self._n += end - i  # past _BUF: the line is cut (counted once, in _take)
+            self._n += end - i  # past _BUF: the line is cut (counted once, below)
             if j < 0:
                 break
-            self._take()
             i = j + 1
+            # a line in _b[:m] (its "\n" not in it)
+            m = self._n
+            self._n = 0
+            if m > _BUF:
+                self.cut += 1
+                m = _BUF
+            while m and b[m - 1] == 13:
+                m -= 1
+            h = 0
+            while h < m and b[h] == 13:  # "\r\r\n" and friends
+                h += 1
+            if h == m:
+                continue
+            try:
+                line = str(self._bv[h:m], "utf-8")  # one copy: the line itself
+            except UnicodeError:
+                self.cut += 1  # garbled
+                continue
+            c = self._c
+            if self.raw:  # a raw line a URC announced (A76xx: a message's topic, its payload)
+                self.raw -= 1
+            elif c is not None:
+                if line == c:
+                    continue  # the echo
+                u = None
+                if self._p is None or not line.startswith(self._p):
+                    for u in self.urcs:
+                        if line.startswith(u):
+                            break
+                    else:
+                        u = None
+                if u is None:
+                    if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR") or \
+                            line.startswith("+CMS ERROR") or line.startswith("CONNECT") or line == "NO CARRIER":
+                        self._fin = line
+                    else:
+                        self.resp.append(line)
+                    continue
+            self.on_urc(line)
         # the data prompt ("> ", no line end) of AT+SMPUB / AT+CMQTTTOPIC...
         if self._c is not None and self._n and b[0] == 62 and (self._n == 1 or b[1] == 32):
             self._prompt = True
             self._n = 0
         return True
-
-    # One line from _b (its "\n" not in it)
-    def _take(self):
-        n = self._n
-        self._n = 0
-        if n > _BUF:
-            self.cut += 1
-            n = _BUF
-        b = self._b
-        while n and b[n - 1] == 13:
-            n -= 1
-        i = 0
-        while i < n and b[i] == 13:  # "\r\r\n" and friends
-            i += 1
-        if i == n:
-            return
-        try:
-            line = str(self._bv[i:n], "utf-8")  # one copy: the line itself
-        except UnicodeError:
-            self.cut += 1  # garbled
-            return
-        if self.raw:  # a raw line a URC announced (A76xx: a message's topic, its payload)
-            self.raw -= 1
-            self.on_urc(line)
-            return
-        c = self._c
-        if c is not None:
-            if line == c:
-                return  # the echo
-            if self._p is None or not line.startswith(self._p):
-                for u in self.urcs:
-                    if line.startswith(u):
-                        self.on_urc(line)
-                        return
-            if line == "OK" or line == "ERROR" or line.startswith("+CME ERROR") or \
-                    line.startswith("+CMS ERROR") or line.startswith("CONNECT") or line == "NO CARRIER":
-                self._fin = line
-            else:
-                self.resp.append(line)
-            return
-        self.on_urc(line)
 
     # Lines read, while no command waits: URCs are dispatched
     def poll(self):

@@ -45,6 +45,19 @@ def settings(path="config.json"):
     return c
 
 
+# The port's modem wires: modem_io.py's on an ESP32 (built by the HAL, hal_esp32.modem_wires:
+# the UART and the PWRKEY pin from cell), else modem_tcp.py's (a socket to the simulated modem);
+# set up here, so neither module keeps a constructor in the heap
+def _wires(c):
+    if sys.platform == "esp32":
+        return __import__("hal_esp32").modem_wires(c)
+    w = __import__("modem_tcp").Wires()
+    w._port = c.get("sim_port", 7080)
+    w.s = None
+    w.pulse(0)
+    return w
+
+
 # The transport for cellular.MQTTClient's arguments: a Cellular (the modem's MQTT stack) or,
 # with cell.mode "ppp", a ppp.Client. io: the modem's wires (default: the port's, from cell);
 # c: the settings (default: config.json's, checked).
@@ -60,12 +73,12 @@ def client(client_id, host, port, keepalive, will_topic, will_msg, log, io=None,
     cl._log = log
     cl.c = c
     if io is None:
-        io = __import__("modem_io" if sys.platform == "esp32" else "modem_tcp").Wires(c)
+        io = _wires(c)
     cl.io = io
     cl.at = at = AT(io)
     cl.m = fam = __import__("modem_" + c.get("modem", "sim7080"))  # the module is the modem
-    fam.init(at, log)
-    at.urcs = fam.URCS + ("+CEREG:",)
+    fam.at, fam._log = at, log  # type: ignore[attr-defined]  # its globals (modem_<family>.py)
+    at.urcs = fam.URCS
     at.on_urc = cl._urc
     cl.on_connect = cl.on_message = cl.net_connect = None  # the app sets them
     cl.subs = []

@@ -1,8 +1,9 @@
-# Sen firmware: the cellular climb's first step (cellup.py loads it and drops it before the
-# MQTT step): the modem on and answering, echo off, the SIM, power saving (PSM/eDRX), airplane
-# mode for rung cfun, the PDP context down for rung pdp, then registration (+CEREG, its own
-# timeout), the signal and the operator. Every command has a deadline. ppp.py dials with
-# power(), start() and register().
+# Sen firmware: the cellular climb's step to a registered modem (cellup.py sends a try here
+# from rung pdp up; cellular.py's run() loads it and drops it before the next step): the modem
+# on and answering, echo off, the SIM, power saving (PSM/eDRX), airplane mode for rung cfun,
+# the PDP context down for rung pdp, then registration (+CEREG, its own timeout), the signal
+# and the operator. Every command has a deadline. ppp.py dials with power(), start() and
+# register().
 import time
 
 import asyncio
@@ -11,32 +12,39 @@ from micropython import const
 _PWRKEY_MS = const(1200)
 
 
-# Rung r's way to a registered modem -> None, or why not
-async def up(cl, r):
-    at = cl.at
-    if r >= 2:
-        if r == 3 and not await power(cl, not cl.connects):
-            return "no answer from the modem after PWRKEY"
+# The step (a: (rung r, wait): cellup.py's go()): rung r's way to a registered modem -> the
+# next step: the family's way up (cellup_<family>.py), or back to the ladder with why not
+async def go(cl, a):
+    r, at = a[0], cl.at
+    why = None
+    if r == 3 and not await power(cl, not cl.connects):
+        why = "no answer from the modem after PWRKEY"
+    elif r >= 2:
         why = await start(cl)
-        if why:
-            return why
-        # PSM (AT+CPSMS) and eDRX (AT+CEDRXS) from cell.psm / cell.edrx, or both off
-        c = cl.c
-        p = c.get("psm")
-        if p:  # {"tau": "00100001", "active": "00000101"}: 3GPP TS 24.008 timer bytes
-            await at.cmd('AT+CPSMS=1,,,"%s","%s"' % (p["tau"], p["active"]))
-        else:
-            await at.cmd("AT+CPSMS=0")
-        e = c.get("edrx")
-        if e:  # {"act": 4 (LTE-M) or 5 (NB-IoT), "value": "0101"}
-            await at.cmd('AT+CEDRXS=1,%d,"%s"' % (e["act"], e["value"]))
-        if r == 2:
-            await at.cmd("AT+CFUN=0", 10000)
-            await at.cmd("AT+CFUN=1", 10000)
-    if r == 1:
-        await at.cmd(cl.m.PDP_OFF, 30000)
-    cl._lost = -1  # the URCs of our own CFUN=0 or PDP down are no news
-    return await register(cl)
+    if not why:
+        if r >= 2:
+            # PSM (AT+CPSMS) and eDRX (AT+CEDRXS) from cell.psm / cell.edrx, or both off
+            c = cl.c
+            p = c.get("psm")
+            if p:  # {"tau": "00100001", "active": "00000101"}: 3GPP TS 24.008 timer bytes
+                await at.cmd('AT+CPSMS=1,,,"%s","%s"' % (p["tau"], p["active"]))
+            else:
+                await at.cmd("AT+CPSMS=0")
+            e = c.get("edrx")
+            if e:  # {"act": 4 (LTE-M) or 5 (NB-IoT), "value": "0101"}
+                await at.cmd('AT+CEDRXS=1,%d,"%s"' % (e["act"], e["value"]))
+            if r == 2:
+                await at.cmd("AT+CFUN=0", 10000)
+                await at.cmd("AT+CFUN=1", 10000)
+        if r == 1:
+            await at.cmd(cl.m.PDP_OFF, 30000)
+        cl._lost = -1  # the URCs of our own CFUN=0 or PDP down are no news
+        why = await register(cl)
+    # never plain text when TLS was asked for (checked here: without a session, every climb
+    # starts at rung power, so every try comes this way)
+    if not why and cl.tls:
+        why = "broker.tls: not supported over the modem's MQTT stack yet"
+    return ("cellup", a + (why,)) if why else ("cellup_" + cl.m.name, a)
 
 
 # A modem just on (or back from a restart): echo off, numeric errors, registration URCs with
@@ -83,7 +91,10 @@ async def register(cl):
         if st == 1 or st == 5:
             if len(f) > 3:
                 cl.ci = f[3].strip('"')
-            await cl._signal()
+            v = await at.q("AT+CSQ", "+CSQ")  # the signal: <rssi 0..31, 99>,<ber>
+            if v is not None:
+                v = int(v.split(",")[0])
+                cl.rssi = None if v == 99 else -113 + 2 * v
             v = await at.q("AT+COPS?", "+COPS")  # 0,0,"Viettel",7
             if v and v.count('"') == 2:
                 cl.op = v[v.find('"') + 1:v.rfind('"')]

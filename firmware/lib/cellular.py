@@ -92,13 +92,19 @@ class Cellular:
         self.connected = False
         await self.at.cmd("AT+CPOWD=1", 3000)
 
-    # Diagnostics for the envelope's d
+    # Diagnostics for the envelope's d (key by key: no table of them built while d grows)
     def diag(self, d):
-        at = self.at
-        for k, v in (("rssi_dbm", self.rssi), ("cell_reg", self.reg), ("cell_op", self.op), ("cell_id", self.ci),
-                     ("cell_tx_b", at.tx), ("cell_rx_b", at.rx), ("cell_rungs", "%d/%d/%d/%d" % tuple(self.rungs))):
-            if v is not None:
-                d[k] = v
+        if self.rssi is not None:
+            d["rssi_dbm"] = self.rssi
+        if self.reg is not None:
+            d["cell_reg"] = self.reg
+        if self.op is not None:
+            d["cell_op"] = self.op
+        if self.ci is not None:
+            d["cell_id"] = self.ci
+        d["cell_tx_b"] = self.at.tx
+        d["cell_rx_b"] = self.at.rx
+        d["cell_rungs"] = "%d/%d/%d/%d" % tuple(self.rungs)
 
     def _urc(self, line):
         if line.startswith("+CEREG:"):  # +CEREG: <stat>[,<tac>,<ci>,<act>] (AT+CEREG=2)
@@ -123,19 +129,24 @@ class Cellular:
             if self.connected:
                 self.at.abort = True  # a publish in flight will get no answer: stop waiting
 
-    # The connection manager, for the life of the board: a climb to a session (cellup.py,
-    # loaded for it and dropped after), then the session until the link falls.
+    # The connection manager, for the life of the board: a climb to a session, then the session
+    # until the link falls. A climb is steps, each a module loaded for it and dropped before the
+    # next loads (cellup.py, cellnet.py, cellup_<family>.py: cellup.py says how); a step's go()
+    # -> the next step (module, argument), True (up) or False (disconnect() came first).
     async def run(self):
         r = 3  # a cold start: power the modem on (or find it on)
         while not self._stop:
-            gc.collect()
-            up = __import__("cellup")
-            try:
-                ok = await up.climb(self, r)
-            finally:
-                del up
-                del sys.modules["cellup"]
-            if not ok:
+            s = "cellup", (r, 0, None)
+            while isinstance(s, tuple) and not self._stop:
+                gc.collect()  # a module loads in one piece per function: the most room first
+                n = s[0]
+                m = __import__(n)
+                try:
+                    s = await m.go(self, s[1])
+                finally:
+                    del m
+                    del sys.modules[n]
+            if s is not True:
                 return
             self.connected = True
             self.connects += 1
@@ -151,14 +162,6 @@ class Cellular:
             if await self.at.cmd("AT", 500) == OK:
                 return True
         return False
-
-    async def _signal(self):
-        v = await self.at.q("AT+CSQ", "+CSQ")  # <rssi 0..31, 99>,<ber>
-        if v is None:
-            return False
-        n = int(v.split(",")[0])
-        self.rssi = None if n == 99 else -113 + 2 * n
-        return True
 
     # Connected: sends the queue, checks the session when idle. -> the rung the link fell to
     # (-1: disconnect() ended it).
@@ -181,7 +184,11 @@ class Cellular:
                 return 0 if ok is False or await self._sync(3000) else 2
             if time.ticks_diff(time.ticks_ms(), t) > _CHECK_MS:
                 t = time.ticks_ms()
-                if not await self._signal() and not await self._sync(3000):
+                v = await at.q("AT+CSQ", "+CSQ")  # the signal: <rssi 0..31, 99>,<ber>
+                if v is not None:
+                    v = int(v.split(",")[0])
+                    self.rssi = None if v == 99 else -113 + 2 * v
+                elif not await self._sync(3000):
                     return 2
                 if await m.alive() is False:
                     return 0

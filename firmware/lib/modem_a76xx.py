@@ -19,20 +19,15 @@ except ImportError:
 _WAIT_MS = const(30000)  # a +CMQTT... result URC after its OK
 
 URCS = ("+CMQTTRX", "+CMQTTCONNLOST:", "+CMQTTCONNECT:", "+CMQTTPUB:", "+CMQTTSUB:",
-        "+CMQTTSTART:", "+CMQTTNONET", "*ATREADY:", "RDY", "+CGEV:")
+        "+CMQTTSTART:", "+CMQTTNONET", "*ATREADY:", "RDY", "+CGEV:", "+CEREG:")
 
 
 name = "a76xx"
 PDP_OFF = "AT+CGACT=0,1"  # the PDP context down (rung pdp)
-at: Any = None  # the AT engine and the log (init)
+at: Any = None  # the AT engine and the log (set by cellcfg.py)
 _log: Any = None
 _res = {}  # type: dict  # result URC name -> its code
 _t = _p = None  # a message's topic and payload as they arrive
-
-
-def init(a, log):
-    global at, _log
-    at, _log = a, log
 
 
 # The code of result URC `name` ("+CMQTTPUB"), from the response or a URC, within ms

@@ -1,5 +1,5 @@
 # Sen firmware: the modem's wires on ESP32, the HAL part of the cellular transport (loaded
-# only when it is configured): Wires(cell) -> readinto(buf) -> n or None (non-blocking),
+# only when it is configured): Wires -> readinto(buf) -> n or None (non-blocking),
 # write(bytes), pulse(ms) (PWRKEY held active for ms); u is the machine.UART (the PPP path
 # hands it to network.PPP: ppp.py, hal_esp32.ppp). From config.json's "cell": uart (UART id,
 # default 1), tx, rx, baud (115200), pwrkey (GPIO), pwrkey_active (1: the pin drives a
@@ -7,17 +7,18 @@
 # itself). The unix port's wires are modem_tcp.py (a socket to the simulated modem).
 import time
 
-from machine import UART, Pin
+try:
+    from typing import Any  # for the type checker: MicroPython has no typing module
+except ImportError:
+    pass
 
 
+# Built by the HAL (hal_esp32.modem_wires), which sets u (the UART), _a (pwrkey_active) and p
+# (the PWRKEY Pin, or None): no constructor stays in the heap
 class Wires:
-    def __init__(self, c):
-        self.u = UART(c.get("uart", 1), baudrate=c.get("baud", 115200), tx=c["tx"], rx=c["rx"],
-                      timeout=0, rxbuf=2048)
-        self._a = c.get("pwrkey_active", 1)
-        self.p = None
-        if c.get("pwrkey") is not None:
-            self.p = Pin(c["pwrkey"], Pin.OUT, value=1 - self._a)
+    u: Any
+    _a: int
+    p: Any
 
     def readinto(self, b):
         return self.u.readinto(b)

@@ -4,8 +4,9 @@
 # and what is not verified). A modem family is two files, one interface (cellular.py and
 # cellup.py use nothing else). This one stays in the heap while the board runs; it is the
 # module itself (one modem per board: no class, no instance to pay for):
-#   init(at, log)            its AT engine and log (module globals at, _log)
-#   URCS                     the prefixes of its unsolicited lines
+#   at, _log                 its AT engine and log (cellcfg.py sets them)
+#   URCS                     the prefixes of the unsolicited lines (with "+CEREG:",
+#                            which cellular.py takes itself)
 #   name                     the family ("sim7080"): its way up is cellup_<name>.py
 #   PDP_OFF                  the command that takes the PDP context down
 #   pub(topic, msg, retain)  QoS1 publish -> True, False (refused) or None (no answer)
@@ -14,7 +15,7 @@
 #   urc(line)                -> None, (topic, msg bytes) for a message, or the rung the link
 #                               fell to: 0 the MQTT session, 1 the PDP context, 2 the modem
 #                               itself (it restarted and lost its state)
-# cellup_sim7080.py, loaded only on the way up: pdp(), connect(), sub().
+# cellup_sim7080.py, loaded only on the way up: go() (PDP, MQTT connect, subscriptions).
 from micropython import const
 
 try:
@@ -25,18 +26,13 @@ except ImportError:
 _PUB_MS = const(20000)
 _PUB_MAX = const(1024)  # the largest AT+SMPUB (unverified: see firmware/CELLULAR.md)
 
-URCS = ("+SMSUB:", "+SMSTATE:", "+APP PDP:", "RDY", "NORMAL POWER DOWN")
+URCS = ("+SMSUB:", "+SMSTATE:", "+APP PDP:", "RDY", "NORMAL POWER DOWN", "+CEREG:")
 
 
 name = "sim7080"
 PDP_OFF = "AT+CNACT=0,0"  # the PDP context down (rung pdp)
-at: Any = None  # the AT engine and the log (init)
+at: Any = None  # the AT engine and the log (set by cellcfg.py)
 _log: Any = None
-
-
-def init(a, log):
-    global at, _log
-    at, _log = a, log
 
 
 async def pub(topic, msg, retain):

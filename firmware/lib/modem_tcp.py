@@ -5,12 +5,17 @@
 # No modem there, or the socket gone: a modem that does not answer.
 import socket
 
+try:
+    from typing import Any  # for the type checker: MicroPython has no typing module
+except ImportError:
+    pass
 
+
+# Built by cellcfg.py, which sets _port (cell.sim_port), s = None and calls pulse(0): no
+# constructor stays in the heap
 class Wires:
-    def __init__(self, c):
-        self._port = c.get("sim_port", 7080)
-        self.s = None
-        self.pulse(0)
+    _port: int
+    s: Any
 
     # -> n, None (nothing there: EAGAIN, or no socket) or 0 (the simulated modem went away:
     # powered off; the socket is closed)

@@ -34,8 +34,11 @@ def reading(seq, ts, up, m, s=None):
 # is None over MQTT (the topic carries it). Returns (start, end, n, next offset, the envelope's boot, its last seq);
 # n = 0 when nothing is unsent.
 def build(outbox, buf, bmax, boot, up, diag, dev, fid, board, site, fid0=0):
-    tail = ('],"d":%s}' % json.dumps(diag, separators=(",", ":"))).encode()
-    nxt = outbox.take(memoryview(buf)[_RES:len(buf) - len(tail)], bmax)
+    # the diagnostics' JSON and the header are copied into buf from their str (a memoryview of
+    # a str is its UTF-8 bytes): no second, encoded copy of either in the heap
+    t = memoryview(json.dumps(diag, separators=(",", ":")))  # type: ignore[arg-type]  # a buffer here
+    k = len(t) + 7  # '],"d":' t '}'
+    nxt = outbox.take(memoryview(buf)[_RES:len(buf) - k], bmax)
     n = outbox.w_n
     if not n:
         return 0, 0, 0, nxt, 0, 0
@@ -46,13 +49,15 @@ def build(outbox, buf, bmax, boot, up, diag, dev, fid, board, site, fid0=0):
     # when older than b (tests/contract/ack.md)
     lo = outbox.oldest(b)
     ob = outbox.w_boot
-    h = ('{"v":1,%s"dev":"%s","fid":%d,"boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
+    h = memoryview('{"v":1,%s"dev":"%s","fid":%d,"boot":%d,"up":%d,"lo":%d%s,"board":"%s","r":[' % (
         '"site":"%s",' % site if site else "", dev, fid if b > fid0 else 0, b, up, lo,
-        ',"ob":%d' % ob if ob < b else "", board)).encode()
+        ',"ob":%d' % ob if ob < b else "", board))  # type: ignore[arg-type]  # a buffer here
     a = _RES - len(h)
     buf[a:_RES] = h
-    buf[i:i + len(tail)] = tail
-    return a, i + len(tail), n, nxt, b, last
+    buf[i:i + 6] = b'],"d":'
+    buf[i + 6:i + k - 1] = t
+    buf[i + k - 1] = 125  # "}"
+    return a, i + k, n, nxt, b, last
 
 
 # The envelope's d: the diagnostics of the App a (its hal, outbox, link, samplers). The largest
