@@ -17,8 +17,9 @@ The real firmware on the MicroPython unix port, one SHT31 (two metrics per readi
   line), batch 10; readings counted at a subscriber over a steady window. The cell's own
   round trip is not modelled (the simulated modem's broker is local): one publish is in flight
   at a time, so a real cell's latency lowers this figure.
-- heap: the batch-10 cellular run at ``-X heapsize=64K`` (the firmware's target), its peak
-  (``Sen done: ... peak heap``), and the smallest heap (1K steps) a cellular board finishes in.
+- heap: the batch-10 cellular run at ``-X heapsize=64K`` (the firmware's target), three times:
+  how many finished and a finished run's peak (``Sen done: ... peak heap``); and the smallest
+  heap (1K steps, one run each) a cellular board finishes in.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from hardware.vboard import VirtualBoard, build_mpy
 
 BAUD = 115_200
 TARGET_HEAP = "64K"
+# Runs at TARGET_HEAP: near the edge a board finishes in some runs and not in others (where the
+# heap is in pieces differs), so one run that finished would say more than it knows.
+HEAP_RUNS = 3
 SENSOR = [{"type": "sht31", "addr": 0x44}]
 THREE = [{"type": "bme280", "addr": 0x76}, {"type": "sht31", "addr": 0x44}, {"type": "dht20", "addr": 0x38}]
 
@@ -177,8 +181,10 @@ def measure(quick: bool = False) -> dict[str, Any]:
                     "wifi": run_board(work, broker, mpy, cellular=False, batch=batch, readings=n)}
             res["uart_115200"] = run_board(work, broker, mpy, cellular=True, batch=10, interval_ms=10, baud=BAUD,
                                            sensors=THREE, window_s=1.0 if quick else 8.0)
-            res["heap"] = run_board(work, broker, mpy, cellular=True, heap=TARGET_HEAP, readings=n)
-            res["heap"]["heapsize"] = TARGET_HEAP
+            runs = [run_board(work, broker, mpy, cellular=True, heap=TARGET_HEAP, readings=n)
+                    for _ in range(1 if quick else HEAP_RUNS)]
+            done = [r for r in runs if r["exit"] == 0 and not r["memory_error"]]
+            res["heap"] = dict((done or runs)[0], heapsize=TARGET_HEAP, runs=len(runs), finished=len(done))
             res["heap"]["smallest_k"] = None if quick else smallest_heap(work, broker, mpy)
         finally:
             broker.stop()
@@ -195,8 +201,8 @@ def _table(r: dict[str, Any]) -> str:
     u, h = r["uart_115200"], r["heap"]
     lines.append(f"through a 115200-baud UART: {u['readings_per_s']} readings/s (UART up "
                  f"{u.get('uart_up_bytes_per_s')} B/s of {u['line_bytes_per_s']})")
-    lines.append(f"heap at {h['heapsize']}: exit {h['exit']}, peak {h['peak_heap_bytes']} B, MemoryError "
-                 f"{h['memory_error']}; smallest heap that finishes: {h['smallest_k'] or '-'}K")
+    lines.append(f"heap at {h['heapsize']}: finished {h['finished']} of {h['runs']} runs, peak {h['peak_heap_bytes']} B"
+                 f", MemoryError {h['memory_error']}; smallest heap that finishes: {h['smallest_k'] or '-'}K")
     return "\n".join(lines)
 
 

@@ -147,11 +147,13 @@ def _cellular_rows(cell: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows.append(("cellular through a 115200-baud UART", f"{u['readings_per_s']} readings/s (UART up "
                  f"{u.get('uart_up_bytes_per_s')} B/s of {u['line_bytes_per_s']:,})", "", ""))
     ok = h["exit"] == 0 and not h["memory_error"]
+    runs, finished = h.get("runs", 1), h.get("finished", int(ok))  # results from before the runs were counted
     figure = f"peak {h['peak_heap_bytes']:,} B" if ok else "MemoryError" if h["memory_error"] else f"exit {h['exit']}"
+    figure += f", finished {finished} of {runs} runs"
     if h.get("smallest_k"):
-        figure += f" (finishes from {h['smallest_k']}K)"
+        figure += f" (smallest heap found: {h['smallest_k']}K)"
     rows.append((f"cellular firmware heap at -X heapsize={h['heapsize']}", figure, f"runs in {h['heapsize']}",
-                 _verdict(ok)))
+                 _verdict(finished == runs)))
     return rows
 
 
