@@ -45,12 +45,16 @@ def settings(path="config.json"):
     return c
 
 
-# The port's modem wires: modem_io.py's on an ESP32 (built by the HAL, hal_esp32.modem_wires:
-# the UART and the PWRKEY pin from cell), else modem_tcp.py's (a socket to the simulated modem);
-# set up here, so neither module keeps a constructor in the heap
+# The port's modem wires, set up here (their modules keep no constructor): modem_io.py (ESP32:
+# the UART and the PWRKEY pin from cell) or modem_tcp.py (a socket to the simulated modem)
 def _wires(c):
     if sys.platform == "esp32":
-        return __import__("hal_esp32").modem_wires(c)
+        from machine import UART, Pin
+        w = __import__("modem_io").Wires()
+        w.u = UART(c.get("uart", 1), baudrate=c.get("baud", 115200), tx=c["tx"], rx=c["rx"], timeout=0, rxbuf=2048)
+        w._a = a = c.get("pwrkey_active", 1)
+        w.p = None if c.get("pwrkey") is None else Pin(c["pwrkey"], Pin.OUT, value=1 - a)
+        return w
     w = __import__("modem_tcp").Wires()
     w._port = c.get("sim_port", 7080)
     w.s = None

@@ -154,13 +154,3 @@ def ppp(io, c):
         p.connect()
     return p
 
-
-# The modem's wires (modem_io.py, built here so that module keeps no constructor in the heap):
-# the UART and the PWRKEY pin from config.json's cell (cellcfg.py calls this on an ESP32)
-def modem_wires(c):
-    w = __import__("modem_io").Wires()
-    w.u = machine.UART(c.get("uart", 1), baudrate=c.get("baud", 115200), tx=c["tx"], rx=c["rx"], timeout=0,
-                       rxbuf=2048)
-    w._a = a = c.get("pwrkey_active", 1)
-    w.p = None if c.get("pwrkey") is None else machine.Pin(c["pwrkey"], machine.Pin.OUT, value=1 - a)
-    return w

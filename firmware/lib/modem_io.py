@@ -13,8 +13,8 @@ except ImportError:
     pass
 
 
-# Built by the HAL (hal_esp32.modem_wires), which sets u (the UART), _a (pwrkey_active) and p
-# (the PWRKEY Pin, or None): no constructor stays in the heap
+# Built by cellcfg.py, which sets u (the UART), _a (pwrkey_active) and p (the PWRKEY Pin, or
+# None): no constructor stays in the heap
 class Wires:
     u: Any
     _a: int
