@@ -14,7 +14,11 @@ import pytest
 from gateway.devstack.process import _PORTS_FROM, _ephemeral_start, free_port
 from hardware.procs import stop_process
 
-# Prints "ready" once its signal handlers are set, so the test never signals it too early.
+# Prints "ready" once its signal handlers are set, so the test never signals it too early. It
+# then waits in short sleeps: a signal with a Python handler (SIGINT's KeyboardInterrupt, exit3's
+# SIGTERM) that lands after the interpreter's last look at its pending signals but before one long
+# sleep has begun is only acted on when that sleep ends; the test signals right after "ready",
+# into that very window, and with time.sleep(60) the child sat out its 10 s (2 runs of 3 failed).
 _CHILD = """
 import signal, sys, time
 mode = sys.argv[1]
@@ -23,7 +27,8 @@ if mode == "ignore":
 elif mode == "exit3":
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
 print("ready", flush=True)
-time.sleep(60)
+for _ in range(1200):
+    time.sleep(0.05)
 """
 
 Spawn = Callable[[str], "subprocess.Popen[bytes]"]
@@ -62,7 +67,13 @@ def test_its_own_exit_code_is_returned(spawn: Spawn) -> None:
 def test_another_signal_can_be_sent(spawn: Spawn) -> None:
     # the child ignores SIGTERM only; an unhandled SIGINT ends a Python process with that signal
     proc = spawn("ignore")
-    assert stop_process(proc, sig=signal.SIGINT, timeout=10) == -signal.SIGINT
+    masks = _signal_masks(proc.pid)  # if it fails: was SIGINT (bit 2) blocked or ignored in the child?
+    assert stop_process(proc, sig=signal.SIGINT, timeout=10) == -signal.SIGINT, masks
+
+
+def _signal_masks(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as status:
+        return " ".join(line.replace("\t", "") for line in status.read().splitlines() if line.startswith("Sig"))
 
 
 def test_a_process_that_ignores_the_signal_is_killed_after_the_timeout(spawn: Spawn) -> None:
