@@ -153,4 +153,3 @@ def ppp(io, c):
     else:
         p.connect()
     return p
-
