@@ -77,3 +77,8 @@ class AutoSink:
 
     def create_database(self) -> None:
         self._get().create_database()
+
+    def close(self) -> None:
+        close = getattr(self._sink, "close", None)
+        if close is not None:
+            close()

@@ -8,14 +8,22 @@ Answers are sorted into the kinds the writer acts on:
 - 404 "database not found": :class:`InfluxDatabaseMissing` — create it and retry.
 - anything else (5xx, 401/403, timeouts, refused connections, DNS): :class:`InfluxUnavailable`
   — retried with backoff, never dropped.
+
+Writes go over one kept-alive connection (a new TCP connection per batch cost the gateway and
+InfluxDB both); when the server closed it in between (an idle timeout, a restart), the write goes
+again on a new one, once: a write is idempotent. Bodies are gzip'd when ``compress`` says so; by
+default (``None``) unless the server is on this machine's loopback (:func:`compress_by_default`),
+where compressing costs CPU on both sides and saves nothing.
 """
 
 from __future__ import annotations
 
 import gzip
 import http.client
+import ipaddress
 import json
 import logging
+import threading
 import urllib.parse
 from dataclasses import dataclass
 
@@ -24,6 +32,18 @@ from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailabl
 _LOGGER = logging.getLogger(__name__)
 
 _BAD_DATA_STATUSES = frozenset({400, 413})
+# What a kept connection the server closed meanwhile fails with (before any answer came).
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+def compress_by_default(host: str) -> bool:
+    """gzip write bodies unless ``host`` is this machine (``localhost``, a loopback address)."""
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: another machine, as far as we know
+        return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,7 +65,7 @@ class InfluxV1:
     """A small client for one InfluxDB 1.x server and one database."""
 
     def __init__(self, url: str, *, database: str, timeout_s: float = 10.0,
-                 compress: bool = True) -> None:
+                 compress: bool | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OptionsError(f"InfluxDB URL must be http://HOST:PORT, got {url!r}")
@@ -56,26 +76,59 @@ class InfluxV1:
         self._port = parts.port or (443 if self._https else 8086)
         self._base = parts.path.rstrip("/")
         self._timeout_s = timeout_s
-        self._compress = compress
+        self.compress = compress_by_default(self._host) if compress is None else compress
+        self._kept: http.client.HTTPConnection | None = None  # the writes' connection
+        self._kept_lock = threading.Lock()
+        self.connections = 0  # opened for writes, in all
+
+    def _connect(self) -> http.client.HTTPConnection:
+        conn_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return conn_class(self._host, self._port, timeout=self._timeout_s)
 
     def _request(self, method: str, path: str, *, query: dict[str, str],
                  body: bytes | None = None, content_type: str | None = None,
-                 encoding: str | None = None) -> _Answer:
+                 encoding: str | None = None, keep: bool = False) -> _Answer:
+        """One request; on a new connection closed after it, or (``keep``) on the kept one."""
         target = f"{self._base}{path}?{urllib.parse.urlencode(query)}" if query else self._base + path
-        conn_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        conn = conn_class(self._host, self._port, timeout=self._timeout_s)
         headers = {"Content-Type": content_type} if content_type else {}
         if encoding:
             headers["Content-Encoding"] = encoding
+        if not keep:
+            conn = self._connect()
+            try:
+                return self._exchange(conn, method, target, body, headers)
+            finally:
+                conn.close()
+        with self._kept_lock:
+            while True:
+                reused = self._kept is not None
+                if self._kept is None:
+                    self._kept, self.connections = self._connect(), self.connections + 1
+                try:
+                    return self._exchange(self._kept, method, target, body, headers)
+                except InfluxUnavailable as err:
+                    self._kept.close()
+                    self._kept = None
+                    if not reused or not isinstance(err.__cause__, _STALE):
+                        raise
+                    _LOGGER.debug("InfluxDB closed the kept connection (%s); writing on a new one", err)
+
+    def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str, body: bytes | None,
+                  headers: dict[str, str]) -> _Answer:
         try:
             conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
-            return _Answer(status=response.status, body=response.read(),
+            return _Answer(status=response.status, body=response.read(),  # read whole: the connection stays usable
                            headers={k.lower(): v for k, v in response.getheaders()})
         except (TimeoutError, OSError, http.client.HTTPException) as err:
             raise InfluxUnavailable(f"InfluxDB at {self.url} unreachable: {err}") from err
-        finally:
-            conn.close()
+
+    def close(self) -> None:
+        """Close the writes' connection (the next write opens one again)."""
+        with self._kept_lock:
+            if self._kept is not None:
+                self._kept.close()
+                self._kept = None
 
     def ping(self) -> str:
         """The server's version (from ``X-Influxdb-Version``); raises if it does not answer."""
@@ -105,15 +158,16 @@ class InfluxV1:
             if isinstance(statement, dict) and "error" in statement:
                 raise InfluxUnavailable(
                     f"CREATE DATABASE {self.database!r} failed: {statement['error']}")
-        _LOGGER.info("database %r ready on %s", self.database, self.url)
+        _LOGGER.info("database %r ready on %s (writes %s)", self.database, self.url,
+                     "gzip'd" if self.compress else "not compressed")
 
     def write(self, payload: bytes) -> None:
         """Write line protocol (ms precision); raises by the kinds in the module docstring."""
-        body = gzip.compress(payload, compresslevel=5) if self._compress else payload
+        body = gzip.compress(payload, compresslevel=5) if self.compress else payload
         answer = self._request(
             "POST", "/write", query={"db": self.database, "precision": "ms"},
             body=body, content_type="text/plain; charset=utf-8",
-            encoding="gzip" if self._compress else None,
+            encoding="gzip" if self.compress else None, keep=True,
         )
         if answer.status // 100 == 2:
             return

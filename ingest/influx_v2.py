@@ -2,14 +2,15 @@
 ``influxdb-client`` library, sorted into the same error kinds as :mod:`ingest.influx_v1`.
 
 The library's own retries are off (``retries=False``): the writer retries, with the spool
-behind it, so a batch is never dropped. Gzip is on by default. ``create_database`` does
-nothing: a 2.x bucket is made by the operator (``influx bucket create``), and a 404
-"bucket not found" is retried like any unavailability, so nothing is lost meanwhile.
+behind it, so a batch is never dropped. Gzip as v1's: by default unless the server is on
+loopback. ``create_database`` does nothing: a 2.x bucket is made by the operator (``influx
+bucket create``), and a 404 "bucket not found" is retried like any unavailability, so nothing is lost meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import urllib.parse
 
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
@@ -18,6 +19,7 @@ from influxdb_client.rest import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from ingest.errors import InfluxBadData, InfluxUnavailable, parse_retry_after
+from ingest.influx_v1 import compress_by_default
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,12 +28,13 @@ _BAD_DATA_STATUSES = frozenset({400, 413})
 
 class InfluxV2:
     def __init__(self, url: str, *, bucket: str, org: str = "", token: str = "",
-                 timeout_s: float = 10.0, compress: bool = True) -> None:
+                 timeout_s: float = 10.0, compress: bool | None = None) -> None:
         self.url = url
         self.bucket = bucket
         self.org = org or "-"
+        self.compress = compress_by_default(urllib.parse.urlsplit(url).hostname or "") if compress is None else compress
         self._client = InfluxDBClient(url=url, token=token, org=self.org,
-                                      timeout=int(timeout_s * 1000), enable_gzip=compress,
+                                      timeout=int(timeout_s * 1000), enable_gzip=self.compress,
                                       retries=False)
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
 

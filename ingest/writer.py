@@ -91,13 +91,17 @@ class Writer:
         self._wake.set()
 
     def stop(self, *, flush_timeout_s: float = 10.0) -> None:
-        """Write what is pending (while InfluxDB answers, at most ``flush_timeout_s``), stop."""
+        """Write what is pending (while InfluxDB answers, at most ``flush_timeout_s``), stop, and
+        close the sink (if it has ``close``)."""
         self._flush_deadline = time.monotonic() + flush_timeout_s
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        close = getattr(self._sink, "close", None)  # its kept connection (the sink is the writer's now)
+        if close is not None:
+            close()
         left = self._spool.depth()
         if left:
             _LOGGER.warning("writer stopped with %s lines still in the spool; "

@@ -56,7 +56,15 @@ def _coerce(sample: object, value: object, what: str) -> object:
 
 
 def _coerce_key(section: str, key: str, sample: object, value: object, what: str) -> object:
-    """:func:`_coerce`, but ``service.workers`` takes a number as well as the sample's "auto"."""
+    """:func:`_coerce`, but ``service.workers`` takes a number as well as the sample's "auto", and
+    ``influx.gzip`` true or false."""
+    if (section, key) == ("influx", "gzip"):
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        try:
+            return _coerce(True, value, what)
+        except OptionsError:
+            raise OptionsError(f"{what}: {value!r} must be true, false or \"auto\"") from None
     if (section, key) != ("service", "workers"):
         return _coerce(sample, value, what)
     if isinstance(value, str) and value.strip().isdigit():

@@ -57,9 +57,9 @@ def make_sink(options: GatewayOptions) -> Sink:
 
             return InfluxV2(options.influx_url, bucket=options.influx_bucket or options.database,
                             org=options.influx_org, token=options.influx_token,
-                            timeout_s=options.influx_timeout_s, compress=options.gzip)
+                            timeout_s=options.influx_timeout_s, compress=options.compress)
         return InfluxV1(options.influx_url, database=options.database,
-                        timeout_s=options.influx_timeout_s, compress=options.gzip)
+                        timeout_s=options.influx_timeout_s, compress=options.compress)
 
     if options.influx_api == "auto":
         return AutoSink(options.influx_url, make, timeout_s=options.influx_timeout_s)

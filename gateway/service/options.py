@@ -126,7 +126,7 @@ class GatewayOptions:
     max_batch: int = default("max_batch", int)
     spool_max_lines: int = default("spool_max_lines", int)
     stats_interval_s: float = default("stats_interval_s", float)
-    gzip: bool = default("gzip", bool)
+    gzip: bool | str = default("gzip", str)  # true, false or "auto" (off when InfluxDB is on loopback)
     influx_api: str = default("influx_api", str)
     influx_org: str = default("influx_org", str)
     influx_bucket: str = default("influx_bucket", str)  # "": the database name
@@ -192,9 +192,8 @@ class GatewayOptions:
                                "the broker takes the user name as the client id: use 1 (or auto)")
         if self.influx_api not in INFLUX_APIS:
             raise OptionsError(f"influx_api: {self.influx_api!r} must be one of {', '.join(INFLUX_APIS)}")
-        for name in ("gzip",):
-            if not isinstance(getattr(self, name), bool):
-                raise OptionsError(f"{name}: {getattr(self, name)!r} must be true or false")
+        if not isinstance(self.gzip, bool) and self.gzip != "auto":
+            raise OptionsError(f"gzip: {self.gzip!r} must be true, false or \"auto\"")
 
     @property
     def mqtt(self) -> Endpoint:
@@ -204,6 +203,11 @@ class GatewayOptions:
     def mqtt_tls(self) -> bool:
         """``mqtts://``: the broker is reached over TLS and verified (``mqtt_ca_file``)."""
         return self.mqtt.scheme == "mqtts"
+
+    @property
+    def compress(self) -> bool | None:
+        """``gzip`` for the sinks: None for "auto" (they decide by InfluxDB's host)."""
+        return None if self.gzip == "auto" else bool(self.gzip)
 
     @property
     def worker_count(self) -> int:

@@ -35,8 +35,9 @@ def _sen(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _stray_integer_x(influxdb: InfluxDB, db: str) -> None:
     """Another writer made ``x`` an integer field of ``telemetry`` before our readings came."""
-    InfluxV1(influxdb.url, database=db).write(
-        (HEAD.format(device="stray") + f" x=1i,seq=1i,boot=1i {BASE_MS}\n").encode())
+    sink = InfluxV1(influxdb.url, database=db)
+    sink.write((HEAD.format(device="stray") + f" x=1i,seq=1i,boot=1i {BASE_MS}\n").encode())
+    sink.close()
 
 
 def _points(influxdb: InfluxDB, db: str, device: str) -> dict[int, dict[str, Any]]:

@@ -144,3 +144,20 @@ def test_workers_from_the_file_the_environment_and_the_flag(tmp_path: Path) -> N
     path.write_text("")
     args = parser.parse_args(["gateway", "run", "--config", str(path), "--workers", "2"])
     assert cli_options(args).worker_count == 2
+
+
+def test_gzip_is_auto_true_or_false_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    from gateway.service import config
+
+    loaded = config.load(None, env={})
+    assert loaded.gzip == "auto" and loaded.compress is None  # the sinks decide by InfluxDB's host
+    path = tmp_path / "gw.toml"
+    path.write_text("[influx]\ngzip = false\n")
+    assert config.load(path, env={}).compress is False
+    assert config.load(path, env={"SEN_INFLUX_GZIP": "yes"}).compress is True
+    assert config.load(path, env={"SEN_INFLUX_GZIP": "Auto"}).compress is None
+    path.write_text('[influx]\ngzip = "sometimes"\n')
+    with pytest.raises(OptionsError, match=r"gw.toml:2: influx.gzip: 'sometimes' must be true, false or \"auto\""):
+        config.load(path, env={})
+    with pytest.raises(OptionsError, match="gzip: 1 must be"):
+        _options(gzip=1)
