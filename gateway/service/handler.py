@@ -18,14 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ingest.errors import LineProtocolError
-from ingest.ranges import Run
-from ingest.spool import Entry, Spool
+from ingest.spool import Spool
 
 from gateway.service.acks import Ack, decode_ack
 from gateway.service.decode import Reason, Reject, Telemetry, decode_telemetry
 from gateway.service.status_msg import decode_status
 from gateway.service.identity import BootKey
-from gateway.service.points import reading_time, to_spool
+from gateway.service.points import Spooled, spool_entries
 from gateway.errors import TopicError
 from gateway.service.registry import Registry
 from gateway.service.rejects import RejectLog
@@ -80,7 +79,7 @@ def _nothing() -> None:
 class _Pending:
     index: int
     telemetry: Telemetry
-    entries: list[Entry | Run]
+    spooled: Spooled
     received_ms: int
 
 
@@ -127,24 +126,22 @@ class Handler:
                     candidates[t.key] = (m.live, m.received_ms - t.up_ms)
         anchors = self._registry.anchors({key: value for key, (_, value) in candidates.items()})
         for index, message, telemetry in decoded:
-            entries = self._entries(message, telemetry, anchors)
-            if entries is not None:
-                pending.append(_Pending(index=index, telemetry=telemetry, entries=entries,
+            spooled = self._entries(message, telemetry, anchors)
+            if spooled is not None:
+                pending.append(_Pending(index=index, telemetry=telemetry, spooled=spooled,
                                         received_ms=message.received_ms))
         with self._lock:  # a message handed in again after a HOLD was counted the first time
             self._received += sum(1 for m in messages if not m.held_at)
         if not pending:
             return acks
-        results = self._spool.commit_many([p.entries for p in pending])
+        results = self._spool.commit_many([p.spooled.entries for p in pending])
         added_total = duplicates_total = 0
         for item, result in zip(pending, results, strict=True):
-            t = item.telemetry
-            anchor = self._registry.known_anchor(t.key) if result.added and t.needs_anchor else None
-            times = [reading_time(r, anchor) for r in t.readings] if result.added else []
+            t, spooled = item.telemetry, item.spooled  # the readings' times as their lines have them
             self._registry.note_readings(
                 t.key, seqs=[r.seq for r in t.readings], added=result.added,
-                duplicates=result.duplicates, last_reading_ms=max(times) if times else None,
-                received_ms=item.received_ms, lo=t.lo, sensors=_sensor_times(t, times))
+                duplicates=result.duplicates, last_reading_ms=spooled.newest if result.added else None,
+                received_ms=item.received_ms, lo=t.lo, sensors=spooled.sensors if result.added else {})
             # While the device still holds an older boot's records, ack that boot: an ack
             # for this one would free them unseen (tests/contract/ack.md, "Older boots").
             acks[item.index] = self._registry.ack_for(t.key if t.ob is None else t.key._replace(boot=t.ob))
@@ -196,12 +193,12 @@ class Handler:
         return None
 
     def _entries(self, message: Message, telemetry: Telemetry,
-                 anchors: Mapping[BootKey, int]) -> list[Entry | Run] | None:
+                 anchors: Mapping[BootKey, int]) -> Spooled | None:
         anchor = anchors.get(telemetry.key)
         if anchor is None and telemetry.needs_anchor:
             anchor = self._anchor(telemetry, message.received_ms)
         try:
-            return to_spool(telemetry, anchor_ms=anchor, received_ms=message.received_ms)
+            return spool_entries(telemetry, anchor_ms=anchor, received_ms=message.received_ms)
         except LineProtocolError as err:  # decode should make this impossible
             reject = Reject(reason=Reason.BAD_NAME, detail=f"cannot encode: {err}")
             self._reject(message, telemetry.device, reject)
@@ -229,13 +226,3 @@ class Handler:
                                       received_ms=message.received_ms, ver=decoded.ver, ota=decoded.ota):
             _LOGGER.info("device %s/%s is %s", decoded.site, decoded.device, decoded.state)
 
-
-def _sensor_times(telemetry: Telemetry, times: list[int]) -> dict[str, int]:
-    """Each sensor's newest reading time in this message (``times``: the readings' times)."""
-    newest: dict[str, int] = {}
-    if not times:  # nothing of the message was new
-        return newest
-    for reading, when in zip(telemetry.readings, times, strict=True):
-        if reading.sensor is not None and when > newest.get(reading.sensor, -1):
-            newest[reading.sensor] = when
-    return newest

@@ -16,6 +16,8 @@ together), with the tag part and field names escaped once, not once per reading.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ingest.lineproto import Point, encode, escape_key, escape_measurement, format_field_value
 from ingest.ranges import Run
 from ingest.spool import Entry
@@ -72,14 +74,15 @@ def _fields(reading: Reading, boot: int) -> str:
     return ",".join(text for _, text in fields)
 
 
-def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[str], int | None]:
+def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[str], int | None, dict[str, int]]:
     """The ``telemetry`` lines of every reading (as :func:`ingest.lineproto.encode` writes
-    them, without building a Point per reading) and the newest reading time."""
+    them, without building a Point per reading), the newest reading time, and each sensor's."""
     site, device, board, boot = telemetry.site, telemetry.device, telemetry.board, telemetry.boot
     readings = telemetry.readings
     fields = telemetry.fields or [_fields(reading, boot) for reading in readings]
     lines: list[str] = []
     newest: int | None = None
+    sensors: dict[str, int] = {}
     head = sensor = None
     for reading, part in zip(readings, fields, strict=True):
         ts = reading.ts_ms if reading.ts_ms is not None else reading_time(reading, anchor_ms)
@@ -87,21 +90,36 @@ def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[st
             newest = ts
         if head is None or reading.sensor != sensor:
             head, sensor = _head(site, device, board, reading.sensor), reading.sensor
+        if sensor is not None and ts > sensors.get(sensor, -1):
+            sensors[sensor] = ts
         lines.append(f"{head} {part} {ts}")
-    return lines, newest
+    return lines, newest, sensors
 
 
-def to_spool(telemetry: Telemetry, *, anchor_ms: int | None,
-             received_ms: int) -> list[Entry | Run]:
+class Spooled(NamedTuple):
+    """What :func:`spool_entries` makes of a message: its spool entries, and the times the
+    registry is told (the newest reading's, each sensor's newest; None and {} without readings)."""
+
+    entries: list[Entry | Run]
+    newest: int | None
+    sensors: dict[str, int]
+
+
+def spool_entries(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int) -> Spooled:
     """The readings as one :class:`Run` keyed by (boot key, seq), plus the diag line."""
-    lines, newest = _reading_lines(telemetry, anchor_ms)
+    lines, newest, sensors = _reading_lines(telemetry, anchor_ms)
     out: list[Entry | Run] = []
     if lines:
         out.append(Run(stream=telemetry.key.stream, seqs=tuple([r.seq for r in telemetry.readings]),
                        lines=tuple(lines)))
     if telemetry.diag:
         out.append(_diag_entry(telemetry, anchor_ms, newest, received_ms))
-    return out
+    return Spooled(out, newest, sensors)
+
+
+def to_spool(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int) -> list[Entry | Run]:
+    """:func:`spool_entries`' entries."""
+    return spool_entries(telemetry, anchor_ms=anchor_ms, received_ms=received_ms).entries
 
 
 def to_entries(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int) -> list[Entry]:

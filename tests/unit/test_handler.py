@@ -67,6 +67,30 @@ def test_uptime_readings_get_a_stable_anchor_across_restarts(tmp_path: Path) -> 
     registry.close()
 
 
+
+def test_the_registry_is_told_the_times_the_lines_carry(tmp_path: Path) -> None:
+    """The newest reading's time and each sensor's, as the spooled lines have them (an uptime-only
+    reading placed by its boot's anchor); a message that was all duplicates tells no time."""
+    from gateway.ops.status import read_devices
+
+    topic = "sen/v1/lab/yolo-uno-01/telemetry"
+    spool, registry = Spool(tmp_path), Registry(tmp_path)
+    handler = Handler(spool=spool, registry=registry, rejects=RejectLog(spool))
+    doc = json.loads((CONTRACT / "valid" / "uptime_only.json").read_bytes())
+    doc["up"] = 60_000
+    doc["r"] = [{"seq": 1, "up": 50_000, "s": "sht31", "m": {"temp_c": 1.0}},
+                {"seq": 2, "up": 58_000, "s": "dht20", "m": {"temp_c": 2.0}},
+                {"seq": 3, "up": 55_000, "s": "sht31", "m": {"temp_c": 3.0}}]
+    handler.handle(topic, json.dumps(doc).encode(), received_ms=1_000_000)  # anchor 940_000
+    assert sorted(int(line.rsplit(" ", 1)[1]) for line in _pending(spool)) == [990_000, 995_000, 998_000]
+    handler.handle(topic, json.dumps(doc).encode(), received_ms=2_000_000)  # all three again
+    registry.flush()
+    (row,) = read_devices(tmp_path)
+    assert row.last_reading_ms == 998_000 and row.sensors == {"dht20": 998_000, "sht31": 995_000}
+    assert handler.stats.duplicates == 3
+    spool.close()
+    registry.close()
+
 def test_rejects_are_counted_kept_and_logged_once_per_minute(
     parts: tuple[Handler, Spool], caplog: pytest.LogCaptureFixture,
 ) -> None:
