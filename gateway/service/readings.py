@@ -4,7 +4,8 @@ decodes the readings of a common message with their line-protocol fields.
 A message of ten readings makes ten :class:`Reading` objects, and the gateway's time for such a
 message is mostly per reading: so a reading is a tuple (the cheapest object to make), and
 :func:`fast_readings` checks each reading and makes its fields part (``boot=..i,m=..,seq=..i``)
-from a format made once per set of metric names (:func:`template`), instead of one walk over
+with a function made once per set of metric names (:func:`compiled`, one f-string: the
+format of :func:`template` without reading a format string each time), instead of one walk over
 the metrics to check them and another to write them. Anything unusual makes it give up (None):
 :mod:`gateway.service.decode`'s careful path then decodes the message and names what is wrong.
 The caches are bounded: a flood of new names costs time, not memory.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from ingest.lineproto import escape_key
@@ -30,6 +31,7 @@ _U32_MAX = 2**32 - 1
 _MAX_UP_MS = 2**42  # about 139 years of uptime
 _MAX_TS_MS = 4_102_444_800_000  # 2100-01-01
 _CACHE_MAX = 4096
+_SAFE_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _new_tuple = tuple.__new__
 
 
@@ -73,19 +75,45 @@ def template(names: tuple[str, ...]) -> str:
     return found
 
 
-_CHECKED: dict[tuple[str, ...], str] = {}  # metric names that passed METRIC_RE, none reserved -> fields format
+Fields = Callable[..., str]  # (seq, boot, *values) -> a reading's fields part
+_CHECKED: dict[tuple[str, ...], Fields] = {}  # metric names that passed METRIC_RE, none reserved -> fields
 
 
-def _checked_template(names: tuple[str, ...]) -> str | None:
-    """The fields format of ``names`` (:func:`template`), or None when one of them is no metric
-    name the schema takes."""
+_ONCE: set[tuple[str, ...]] = set()  # checked names seen once: compiled when they come again
+
+
+def _checked_template(names: tuple[str, ...]) -> Fields | None:
+    """The fields part of ``names``, or None when one of them is no metric name the schema
+    takes. Names seen before get :func:`compiled` (~50 µs, then kept); the first time, the
+    format of :func:`template` (so a flood of new names costs what it did, not a compile each)."""
     for name in names:
         if type(name) is not str or name in RESERVED_FIELDS or not METRIC_RE.fullmatch(name):
             return None
-    found = _CHECKED[names] = template(names)
+    if names not in _ONCE:
+        if len(_ONCE) >= _CACHE_MAX:
+            _ONCE.clear()
+        _ONCE.add(names)
+        return template(names).format
+    _ONCE.discard(names)
+    found = _CHECKED[names] = compiled(names)
     if len(_CHECKED) > _CACHE_MAX:
         _CHECKED.clear()
     return found
+
+
+def compiled(names: tuple[str, ...]) -> Fields:
+    """:func:`template` as a function of (seq, boot, *values) made of one f-string: a reading's
+    fields in ~0.9 µs where ``str.format`` takes ~1.2 (it reads its format string at every call).
+    Only for names :data:`METRIC_RE` takes (lowercase letters, digits, ``_``): nothing in them
+    needs escaping, in line protocol or in the function's source (checked again here)."""
+    if not all(_SAFE_NAME.fullmatch(name) for name in names):
+        raise ValueError(f"not metric names: {names!r}")
+    parts = [("boot", "boot={boot}i"), ("seq", "seq={seq}i")] + [
+        (name, f"{name}={{v{i}!r}}") for i, name in enumerate(names)]
+    params = ", ".join(["seq", "boot"] + [f"v{i}" for i in range(len(names))])
+    source = f'lambda {params}: f"{",".join(text for _, text in sorted(parts))}"'
+    made: Fields = eval(source, {"__builtins__": {}})  # made of checked names only
+    return made
 
 
 def _floats(values: tuple[object, ...]) -> tuple[float, ...] | None:
@@ -144,5 +172,5 @@ def fast_readings(raw: list[object], envelope_up: int | None, boot: int) -> Deco
                 metrics = dict(zip(names, values, strict=True))
                 break
         readings.append(_new_tuple(Reading, (seq, ts, up, metrics, sensor)))
-        fields.append(form.format(seq, boot, *values))
+        fields.append(form(seq, boot, *values))
     return Decoded(tuple(readings), tuple(fields), uptime_only)

@@ -94,3 +94,29 @@ def test_the_one_pass_takes_the_usual_and_gives_up_on_the_unusual() -> None:
                 {"m": {"t": 2**64}}, {"s": "SHT 31"}, {"s": None}, {"seq": -1}, {"ts": 1.5}, {"m": []}):
         assert fast_readings([dict(usual, **odd)], None, 3) is None, odd
     assert fast_readings([{"seq": 1, "up": 10, "m": {}}], None, 3) is None  # 'up' needs the envelope's
+
+
+def test_the_compiled_fields_are_the_templates_and_take_only_metric_names() -> None:
+    from gateway.service.readings import compiled, template
+
+    for names in [(), ("temp_c",), ("rh_pct", "temp_c", "a" * 64), tuple(f"m{i:02d}" for i in range(30))]:
+        values = tuple(i / 7 - 3 for i in range(len(names)))
+        assert compiled(names)(12, 3, *values) == template(names).format(12, 3, *values)
+    for bad in (('t"', ), ("t{0}",), ("T",), ("a b",), ("t\\",), ("",)):
+        with pytest.raises(ValueError, match="not metric names"):
+            compiled(bad)
+
+
+def test_names_are_compiled_the_second_time_they_come_so_a_flood_of_new_ones_compiles_nothing() -> None:
+    from gateway.service import readings
+
+    def one(names: list[str]) -> tuple[str, ...] | None:
+        got = fast_readings([{"seq": 1, "ts": 5, "m": dict.fromkeys(names, 1.5)}], None, 2)
+        return got.fields if got else None
+
+    before = len(readings._CHECKED)
+    for i in range(200):  # each set of names once
+        assert one([f"flood_{i}"]) == (f"boot=2i,flood_{i}=1.5,seq=1i",)
+    assert len(readings._CHECKED) == before
+    assert one(["flood_7"]) == ("boot=2i,flood_7=1.5,seq=1i",)  # again: compiled, and kept
+    assert readings._CHECKED[("flood_7",)].__name__ == "<lambda>" and len(readings._CHECKED) == before + 1
