@@ -19,8 +19,11 @@ import sys
 import time
 
 import asyncio
+import payload
 from at import OK
 from micropython import const
+
+payload._D = dict.fromkeys(range(17))  # the envelope's d: this transport's 14 keys and room
 
 try:
     from typing import Any  # for the type checker: MicroPython has no typing module

@@ -9,11 +9,12 @@ from micropython import const
 
 _LARGEST_EVERY_MS = const(30000)
 _RES = const(240)  # room kept at the front of the buffer for the envelope header (224 at most)
-# The envelope's d, one dict for the board's life, its table made at import (17 slots: a
-# cellular board's 14 keys and room; more grow it) and emptied, never freed, at each envelope:
-# built afresh, its table grew 5 -> 11 -> 17 slots at every envelope, and in a heap in pieces the
-# 272 B of the last step were sometimes not found (firmware/CELLULAR.md, Memory)
-_D = dict.fromkeys(range(17))
+# The envelope's d on a cellular board: one dict for the board's life, its table made when
+# cellular.py loads (17 slots for its 14 keys) and emptied, never freed, at each envelope. Built
+# afresh, its table grew 5 -> 11 -> 17 slots at every envelope, and in a heap in pieces the
+# 272 B of the last step were sometimes not found (firmware/CELLULAR.md, Memory). None: a WiFi
+# or serial board's d is built afresh (kept, its table cost a serial board its runs at 56K).
+_D = None  # type: dict | None
 
 
 # One reading as JSON bytes; ts (Unix ms) when the clock is synced, else up (uptime ms); s:
@@ -68,7 +69,9 @@ def build(outbox, buf, bmax, boot, up, diag, dev, fid, board, site, fid0=0):
 # The envelope's d: the diagnostics of the App a (its hal, outbox, link, samplers). The largest
 # free block is looked for every _LARGEST_EVERY_MS.
 def diag(a):
-    d = _D  # type: dict
+    d = _D
+    if d is None:
+        d = {}
     while d:  # a key deleted keeps its slot: the table stays
         d.popitem()
     hal = a.hal
