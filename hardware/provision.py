@@ -138,6 +138,8 @@ class Cell:
     pwrkey: int | None = None
     uart: int = 1
     pwrkey_active: int = 1
+    psm: dict[str, str] | None = None  # {"tau", "active"}: timer bytes (hardware.cellpower)
+    edrx: dict[str, Any] | None = None  # {"act", "value"}
 
 
 def cell_settings(profile: BoardProfile, cell: Cell) -> dict[str, Any]:
@@ -156,6 +158,7 @@ def cell_settings(profile: BoardProfile, cell: Cell) -> dict[str, Any]:
         out["apn_preset"] = cell.apn_preset
     else:
         out.update(apn=cell.apn, user=cell.user or "", password=cell.password or "")
+    out.update((k, v) for k, v in (("psm", cell.psm), ("edrx", cell.edrx)) if v is not None)
     if profile.mcu == "sim":
         return out  # sen sim wires each virtual board to its own simulated modem
     wires = {"--modem-tx": cell.tx, "--modem-rx": cell.rx, "--modem-pwrkey": cell.pwrkey}

@@ -137,6 +137,11 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
     cell.add_argument("--modem-uart", type=non_negative_int, default=1,
                       help="the ESP32 UART for the modem: 1 or 2 (UART0 is the console; an ESP32-C3 has only 1)")
     cell.add_argument("--pwrkey-active", type=int, choices=(0, 1), default=1, help="PWRKEY's active level")
+    for flag, meta, what in (("psm-tau", "DURATION", "PSM: wake every DURATION (1h) to tell the network"),
+                             ("psm-active", "DURATION", "PSM: listen this long (10s) before sleeping again"),
+                             ("edrx", "SECONDS", "eDRX: listen every SECONDS (5.12 ... 10485.76, e.g. 81.92)")):
+        cell.add_argument(f"--{flag}", metavar=meta, help=what)
+    cell.add_argument("--edrx-act", choices=("ltem", "nbiot"), help="eDRX network: ltem (LTE-M, default) or nbiot")
     provision.add_argument("--out", type=Path, default=Path(".sen/provision/config.json"), help="where to write")
 
     add_command(commands, "boards", summary="list the board profiles, each checked",
@@ -217,6 +222,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 def _cmd_provision(args: argparse.Namespace) -> int:
     from hardware.boards import BoardError, load_board
+    from hardware.cellpower import from_flags
     from hardware.provision import Cell, ProvisionError, build_config, firmware_check, write_config
 
     def ask(value: str | None, prompt: str, *, secret: bool = False) -> str | None:
@@ -236,6 +242,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
         if (args.soil_dry is None) != (args.soil_wet is None):
             raise ProvisionError("give --soil-dry and --soil-wet together (raw readings in air and in water)")
         soil_cal = None if args.soil_dry is None else (args.soil_dry, args.soil_wet)
+        power = from_flags(args.transport, args.psm_tau, args.psm_active, args.edrx, args.edrx_act)
         ota_pub = None
         if args.ota_pubkey is not None:
             from gateway.ops.ota_keys import OtaError, load_pub
@@ -250,7 +257,8 @@ def _cmd_provision(args: argparse.Namespace) -> int:
                               sensors=args.sensor, soil_cal=soil_cal, ota_pub=ota_pub, cell=Cell(
                                   modem=args.modem, mode=args.cell_mode, apn=args.apn, apn_preset=args.apn_preset,
                                   user=args.apn_user, password=args.apn_password, tx=args.modem_tx, rx=args.modem_rx,
-                                  pwrkey=args.modem_pwrkey, uart=args.modem_uart, pwrkey_active=args.pwrkey_active))
+                                  pwrkey=args.modem_pwrkey, uart=args.modem_uart, pwrkey_active=args.pwrkey_active,
+                                  psm=power[0], edrx=power[1]))
         problem = firmware_check(config)
         if problem is not None:
             raise ProvisionError(f"the firmware would refuse this config: {problem}")

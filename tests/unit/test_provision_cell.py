@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import build_parser
+from hardware import cellpower
 from hardware.boards import MCUS, load_board
 from hardware.provision import APN_PRESETS, MODEM_UARTS, MODEMS, Cell, ProvisionError, build_config, firmware_check
 
@@ -98,3 +99,56 @@ def test_every_mcu_has_its_modem_uarts() -> None:
     assert set(MODEM_UARTS) == {name for name in MCUS if name != "sim"}
     with pytest.raises(ProvisionError, match="--modem-uart 2: the modem needs UART 1 on"):  # a C3 has no UART2
         _config("esp32-c3-devkitm-1", Cell(apn_preset="viettel", uart=2, tx=5, rx=6, pwrkey=7))
+
+
+@pytest.mark.parametrize(("tau", "active", "bits"), [
+    ("1h", "10s", ("00100001", "00000101")),  # firmware/CELLULAR.md's example
+    ("24h", "4m", ("00111000", "00100100")),  # "00100100" is 4 minutes in the modem manuals too
+    ("2h30m", "60", ("00001111", "00100001")),
+    ("320h", "0s", ("11000001", "00000000")),
+    ("40m", "6m", ("00000100", "01000001")),
+    ("40s", "2s", ("01110100", "00000001")),
+])
+def test_psm_said_in_words_becomes_the_timer_bytes(tau: str, active: str, bits: tuple[str, str]) -> None:
+    assert cellpower.psm(tau, active) == {"tau": bits[0], "active": bits[1]}
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("47m", "10s"), "--psm-tau 47m: the modem's timer cannot carry it; the nearest it can: 40m or 50m"),
+    (("1h", "65s"), "--psm-active 65s: .* 62s or 2m"),
+    (("1h", "1h"), "must be shorter than --psm-tau"),
+    (("0s", "0s"), "--psm-tau must be longer than 0"),
+    (("an hour", "10s"), "not a duration"),
+    (("1h10", "10s"), "not a duration"),
+    (("1h", "-1s"), "not a duration"),
+])
+def test_psm_the_modem_cannot_be_asked_for_is_refused_naming_the_nearest(args: tuple[str, str], says: str) -> None:
+    with pytest.raises(ProvisionError, match=says):
+        cellpower.psm(*args)
+
+
+def test_edrx_is_a_cycle_of_the_table_on_its_network() -> None:
+    assert cellpower.edrx("81.92") == {"act": 4, "value": "0101"}
+    assert cellpower.edrx("10485.76s", "nbiot") == {"act": 5, "value": "1111"}
+    with pytest.raises(ProvisionError, match=r"one of 5.12, .* 10485.76 s"):
+        cellpower.edrx("80")
+    with pytest.raises(ProvisionError, match="together"):
+        cellpower.from_flags("cellular", "1h", None, None, None)
+    with pytest.raises(ProvisionError, match="--transport cellular"):
+        cellpower.from_flags("mqtt", None, None, "81.92", None)
+
+
+def test_the_command_writes_power_saving_the_firmware_takes(tmp_path: Path, micropython_bin: str) -> None:
+    out = tmp_path / "paddy-1.json"
+    base = [sys.executable, "-m", "gateway", "provision", "--board", "sim", "--site", "farm", "--device", "paddy-1",
+            "--broker", "10.0.0.2", "--apn-preset", "viettel", "--out", str(out)]
+    done = subprocess.run([*base, "--transport", "cellular", "--psm-tau", "1h", "--psm-active", "10s", "--edrx",
+                           "81.92"], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    config = json.loads(out.read_text())
+    assert config["cell"]["psm"] == {"tau": "00100001", "active": "00000101"}
+    assert config["cell"]["edrx"] == {"act": 4, "value": "0101"}
+    assert firmware_check(config, micropython_bin) is None
+    refused = subprocess.run([*base, "--transport", "cellular", "--psm-tau", "47m", "--psm-active", "10s"],
+                             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert refused.returncode != 0 and "nearest it can: 40m or 50m" in refused.stderr, refused.stderr
