@@ -54,6 +54,7 @@ def _wires(c):
         w.u = UART(c.get("uart", 1), baudrate=c.get("baud", 115200), tx=c["tx"], rx=c["rx"], timeout=0, rxbuf=2048)
         w._a = a = c.get("pwrkey_active", 1)
         w.p = None if c.get("pwrkey") is None else Pin(c["pwrkey"], Pin.OUT, value=1 - a)
+        w.pmu = c.get("pmu")  # the modem's supply on a power manager's rails (modem_io.py)
         return w
     w = __import__("modem_tcp").Wires()
     w._port = c.get("sim_port", 7080)
