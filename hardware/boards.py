@@ -1,14 +1,13 @@
 """Board profiles: `hardware/boards/<id>.json` (schema: tests/contract/board_profile.md).
 
     profile = load_board("yolo-uno")          # or load_board(Path("my-board.json"))
-    profile.pins, profile.sensors, profile.flash_offset, profile.gpios ...
+    profile.pins, profile.sensors, profile.modem, profile.flash_offset, profile.gpios ...
 
-Every check names the file and the key: unknown keys, pins outside the MCU's GPIO range or
-on pins the chip does not have, a pin used twice, an ADC pin not on ADC1 (ADC2 stops working
-while WiFi is on), a flash offset or image that does not fit the MCU, an I2C sensor with no
-address, a sensor whose pin the profile does not give. Kit sensors (hardware/WIRING.md) use
-``pins.i2c``, ``pins.onewire``, ``pins.adc`` (ADC1 ports: soil, light, gas) and ``pins.hcsr04``;
-``sen provision`` puts the last two's GPIOs into the sensor entries, not config.json's ``pins``.
+Every check names the file and the key: unknown keys, GPIOs the MCU lacks or a pin used twice, an
+ADC pin off ADC1 (ADC2 stops while WiFi is on), a flash offset or image unfit for the MCU, an I2C
+sensor with no address, a sensor whose pin the profile lacks, a bad ``modem`` (board_modem.py).
+Kit sensors (hardware/WIRING.md) use ``pins.i2c``, ``pins.onewire``, ``pins.adc`` (ADC1 ports:
+soil, light, gas), ``pins.hcsr04``; sen provision puts the last two's GPIOs into sensor entries.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hardware.board_modem import check_modem
 from hardware.errors import BoardError as BoardError  # re-exported: callers import it from here
 
 BOARDS_DIR = Path(__file__).resolve().parent / "boards"
@@ -51,8 +51,8 @@ ADC_SENSORS = ("soil", "adc")  # an entry of these types names its ADC1 pin ("pi
 ADC_ROLES = ("soil", "light", "gas")  # the keys of pins.adc
 RAW_MAX = 65535  # soil "dry"/"wet": raw ADC readings (read_u16 scale at most)
 _TOP = {"id", "name", "vendor", "mcu", "flash_offset", "image", "flash_size", "pins", "sensors",
-        "usb", "notes"}
-_REQUIRED = _TOP - {"notes"}
+        "usb", "notes", "modem"}
+_REQUIRED = _TOP - {"notes", "modem"}
 _PIN_KEYS = {"i2c", "onewire", "adc_vbat", "led", "dht22", "adc", "hcsr04"}
 PORT_KEYS = ("adc", "hcsr04")  # the profile's port map: copied into sensor entries, not config.json's pins
 _SENSOR_KEYS = {"type", "addr", "interval_ms", "filter", "name", "pin", "dry", "wet", "trig", "echo"}
@@ -75,6 +75,7 @@ class BoardProfile:
     notes: str
     path: Path
     gpios: dict[int, str]  # every GPIO the profile's pins and sensors hold -> the key holding it
+    modem: dict[str, Any] | None  # the modem on the board (board_modem.py); its GPIOs are not in gpios
 
     @property
     def chip(self) -> str:
@@ -124,8 +125,7 @@ def load_board(name: str | Path) -> BoardProfile:
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        known = ", ".join(board_ids())
-        raise BoardError(f"{path}: no such board profile (known boards: {known})") from None
+        raise BoardError(f"{path}: no such board profile (known boards: {', '.join(board_ids())})") from None
     except (OSError, ValueError) as err:
         raise BoardError(f"{path}: cannot read the profile: {err}") from None
     return check_profile(doc, path)
@@ -156,8 +156,9 @@ def check_profile(doc: object, path: Path) -> BoardProfile:
         raise ck.fail("image", "must be null for the simulator")
     pins, used = _pins(ck, doc["pins"], mcu)
     sensors, taken = _sensors(ck, doc["sensors"], pins, mcu, used)
+    modem = check_modem(ck, doc.get("modem"), mcu_name, mcu, {**used, **taken})  # its GPIOs: not in gpios
     return BoardProfile(id=board_id, name=doc["name"], vendor=doc["vendor"], mcu=mcu_name, flash_offset=offset,
-                        image=image, flash_size=doc["flash_size"], pins=pins, sensors=sensors,
+                        image=image, flash_size=doc["flash_size"], pins=pins, sensors=sensors, modem=modem,
                         usb=_usb(ck, doc["usb"]), notes=str(doc.get("notes", "")), path=path, gpios={**used, **taken})
 
 
@@ -184,8 +185,7 @@ def _pins(ck: _Check, pins: object, mcu: Mcu) -> tuple[dict[str, Any], dict[int,
             return
         number = ck.integer(value, key, 0, 255)
         if number not in allowed:
-            lo, hi = min(mcu.gpio), max(mcu.gpio)
-            raise ck.fail(key, f"GPIO {number} is not usable here (this MCU: GPIO {lo}..{hi}"
+            raise ck.fail(key, f"GPIO {number} is not usable here (this MCU: GPIO {min(mcu.gpio)}..{max(mcu.gpio)}"
                           f"{', ADC1 only' if allowed is mcu.adc1 else ''})")
         if number in used:
             raise ck.fail(key, f"GPIO {number} is already used by '{used[number]}'")

@@ -10,7 +10,9 @@ checked here (names, ports, transport) and, when the MicroPython unix port is at
 firmware's own checker (firmware/lib/config.py, and firmware/lib/cellcfg.py for a cellular
 board's ``cell``), so a config that would stop the board at boot never reaches it. A cellular
 board (``Cell``) gets its APN (a preset for Vietnam's networks, or given) and, on a real board,
-its modem's UART and PWRKEY GPIOs, refused when the profile's pins or sensors use them.
+its modem's UART and PWRKEY GPIOs, refused when the profile's pins or sensors use them; a board
+with its modem on it (the profile's ``modem``: hardware/board_modem.py) gets that wiring without
+``--modem-*`` flags (a flag given still wins), and the modem's power manager (``cell.pmu``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+# MODEMS and MODEM_UARTS are re-exported: callers import them from here
+from hardware.board_modem import MODEM_UARTS as MODEM_UARTS, MODEMS as MODEMS, pmu_gpios
 from hardware.boards import MCUS, PORT_KEYS, RAW_MAX, BoardProfile
 from hardware.errors import ProvisionError as ProvisionError  # re-exported: callers import it from here
 
@@ -116,16 +120,13 @@ def sensor_entries(profile: BoardProfile, names: list[str],
 
 # The cellular modems' APN presets (firmware/lib/cellcfg.py has the settings; firmware/CELLULAR.md)
 APN_PRESETS = ("viettel", "vinaphone", "mobifone")
-MODEMS = ("sim7080", "a76xx")
-# The UARTs a modem can have, per MCU: UART0 is the console (USB serial, the REPL, a serial
-# board's link); an ESP32-C3 has no UART2
-MODEM_UARTS = {"esp32": (1, 2), "esp32s3": (1, 2), "esp32c3": (1,)}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Cell:
     """``sen provision --transport cellular``'s choices: the modem, its APN and, on a real board,
-    the GPIOs it is wired to (hardware/WIRING.md, Cellular modems)."""
+    the GPIOs it is wired to (hardware/WIRING.md, Cellular modems). A choice left at its default
+    takes the board profile's ``modem`` when it has one (``with_board_modem``)."""
 
     modem: str = "sim7080"
     mode: str = "mqtt"  # the modem's own MQTT stack, or ppp
@@ -142,10 +143,23 @@ class Cell:
     edrx: dict[str, Any] | None = None  # {"act", "value"}
 
 
+def with_board_modem(profile: BoardProfile, cell: Cell) -> Cell:
+    """``cell`` with the profile's modem wiring wherever it was left at its default: the GPIOs when
+    not given, the family, UART and PWRKEY level when left as they are. The command line passes its
+    defaults, so a flag given at its default value (``--modem-uart 1``) counts as not given."""
+    board, plain = profile.modem, Cell()
+    if board is None:
+        return cell
+    mine = {"modem": board["family"], **{k: board[k] for k in ("tx", "rx", "pwrkey", "uart", "pwrkey_active")}}
+    return replace(cell, **{k: v for k, v in mine.items() if getattr(cell, k) == getattr(plain, k)})
+
+
 def cell_settings(profile: BoardProfile, cell: Cell) -> dict[str, Any]:
     """config.json's ``cell``: the APN (a preset or given), the modem, and on a real board its UART
-    and PWRKEY pins, refused when missing, not a GPIO of the board's MCU, or held by the profile's
-    pins or sensors (``BoardProfile.gpios``; a kit sensor plugs into a port the profile gives)."""
+    and PWRKEY pins (given, or the profile's ``modem``), refused when missing, not a GPIO of the
+    board's MCU, or held by the profile's pins, sensors (``BoardProfile.gpios``; a kit sensor plugs
+    into a port the profile gives) or its modem's PMU bus; the PMU (``pmu``) is copied in."""
+    cell = with_board_modem(profile, cell)
     if cell.modem not in MODEMS:
         raise ProvisionError(f"modem must be one of {', '.join(MODEMS)} (got {cell.modem!r})")
     if (cell.apn is None) == (cell.apn_preset is None):
@@ -173,16 +187,18 @@ def cell_settings(profile: BoardProfile, cell: Cell) -> dict[str, Any]:
     pins = [pin for pin in wires.values() if pin is not None]
     if len(set(pins)) != len(pins):
         raise ProvisionError(f"--modem-tx, --modem-rx and --modem-pwrkey must be three different GPIOs (got {pins})")
-    usable = MCUS[profile.mcu].gpio
+    usable, held = MCUS[profile.mcu].gpio, {**profile.gpios, **pmu_gpios(profile.modem)}
     for flag, pin in wires.items():
         if pin not in usable:
             raise ProvisionError(f"{flag} {pin}: GPIO {pin} is not usable on {profile.name} "
                                  f"({profile.mcu}: GPIO {min(usable)}..{max(usable)})")
-        if pin in profile.gpios:
+        if pin in held:
             raise ProvisionError(f"{flag} {pin}: GPIO {pin} is already used on {profile.name} by "
-                                 f"'{profile.gpios[pin]}' ({profile.path}): wire the modem to free GPIOs")
+                                 f"'{held[pin]}' ({profile.path}): wire the modem to free GPIOs")
     out.update(uart=cell.uart, tx=cell.tx, rx=cell.rx, baud=115200, pwrkey=cell.pwrkey,
                pwrkey_active=cell.pwrkey_active)
+    if profile.modem is not None and profile.modem["pmu"] is not None:
+        out["pmu"] = dict(profile.modem["pmu"])  # the firmware switches its rails on before PWRKEY
     return out
 
 

@@ -13,7 +13,8 @@ from hardware.boards import BoardError, board_ids, load_all, load_board
 
 def test_every_shipped_profile_loads() -> None:
     ids = board_ids()
-    assert {"esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1", "yolo-uno", "sim"} <= set(ids)
+    assert {"esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1", "yolo-uno", "sim",
+            "lilygo-t-sim7080g-s3"} <= set(ids)
     assert len(load_all()) == len(ids)
 
 
@@ -27,15 +28,15 @@ def test_facts() -> None:
     assert ("303a", "1001") in yolo.usb_ids and ("10c4", "ea60") in load_board("esp32-devkitc").usb_ids
 
 
-def _profile(tmp_path: Path, **changes: Any) -> Path:
-    doc = json.loads(load_board("yolo-uno").path.read_text())
+def _profile(tmp_path: Path, board: str = "yolo-uno", **changes: Any) -> Path:
+    doc = json.loads(load_board(board).path.read_text())
     for dotted, value in changes.items():
         target = doc
         *parents, last = dotted.split("__")
         for key in parents:
             target = target[key]
         target[last] = value
-    path = tmp_path / "yolo-uno.json"
+    path = tmp_path / f"{board}.json"
     path.write_text(json.dumps(doc))
     return path
 
@@ -108,3 +109,52 @@ def test_kit_sensors_on_their_ports_load(tmp_path: Path) -> None:
 def test_unknown_board_lists_the_known_ones() -> None:
     with pytest.raises(BoardError, match="known boards: .*yolo-uno"):
         load_board("nope")
+
+
+LILYGO = "lilygo-t-sim7080g-s3"
+MODEM = {"family": "sim7080", "uart": 1, "tx": 17, "rx": 18, "pwrkey": 16, "pwrkey_active": 1}  # free on a Yolo UNO
+
+
+def test_a_board_with_its_modem_on_it_carries_the_wiring() -> None:
+    lilygo = load_board(LILYGO)
+    assert lilygo.modem == {"family": "sim7080", "uart": 1, "tx": 5, "rx": 4, "pwrkey": 41, "pwrkey_active": 1,
+                            "pmu": {"chip": "axp2101", "sda": 15, "scl": 7}}
+    assert lilygo.gpios == {}  # the modem's GPIOs are not the profile's pins: sen provision must accept them
+    assert lilygo.sensors == [] and lilygo.pins["i2c"] is None and lilygo.flash_size == "16MB"
+    assert "unverified" in lilygo.notes.lower()
+    assert [b.id for b in load_all() if b.modem is not None] == [LILYGO]
+
+
+@pytest.mark.parametrize(("board", "change", "key"), [
+    (LILYGO, {"pins__onewire": 5}, "modem.tx"),                 # the profile's 1-wire pin
+    (LILYGO, {"pins__led": 15}, "modem.pmu.sda"),               # the PMU's bus on the LED pin
+    ("yolo-uno", {"modem": {**MODEM, "tx": 11}}, "modem.tx"),  # the DHT20's SDA
+    ("yolo-uno", {"sensors": [{"type": "soil", "pin": 7}], "modem": {**MODEM, "rx": 7}}, "modem.rx"),  # a sensor's pin
+    (LILYGO, {"modem__rx": 5}, "modem.rx"),                     # the modem's TX already
+    (LILYGO, {"modem__pmu__scl": 41}, "modem.pmu.scl"),         # PWRKEY
+    (LILYGO, {"modem__pwrkey": 23}, "modem.pwrkey"),            # no GPIO 23 on the S3
+    (LILYGO, {"modem__rx": 99}, "modem.rx"),
+    (LILYGO, {"modem__pmu__sda": "15"}, "modem.pmu.sda"),
+    (LILYGO, {"modem__family": "bg95"}, "modem.family"),
+    (LILYGO, {"modem__uart": 0}, "modem.uart"),                 # the console
+    (LILYGO, {"modem__uart": True}, "modem.uart"),
+    (LILYGO, {"modem__pwrkey_active": 2}, "modem.pwrkey_active"),
+    (LILYGO, {"modem__dtr": 42}, "modem.dtr"),
+    (LILYGO, {"modem__pmu__chip": "axp192"}, "modem.pmu.chip"),
+    (LILYGO, {"modem__pmu": {"chip": "axp2101", "sda": 15}}, "modem.pmu.scl"),
+    (LILYGO, {"modem__pmu": "axp2101"}, "modem.pmu"),
+    (LILYGO, {"modem": [5, 4, 41]}, "modem"),
+    ("sim", {"modem": MODEM}, "modem"),                        # a virtual board's modem is simulated
+])
+def test_bad_modems_are_refused_naming_file_and_key(tmp_path: Path, board: str, change: dict[str, Any],
+                                                     key: str) -> None:
+    path = _profile(tmp_path, board, **change)
+    with pytest.raises(BoardError) as err:
+        load_board(path)
+    assert str(path) in str(err.value) and f"key '{key}'" in str(err.value)
+
+
+def test_a_modem_without_a_power_manager_loads(tmp_path: Path) -> None:
+    assert load_board(_profile(tmp_path, "yolo-uno", modem=MODEM)).modem == {**MODEM, "pmu": None}
+    assert load_board(_profile(tmp_path, LILYGO, modem__pmu=None)).modem == {**MODEM, "tx": 5, "rx": 4, "pwrkey": 41,
+                                                                               "pmu": None}

@@ -19,6 +19,9 @@ from hardware.boards import MCUS, load_board
 from hardware.provision import APN_PRESETS, MODEM_UARTS, MODEMS, Cell, ProvisionError, build_config, firmware_check
 
 WIRED = {"tx": 17, "rx": 18, "pwrkey": 16}  # free GPIOs on the Yolo UNO (its profile uses 1-6, 11, 12)
+LILYGO = "lilygo-t-sim7080g-s3"  # its modem's wiring is in its profile (hardware/board_modem.py)
+LILYGO_CELL = {"modem": "sim7080", "mode": "mqtt", "apn_preset": "viettel", "uart": 1, "tx": 5, "rx": 4,
+               "baud": 115200, "pwrkey": 41, "pwrkey_active": 1, "pmu": {"chip": "axp2101", "sda": 15, "scl": 7}}
 
 
 def _config(board: str, cell: Cell) -> dict[str, Any]:
@@ -38,6 +41,24 @@ def test_a_virtual_board_needs_no_pins_and_an_apn_of_its_own_is_kept(micropython
     config = _config("sim", Cell(modem="a76xx", apn="m3-world", user="mms", password="mms"))
     assert config["cell"] == {"modem": "a76xx", "mode": "mqtt", "apn": "m3-world", "user": "mms", "password": "mms"}
     assert firmware_check(config, micropython_bin) is None
+
+
+def test_a_lilygo_t_sim7080g_s3_needs_no_wiring_flags_and_passes_the_firmware_checkers(micropython_bin: str) -> None:
+    config = _config(LILYGO, Cell(apn_preset="viettel"))
+    assert config["cell"] == LILYGO_CELL  # the profile's modem, with its power manager (the firmware's cell.pmu)
+    assert config["sensors"] == [] and "wifi" not in config
+    assert firmware_check(config, micropython_bin) is None
+
+
+def test_a_flag_given_wins_over_the_profile_s_wiring_and_is_still_checked() -> None:
+    cell = _config(LILYGO, Cell(apn_preset="viettel", tx=17, pwrkey_active=0))["cell"]
+    assert (cell["uart"], cell["tx"], cell["rx"], cell["pwrkey"], cell["pwrkey_active"]) == (1, 17, 4, 41, 0)
+    assert _config(LILYGO, Cell(apn_preset="viettel", modem="a76xx"))["cell"]["modem"] == "a76xx"
+    with pytest.raises(ProvisionError, match="--modem-tx 15: GPIO 15 is already used .* 'modem.pmu.sda'"):
+        _config(LILYGO, Cell(apn_preset="viettel", tx=15))  # the power manager's I2C bus
+    with pytest.raises(ProvisionError, match="three different GPIOs"):
+        _config(LILYGO, Cell(apn_preset="viettel", tx=4))  # the profile's rx
+    assert "pmu" not in _config("yolo-uno", Cell(apn_preset="viettel", **WIRED))["cell"]
 
 
 @pytest.mark.parametrize(("cell", "says"), [
@@ -76,6 +97,16 @@ def test_the_command_writes_it(tmp_path: Path) -> None:
     refused = subprocess.run([*base, "--apn-preset", "mobifone"], capture_output=True, text=True, timeout=60,
                              stdin=subprocess.DEVNULL)
     assert refused.returncode != 0 and "--modem-tx, --modem-rx, --modem-pwrkey" in refused.stderr, refused.stderr
+
+
+def test_the_command_takes_a_lilygo_s_wiring_from_its_profile(tmp_path: Path) -> None:
+    out = tmp_path / "paddy-1.json"
+    base = [sys.executable, "-m", "gateway", "provision", "--board", LILYGO, "--site", "farm", "--device", "paddy-1",
+            "--broker", "10.0.0.2", "--transport", "cellular", "--apn-preset", "viettel", "--out", str(out)]
+    for extra, cell in (([], LILYGO_CELL), (["--modem-rx", "6"], {**LILYGO_CELL, "rx": 6})):
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(out.read_text())["cell"] == cell
 
 
 def test_the_presets_and_modems_offered_are_the_firmware_s(micropython_bin: str) -> None:
