@@ -6,17 +6,44 @@ PPP (``ATD*99#`` or ``AT+CGDATA="PPP",1`` -> ``CONNECT``, or ``NO CARRIER`` when
 registered). In data mode the board's PPP stack would speak LCP/IPCP: not modelled, its bytes
 are counted and dropped until the ``+++`` escape (``OK``, back to commands). Anything else
 goes to the dialect's ``_dialect``.
+
+Faults that come mid-session as they do on a network: the SIM pulled out (``"sim": "missing"``:
+``+CPIN: NOT READY``, registration 0, the PDP context and the MQTT session dropped with their
+URCs) and registration denied (``"reg": "denied"``: ``+CEREG: 3``, the same drops); either
+lifted, the modem registers ``reg_s`` later.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 from hardware.modem_sim import ModemSim
 
 
 class Modem3gpp(ModemSim):
+    def apply(self, faults: dict[str, Any]) -> None:
+        with self._lock:
+            had_sim, was_denied = self.sim, self.denied
+            super().apply(faults)
+            if had_sim and not self.sim:
+                self._detach("+CPIN: NOT READY", "+CEREG: 0")
+            elif self.denied and not was_denied:
+                self._detach("+CEREG: 3")
+            elif (self.sim and not had_sim) or (was_denied and not self.denied):
+                self._reg_at = time.monotonic() + self.reg_s  # back: registered reg_s later
+
+    def _detach(self, *urcs: str) -> None:
+        """The network is gone for this modem: its URCs, then the PDP context and the session."""
+        for line in urcs:
+            if not line.startswith("+CEREG:") or self.cereg_n:
+                self._urc(line)
+        self._drop_pdp()
+
+    def _stat(self) -> int:
+        return super()._stat() if self.sim else 0
+
     def _answer(self, conn: socket.socket, c: str, rest: bytes) -> bytes:
         """One command line c answered: a shared 3GPP command here, else the dialect's
         (``_dialect``). Returns what is left of the bytes read."""
@@ -35,7 +62,7 @@ class Modem3gpp(ModemSim):
             else:
                 self._err(conn, "+CME ERROR: 10")
         elif u == "AT+CEREG?":
-            st = self._stat() if self.sim else 0
+            st = self._stat()
             tail = ',"1A2B","01A2B3C4",7' if st in (1, 5) and self.cereg_n >= 2 else ""
             self._ok(conn, f"+CEREG: {self.cereg_n},{st}{tail}")
         elif u == "AT+CSQ":

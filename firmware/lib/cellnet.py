@@ -101,6 +101,10 @@ async def register(cl):
             return None
         if st == 3:
             return "registration denied (+CEREG stat 3)"
+        if st == 0 and last == 0:  # not searching, twice: a SIM pulled out says so in start()
+            why = await start(cl)
+            if why:
+                return why
         if st != last:
             cl._log("cell: registering, +CEREG stat %d" % st)
             last = st
