@@ -27,6 +27,8 @@ from typing import Any, BinaryIO
 
 from hardware.errors import VirtualBoardError
 from hardware.faultproxy import FaultProxy
+# re-exported: callers import them from here
+from hardware.faultsfile import FAULTS_FILE as FAULTS_FILE, SENSOR_FAULTS as SENSOR_FAULTS, FaultsFile
 from hardware.procs import die_with_parent, stop_process
 from hardware.ptylink import PtyLink
 
@@ -40,10 +42,8 @@ FIRMWARE_MAIN = REPO_ROOT / "firmware" / "main.py"
 # boot.py's code in its heap (~1.4 KiB at -X heapsize=64K; an ESP32 has the room)
 FIRMWARE_BOOT = REPO_ROOT / "firmware" / "boot.py"
 SLOT_FILE = "sen_slot.json"
-FAULTS_FILE = "faults.json"
 SLEEP_FILE = "sen_sleep.json"
 EXIT_SLEEP, EXIT_REBOOT = 4, 5  # firmware/lib/hal_sim.py
-SENSOR_FAULTS = ("nack", "stuck", "range")
 _STOP_GRACE_S = 3.0
 # -O3: no asserts (the firmware has none); no line numbers: less RAM per function
 MPY_FLAGS = ("-O3", "-X", "no-source-lines")
@@ -98,14 +98,16 @@ def build_mpy(cache_root: Path, micropython: str) -> Path | None:
     return out
 
 
-class VirtualBoard:
+class VirtualBoard(FaultsFile):
+    """The faults it polls (``faults.json``) are :class:`FaultsFile`'s."""
+
     def __init__(self, *, device: str, flash_dir: Path, config: dict[str, Any], micropython: str,
                  heapsize: str | None = None, serial_link: Path | None = None,
                  proxy: FaultProxy | None = None, mpy_dir: Path | None = None,
                  baud: int | None = None) -> None:
         self.device = device
         self.mpy_dir = mpy_dir  # precompiled modules (build_mpy), passed as SEN_MPY
-        self.flash_dir = flash_dir.resolve()
+        super().__init__(flash_dir)
         self.config = config
         self.micropython = micropython
         self.heapsize = heapsize
@@ -256,38 +258,3 @@ class VirtualBoard:
         if self.proxy is None:
             raise VirtualBoardError(f"board {self.device} has no fault proxy (MQTT boards with --fault-proxy)")
         return self.proxy
-
-    # -- faults the firmware polls (faults.json) ----------------------------------------
-    def faults(self) -> dict[str, Any]:
-        try:
-            current = json.loads((self.flash_dir / FAULTS_FILE).read_text())
-        except (OSError, ValueError):
-            return {}
-        return current if isinstance(current, dict) else {}
-
-    def set_faults(self, **changes: Any) -> None:
-        """Merge into faults.json; a value of None removes the key. Written atomically."""
-        current = self.faults()
-        for key, value in changes.items():
-            if value is None:
-                current.pop(key, None)
-            else:
-                current[key] = value
-        tmp = self.flash_dir / (FAULTS_FILE + ".tmp")
-        tmp.write_text(json.dumps(current))
-        os.replace(tmp, self.flash_dir / FAULTS_FILE)
-
-    def sensor_fault(self, sensor: str, fault: str | None) -> None:
-        if fault is not None and fault not in SENSOR_FAULTS:
-            raise VirtualBoardError(f"sensor fault must be one of {', '.join(SENSOR_FAULTS)} (got {fault!r})")
-        self.set_faults(**{sensor: fault})
-
-    def wifi_down(self, down: bool = True) -> None:
-        self.set_faults(wifi="down" if down else None)
-
-    def clock_jump(self, offset_ms: int) -> None:
-        """Shift the board's wall clock by offset_ms (``clock_offset_ms`` in faults.json)."""
-        self.set_faults(clock_offset_ms=offset_ms or None)
-
-    def clear_faults(self) -> None:
-        (self.flash_dir / FAULTS_FILE).unlink(missing_ok=True)

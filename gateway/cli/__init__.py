@@ -3,6 +3,7 @@
 Each module here registers its commands and imports the code behind a command only when that
 command runs (``sen gateway run`` loads the service, never the simulator or the dev servers):
 ``service`` (the gateway service, ``status``, ``tail``), ``boards`` (real and virtual boards),
+``faults`` (a fault on running virtual boards),
 ``ops`` (broker accounts and TLS, the web page, the systemd service); ``demo`` is here.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from hardware.errors import HardwareError
 from ingest.errors import IngestError
 
-from gateway.cli import boards, deadletters, ops, ota, service
+from gateway.cli import boards, deadletters, faults, ops, ota, service
 from gateway.cli.args import Formatter, Handler, add_command, positive_float, positive_int
 from gateway.errors import GatewayError
 
@@ -36,7 +37,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
                         help="how much to log")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     handlers = {**service.register(commands), **boards.register(commands), **ops.register(commands),
-                **deadletters.register(commands), **ota.register(commands)}
+                **deadletters.register(commands), **ota.register(commands), **faults.register(commands)}
 
     demo = add_command(
         commands, "demo", summary="everything at once: private broker and InfluxDB, the gateway and 3 virtual boards",

@@ -34,7 +34,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
                      help="put a TCP fault proxy between each MQTT board and the broker (for cut/stall/partition)")
     sim.add_argument("--fault-plan", type=Path, metavar="FILE",
                      help="JSON list of timed faults: unplug, replug, garbage, power_cut, cut, stall, "
-                          "partition, heal, sensor, wifi_down, clock_jump, clear")
+                          "partition, heal, sensor, wifi_down, clock_jump, clear, --cellular's (sen fault: one, now)")
     sim.add_argument("--boards", type=positive_int, default=3, metavar="N", help="number of virtual boards")
     sim.add_argument("--readings", type=non_negative_int, default=0, metavar="K",
                      help="readings per board, then exit (0: run until --duration or Ctrl-C)")
@@ -48,8 +48,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
                      help="cap each board's MicroPython heap as an ESP32 would, e.g. 64K (the firmware runs in 64K)")
     sim.add_argument("--state-dir", type=Path, default=Path(".sen/sim"), metavar="DIR",
                      help="where each board keeps its flash (config.json, boot counter, console.log)")
-    sim.add_argument("--cellular", action="store_true", help="boards on a simulated SIM7080G each "
-                     "(firmware/CELLULAR.md); fault plans: cell_down, cell_up, modem_reset")
+    sim.add_argument("--cellular", action="store_true", help="boards on a simulated SIM7080G each (CELLULAR.md); "
+                     "faults: cell_down/up, modem_reset, modem_slow, modem_garble, reg_denied/allowed, sim_missing/in")
     sim.add_argument("--modem", choices=("sim7080", "a76xx"), help="with --cellular: the simulated modem's "
                      "family (default sim7080; a76xx: A7670/A7680)")
     sim.add_argument("--ota-pubkey", type=Path, metavar="FILE", help="the OTA public key (ota.pub of sen ota "

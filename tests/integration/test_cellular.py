@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gateway.devstack import InfluxDB, Mosquitto
+from hardware.faults import FILE_ACTIONS
 from hardware.modem_sim import ModemSim
 from hardware.modem_sim7080 import Sim7080
 from hardware.modem_sim_a76xx import A76xx
@@ -184,3 +185,57 @@ def test_sen_sim_cellular_with_a_fault_plan(
         assert console.count("cell: mqtt up") >= 2, console
     # board 0's modem restarted mid-stream: RDY at its power-on and again after the reset
     assert (tmp_path / "boards" / "sim-0000" / "console.log").read_text().count("RDY: down to rung cfun") >= 2
+
+
+def test_cellular_board_through_a_slow_noisy_modem_denied_registration_and_the_sim_pulled_out(
+    gateway: Any, mosquitto: Mosquitto, influxdb: InfluxDB, influx_db: str, tmp_path: Path,
+    micropython_bin: str,
+) -> None:
+    """The rest of the simulated modem's faults, one after another mid-stream on one board, each
+    applied as a fault plan step (hardware/faults.py): answers 800 ms late with noise before each,
+    registration denied (nothing handed to the modem meanwhile), the SIM pulled out (said within
+    a few polls, not after reg_timeout_ms). Every reading lands exactly once."""
+    readings, dev = 200, "cell-4"
+    modem = Sim7080(faults=tmp_path / dev / "faults.json", reg_s=1.0, boot_s=0.3, name=dev).start()
+    board = _board(tmp_path, micropython_bin, mosquitto, modem, dev, readings)
+    console = board.console_log.read_text
+
+    def count() -> int:
+        return len(_rows(influxdb, influx_db, dev))
+
+    def fault(name: str, **args: Any) -> None:
+        FILE_ACTIONS[name](board, args)
+    try:
+        board.start()
+        wait_for(lambda: count() >= 10, timeout=60, what="the first readings over the cell")
+        fault("modem_slow", ms=800)
+        fault("modem_garble")
+        n = count()
+        wait_for(lambda: count() >= n + 10, timeout=60, what="readings through a slow, noisy modem")
+        fault("modem_slow", ms=0)
+        fault("modem_garble", value=False)
+        fault("reg_denied")
+        wait_for(lambda: "registration 3" in console(), timeout=30, what="the board seeing the denial")
+        time.sleep(3)  # denied for a while: the readings sampled meanwhile wait in the outbox
+        ups = console().count("cell: mqtt up")
+        fault("reg_allowed")
+        wait_for(lambda: console().count("cell: mqtt up") > ups, timeout=60, what="the board back after the denial")
+        denied = console().split("cell: registration 3", 1)[1].split("cell: mqtt up", 1)[0]
+        assert "registration denied (+CEREG stat 3)" in denied and "handed over" not in denied, denied
+        fault("sim_missing")
+        wait_for(lambda: "SIM not ready" in console(), timeout=30, what="the board saying the SIM is gone")
+        time.sleep(2)  # the ladder keeps climbing without it; the readings wait in the outbox
+        ups = console().count("cell: mqtt up")
+        fault("sim_in")
+        wait_for(lambda: console().count("cell: mqtt up") > ups, timeout=90, what="the board back with its SIM")
+        code = None
+        deadline = time.monotonic() + 120
+        while code is None and time.monotonic() < deadline:
+            code = board.poll()
+            time.sleep(0.2)
+        assert code == 0, console()
+    finally:
+        board.stop()
+        modem.close()
+    wait_for(lambda: count() >= readings, timeout=30, what=f"{readings} points")
+    assert sorted(r["seq"] for r in _rows(influxdb, influx_db, dev)) == list(range(1, readings + 1))
