@@ -125,10 +125,10 @@ APN_PRESETS = ("viettel", "vinaphone", "mobifone")
 @dataclass(frozen=True, kw_only=True)
 class Cell:
     """``sen provision --transport cellular``'s choices: the modem, its APN and, on a real board,
-    the GPIOs it is wired to (hardware/WIRING.md, Cellular modems). A choice left at its default
+    the GPIOs it is wired to (hardware/WIRING.md, Cellular modems). A choice not given (None)
     takes the board profile's ``modem`` when it has one (``with_board_modem``)."""
 
-    modem: str = "sim7080"
+    modem: str | None = None  # None: the profile's modem, else sim7080 (as uart and pwrkey_active: 1)
     mode: str = "mqtt"  # the modem's own MQTT stack, or ppp
     apn: str | None = None
     apn_preset: str | None = None
@@ -137,21 +137,22 @@ class Cell:
     tx: int | None = None  # ESP32 TX -> the modem's RX
     rx: int | None = None  # ESP32 RX <- the modem's TX
     pwrkey: int | None = None
-    uart: int = 1
-    pwrkey_active: int = 1
+    uart: int | None = None
+    pwrkey_active: int | None = None
     psm: dict[str, str] | None = None  # {"tau", "active"}: timer bytes (hardware.cellpower)
     edrx: dict[str, Any] | None = None  # {"act", "value"}
 
 
 def with_board_modem(profile: BoardProfile, cell: Cell) -> Cell:
-    """``cell`` with the profile's modem wiring wherever it was left at its default: the GPIOs when
-    not given, the family, UART and PWRKEY level when left as they are. The command line passes its
-    defaults, so a flag given at its default value (``--modem-uart 1``) counts as not given."""
-    board, plain = profile.modem, Cell()
-    if board is None:
-        return cell
-    mine = {"modem": board["family"], **{k: board[k] for k in ("tx", "rx", "pwrkey", "uart", "pwrkey_active")}}
-    return replace(cell, **{k: v for k, v in mine.items() if getattr(cell, k) == getattr(plain, k)})
+    """``cell`` with the profile's modem wiring wherever it was not given (None), then the defaults
+    for what is still not given: a SIM7080G on UART 1, PWRKEY active high. A flag given at the
+    default's value (``--modem-uart 1``) is given, and wins over the profile."""
+    board = profile.modem
+    if board is not None:
+        mine = {"modem": board["family"], **{k: board[k] for k in ("tx", "rx", "pwrkey", "uart", "pwrkey_active")}}
+        cell = replace(cell, **{k: v for k, v in mine.items() if getattr(cell, k) is None})
+    return replace(cell, modem=cell.modem or "sim7080", uart=1 if cell.uart is None else cell.uart,
+                   pwrkey_active=1 if cell.pwrkey_active is None else cell.pwrkey_active)
 
 
 def cell_settings(profile: BoardProfile, cell: Cell) -> dict[str, Any]:

@@ -125,7 +125,7 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
     provision.add_argument("--ota-pubkey", type=Path, metavar="FILE",
                            help="the OTA public key (ota.pub of sen ota keygen): the board takes signed updates")
     cell = provision.add_argument_group("cellular boards (--transport cellular; wiring: hardware/WIRING.md)")
-    cell.add_argument("--modem", choices=("sim7080", "a76xx"), default="sim7080", help="the modem family")
+    cell.add_argument("--modem", choices=("sim7080", "a76xx"), help="family (default: the profile's, else sim7080)")
     cell.add_argument("--apn-preset", choices=("viettel", "vinaphone", "mobifone"), help="the SIM's network (Vietnam)")
     cell.add_argument("--apn", help="the APN, when no preset fits (with --apn-user, --apn-password if it needs them)")
     cell.add_argument("--apn-user", help="APN user name")
@@ -134,9 +134,9 @@ def _register_tools(commands: argparse._SubParsersAction[argparse.ArgumentParser
     for pin, what in (("tx", "ESP32 TX, to the modem's RX"), ("rx", "ESP32 RX, from the modem's TX"),
                       ("pwrkey", "the modem's PWRKEY (through an NPN transistor: --pwrkey-active 1)")):
         cell.add_argument(f"--modem-{pin}", type=non_negative_int, metavar="GPIO", help=what)
-    cell.add_argument("--modem-uart", type=non_negative_int, default=1,
-                      help="the ESP32 UART for the modem: 1 or 2 (UART0 is the console; an ESP32-C3 has only 1)")
-    cell.add_argument("--pwrkey-active", type=int, choices=(0, 1), default=1, help="PWRKEY's active level")
+    cell.add_argument("--modem-uart", type=non_negative_int, help="the ESP32 UART for the modem: 1 or 2 (UART0 "
+                      "is the console; an ESP32-C3 has only 1; default: the profile's, else 1)")
+    cell.add_argument("--pwrkey-active", type=int, choices=(0, 1), help="PWRKEY's level (default: profile's, else 1)")
     for flag, meta, what in (("psm-tau", "DURATION", "PSM: wake every DURATION (1h) to tell the network"),
                              ("psm-active", "DURATION", "PSM: listen this long (10s) before sleeping again"),
                              ("edrx", "SECONDS", "eDRX: listen every SECONDS (5.12 ... 10485.76, e.g. 81.92)")):

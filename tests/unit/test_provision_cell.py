@@ -99,6 +99,20 @@ def test_the_command_writes_it(tmp_path: Path) -> None:
     assert refused.returncode != 0 and "--modem-tx, --modem-rx, --modem-pwrkey" in refused.stderr, refused.stderr
 
 
+def test_a_flag_given_at_the_default_s_value_still_wins_over_the_profile(tmp_path: Path) -> None:
+    doc = json.loads(load_board(LILYGO).path.read_text())
+    doc["modem"].update(family="a76xx", uart=2, pwrkey_active=0)
+    path = tmp_path / f"{LILYGO}.json"
+    path.write_text(json.dumps(doc))
+
+    def cell(**given: Any) -> dict[str, Any]:
+        return build_config(load_board(path), site="farm", device_id="p", broker_host="h", broker_port=1883,
+                            transport="cellular", cell=Cell(apn_preset="viettel", **given))["cell"]
+    assert (cell()["modem"], cell()["uart"], cell()["pwrkey_active"]) == ("a76xx", 2, 0)  # the profile's
+    given = cell(modem="sim7080", uart=1, pwrkey_active=1)  # each the value a flag left out would have had
+    assert (given["modem"], given["uart"], given["pwrkey_active"]) == ("sim7080", 1, 1)
+
+
 def test_the_command_takes_a_lilygo_s_wiring_from_its_profile(tmp_path: Path) -> None:
     out = tmp_path / "paddy-1.json"
     base = [sys.executable, "-m", "gateway", "provision", "--board", LILYGO, "--site", "farm", "--device", "paddy-1",
