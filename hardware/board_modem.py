@@ -48,19 +48,10 @@ def check_modem(ck: _Check, modem: object, mcu_name: str, mcu: Mcu, held: dict[i
         raise ck.fail("modem.uart", f"must be {' or '.join(map(str, uarts))} on {mcu_name} "
                       f"(UART0 is the console; got {modem['uart']})")
     ck.integer(modem["pwrkey_active"], "modem.pwrkey_active", 0, 1)
-    mine: dict[int, str] = {}
-
-    def gpio(value: object, key: str) -> None:
-        number = ck.integer(value, key, 0, 255)
-        if number not in mcu.gpio:
-            raise ck.fail(key, f"GPIO {number} is not usable here (this MCU: GPIO {min(mcu.gpio)}..{max(mcu.gpio)})")
-        holder = held.get(number) or mine.get(number)
-        if holder:
-            raise ck.fail(key, f"GPIO {number} is already used by '{holder}'")
-        mine[number] = key
+    taken = dict(held)  # and the modem's own, as they are checked
 
     for key in ("tx", "rx", "pwrkey"):
-        gpio(modem[key], f"modem.{key}")
+        ck.gpio(modem[key], f"modem.{key}", mcu, mcu.gpio, taken)
     pmu = modem.get("pmu")
     if pmu is not None:
         if not isinstance(pmu, dict):
@@ -69,8 +60,8 @@ def check_modem(ck: _Check, modem: object, mcu_name: str, mcu: Mcu, held: dict[i
         if pmu["chip"] not in PMU_CHIPS:
             raise ck.fail("modem.pmu.chip", f"must be one of {', '.join(PMU_CHIPS)} (the power managers "
                           f"the firmware drives; got {pmu['chip']!r})")
-        gpio(pmu["sda"], "modem.pmu.sda")
-        gpio(pmu["scl"], "modem.pmu.scl")
+        for end in ("sda", "scl"):
+            ck.gpio(pmu[end], f"modem.pmu.{end}", mcu, mcu.gpio, taken)
     return {key: modem.get(key) for key in sorted(_KEYS)}
 
 

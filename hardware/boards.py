@@ -3,11 +3,10 @@
     profile = load_board("yolo-uno")          # or load_board(Path("my-board.json"))
     profile.pins, profile.sensors, profile.modem, profile.flash_offset, profile.gpios ...
 
-Every check names the file and the key: unknown keys, GPIOs the MCU lacks or a pin used twice, an
-ADC pin off ADC1 (ADC2 stops while WiFi is on), a flash offset or image unfit for the MCU, an I2C
-sensor with no address, a sensor whose pin the profile lacks, a bad ``modem`` (board_modem.py).
-Kit sensors (hardware/WIRING.md) use ``pins.i2c``, ``pins.onewire``, ``pins.adc`` (ADC1 ports:
-soil, light, gas), ``pins.hcsr04``; sen provision puts the last two's GPIOs into sensor entries.
+Every check names the file and the key: unknown keys, GPIOs the MCU lacks, a pin used twice, an ADC pin off ADC1 (ADC2
+stops with WiFi on), a flash offset or image unfit for the MCU, an I2C sensor with no address, a sensor whose pin the
+profile lacks, a bad ``modem`` (board_modem.py). Kit sensors (hardware/WIRING.md) use ``pins.i2c``, ``pins.onewire``,
+``pins.adc`` (ADC1 ports: soil, light, gas), ``pins.hcsr04``; provision copies the last two into sensor entries.
 """
 
 from __future__ import annotations
@@ -38,10 +37,8 @@ def _span(lo: int, hi: int, *, minus: tuple[int, ...] = ()) -> frozenset[int]:
 
 
 MCUS: dict[str, Mcu] = {
-    "esp32": Mcu(_span(0, 39, minus=(20, 24, 28, 29, 30, 31)), _span(32, 39), 0x1000,
-                 ("ESP32_GENERIC",), "esp32"),
-    "esp32s3": Mcu(_span(0, 48, minus=(22, 23, 24, 25)), _span(1, 10), 0x0,
-                   ("ESP32_GENERIC_S3",), "esp32s3"),
+    "esp32": Mcu(_span(0, 39, minus=(20, 24, 28, 29, 30, 31)), _span(32, 39), 0x1000, ("ESP32_GENERIC",), "esp32"),
+    "esp32s3": Mcu(_span(0, 48, minus=(22, 23, 24, 25)), _span(1, 10), 0x0, ("ESP32_GENERIC_S3",), "esp32s3"),
     "esp32c3": Mcu(_span(0, 21), _span(0, 4), 0x0, ("ESP32_GENERIC_C3",), "esp32c3"),
     "sim": Mcu(_span(0, 63), _span(0, 63), None, (), "sim"),
 }
@@ -103,6 +100,16 @@ class _Check:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise self.fail(key, f"must be an integer in {lo}..{hi} (got {value!r})")
         return value
+
+    def gpio(self, value: object, key: str, mcu: Mcu, allowed: frozenset[int], used: dict[int, str]) -> None:
+        """A GPIO of ``allowed`` that ``used`` (GPIO -> the key holding it) has not, then recorded there."""
+        number = self.integer(value, key, 0, 255)
+        if number not in allowed:
+            raise self.fail(key, f"GPIO {number} is not usable here (this MCU: GPIO {min(mcu.gpio)}..{max(mcu.gpio)}"
+                            f"{', ADC1 only' if allowed is mcu.adc1 else ''})")
+        if number in used:
+            raise self.fail(key, f"GPIO {number} is already used by '{used[number]}'")
+        used[number] = key
 
 
 def board_path(name: str | Path) -> Path:
@@ -181,15 +188,8 @@ def _pins(ck: _Check, pins: object, mcu: Mcu) -> tuple[dict[str, Any], dict[int,
     used: dict[int, str] = {}
 
     def gpio(value: object, key: str, allowed: frozenset[int]) -> None:
-        if value is None:
-            return
-        number = ck.integer(value, key, 0, 255)
-        if number not in allowed:
-            raise ck.fail(key, f"GPIO {number} is not usable here (this MCU: GPIO {min(mcu.gpio)}..{max(mcu.gpio)}"
-                          f"{', ADC1 only' if allowed is mcu.adc1 else ''})")
-        if number in used:
-            raise ck.fail(key, f"GPIO {number} is already used by '{used[number]}'")
-        used[number] = key
+        if value is not None:
+            ck.gpio(value, key, mcu, allowed, used)
 
     def group(key: str, allowed: set[str], required: set[str]) -> Any:  # an object of pins, or null
         value = pins.get(key)

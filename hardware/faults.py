@@ -40,6 +40,7 @@ def _arg(step: dict[str, Any], key: str) -> Any:
     return step[key]
 
 
+_SLOW_MS = 2000  # modem_slow without its ms
 _SLOW_MAX_MS = 60_000  # a modem this late on every answer is as good as gone: cell_down says that
 
 
@@ -74,7 +75,7 @@ FILE_ACTIONS: dict[str, Callable[[FaultsFile, dict[str, Any]], None]] = {
     "sim_in": lambda b, s: b.set_faults(sim=None),
     "reg_denied": lambda b, s: b.set_faults(reg="denied"),
     "reg_allowed": lambda b, s: b.set_faults(reg=None),
-    "modem_slow": lambda b, s: b.set_faults(modem_slow_ms=int(s.get("ms", 2000)) or None),
+    "modem_slow": lambda b, s: b.set_faults(modem_slow_ms=int(s.get("ms", _SLOW_MS)) or None),
     "modem_garble": lambda b, s: b.set_faults(modem_garble=bool(s.get("value", True)) or None),
 }
 ACTIONS: dict[str, Callable[[VirtualBoard, dict[str, Any]], None]] = {**BOARD_ACTIONS, **FILE_ACTIONS}
@@ -95,7 +96,7 @@ def _check_args(where: str, fault: str, raw: dict[str, Any]) -> None:
         raise FaultPlanError(f"{where}: key 'value' must be one of {', '.join(SENSOR_FAULTS)} or null")
     if fault in ("wifi_down", "modem_garble") and not isinstance(raw.get("value", True), bool):
         raise FaultPlanError(f"{where}: key 'value' must be true or false (got {raw.get('value')!r})")
-    if fault == "modem_slow" and not _whole(raw.get("ms", 2000), 0, _SLOW_MAX_MS):
+    if fault == "modem_slow" and not _whole(raw.get("ms", _SLOW_MS), 0, _SLOW_MAX_MS):
         raise FaultPlanError(f"{where}: key 'ms' must be milliseconds 0..{_SLOW_MAX_MS} "
                              f"(0: answers on time again; got {raw.get('ms')!r})")
     for key in ("offset_ms", "bytes", "seed"):
