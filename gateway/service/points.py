@@ -16,6 +16,7 @@ together), with the tag part and field names escaped once, not once per reading.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ingest.lineproto import Point, encode, escape_key, escape_measurement, format_field_value
@@ -24,7 +25,10 @@ from ingest.spool import Entry
 
 from gateway.errors import AnchorMissing
 from gateway.service.decode import Telemetry
-from gateway.service.readings import Reading, field_key, template
+from gateway.service.readings import Reading, compiled_pass, field_key, template
+
+_Lines = tuple[list[str], int | None, dict[str, int]]  # a message's lines, newest time, each sensor's
+_c_lines: Callable[..., _Lines | None] | None = compiled_pass.lines if compiled_pass is not None else None
 
 
 def reading_time(reading: Reading, anchor_ms: int | None) -> int:
@@ -74,12 +78,22 @@ def _fields(reading: Reading, boot: int) -> str:
     return ",".join(text for _, text in fields)
 
 
-def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> tuple[list[str], int | None, dict[str, int]]:
+def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> _Lines:
     """The ``telemetry`` lines of every reading (as :func:`ingest.lineproto.encode` writes
     them, without building a Point per reading), the newest reading time, and each sensor's."""
     site, device, board, boot = telemetry.site, telemetry.device, telemetry.board, telemetry.boot
     readings = telemetry.readings
     fields = telemetry.fields or [_fields(reading, boot) for reading in readings]
+    if _c_lines is not None:
+        found = _c_lines(readings, fields, _head, site, device, board, anchor_ms)
+        if found is not None:
+            return found
+    return python_lines(readings, fields, site, device, board, anchor_ms)
+
+
+def python_lines(readings: tuple[Reading, ...], fields: Sequence[str], site: str, device: str, board: str,
+                 anchor_ms: int | None) -> _Lines:
+    """:func:`_reading_lines`' loop (in C where ``fastpath.c`` was built: the same result)."""
     lines: list[str] = []
     newest: int | None = None
     sensors: dict[str, int] = {}

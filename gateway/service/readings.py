@@ -14,8 +14,10 @@ The caches are bounded: a flood of new names costs time, not memory.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import NamedTuple
 
 from ingest.lineproto import escape_key
@@ -134,7 +136,7 @@ class Decoded(NamedTuple):
     uptime_only: bool  # some reading has only ``up``: the boot's clock anchor places it
 
 
-def fast_readings(raw: list[object], envelope_up: int | None, boot: int) -> Decoded | None:
+def python_readings(raw: list[object], envelope_up: int | None, boot: int) -> Decoded | None:
     """A message's readings (``r``) with every check of decode's careful path, in one pass that
     also makes each reading's fields; None at anything unusual (the careful path names it)."""
     readings: list[Reading] = []
@@ -174,3 +176,20 @@ def fast_readings(raw: list[object], envelope_up: int | None, boot: int) -> Deco
         readings.append(_new_tuple(Reading, (seq, ts, up, metrics, sensor)))
         fields.append(form(seq, boot, *values))
     return Decoded(tuple(readings), tuple(fields), uptime_only)
+
+
+compiled_pass: ModuleType | None = None  # gateway/service/fastpath.c, where it was built
+if not os.environ.get("SEN_PURE_PYTHON"):
+    try:
+        from gateway.service import _fastpath as compiled_pass
+    except ImportError:  # installed where no C compiler was: the Python versions do it all
+        compiled_pass = None
+if compiled_pass is not None:
+    compiled_pass.setup(Reading, Decoded)
+    _c_readings = compiled_pass.readings
+
+    def fast_readings(raw: list[object], envelope_up: int | None, boot: int) -> Decoded | None:
+        """:func:`python_readings`, in C for the common message (the same result: tests pin them)."""
+        return _c_readings(raw, envelope_up, boot) or python_readings(raw, envelope_up, boot)
+else:
+    fast_readings = python_readings

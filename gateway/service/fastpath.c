@@ -1,0 +1,52 @@
+/* The gateway's per-reading work in C: gateway/service/readings.py's fast_readings and
+ * points.py's line loop, for the common message. Each function gives the Python version's exact
+ * result or None ("not mine"), and the Python version then runs: anything unusual (a value that
+ * is not a finite float or a 64-bit integer, a name the schema refuses, more than MAX_METRICS
+ * metrics, a missing anchor) is left to it, and from there to decode.py's careful path, which
+ * names what is wrong. tests/unit/test_fastpath.py pins both to the same output.
+ *
+ * Built by setup.py as an optional extension: without a compiler the gateway runs the Python
+ * versions (SEN_PURE_PYTHON=1 chooses them too). */
+#include "fastpath.h"
+
+PyObject *key_seq, *key_m, *key_s, *key_ts, *key_up;
+PyTypeObject *reading_type, *decoded_type;
+
+static PyObject *fp_setup(PyObject *self, PyObject *args)
+{
+    PyObject *reading, *decoded;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &reading, &PyType_Type, &decoded))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)reading, &PyTuple_Type)
+        || !PyType_IsSubtype((PyTypeObject *)decoded, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "setup(Reading, Decoded): two tuple types");
+        return NULL;
+    }
+    Py_XSETREF(reading_type, (PyTypeObject *)Py_NewRef(reading));
+    Py_XSETREF(decoded_type, (PyTypeObject *)Py_NewRef(decoded));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"setup", fp_setup, METH_VARARGS, "setup(Reading, Decoded): the types readings() makes."},
+    {"readings", (PyCFunction)(void (*)(void))fp_readings, METH_FASTCALL,
+     "readings(raw, envelope_up, boot) -> Decoded | None: readings.fast_readings, or None (not mine)."},
+    {"lines", (PyCFunction)(void (*)(void))fp_lines, METH_FASTCALL,
+     "lines(readings, fields, head, site, device, board, anchor) -> (lines, newest, sensors) | None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", NULL, -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__fastpath(void)
+{
+    key_seq = PyUnicode_InternFromString("seq");
+    key_m = PyUnicode_InternFromString("m");
+    key_s = PyUnicode_InternFromString("s");
+    key_ts = PyUnicode_InternFromString("ts");
+    key_up = PyUnicode_InternFromString("up");
+    if (!key_seq || !key_m || !key_s || !key_ts || !key_up)
+        return NULL;
+    return PyModule_Create(&module);
+}
+

@@ -1,0 +1,72 @@
+/* What the three files of the _fastpath module share (fastpath.c says what the module is). */
+#ifndef SEN_FASTPATH_H
+#define SEN_FASTPATH_H
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#define U32_MAX 4294967295LL
+#define MAX_UP_MS (1LL << 42)
+#define MAX_TS_MS 4102444800000LL
+#define MAX_METRICS 32
+#define MAX_NAME 64
+#define MAX_SENSOR 32
+
+extern PyObject *key_seq, *key_m, *key_s, *key_ts, *key_up;  /* interned: the reading's keys */
+extern PyTypeObject *reading_type, *decoded_type;  /* set by setup() */
+
+PyObject *fp_readings(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *fp_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+/* A str of ASCII only: its bytes and length, else NULL. */
+static inline const char *ascii(PyObject *text, Py_ssize_t *len)
+{
+    if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_ASCII(text))
+        return NULL;
+    *len = PyUnicode_GET_LENGTH(text);
+    return (const char *)PyUnicode_DATA(text);
+}
+
+
+/* An int object in [low, high], into *out. */
+static inline int int_in(PyObject *value, long long low, long long high, long long *out)
+{
+    int overflow;
+    long long v;
+    if (value == NULL || !PyLong_CheckExact(value))
+        return 0;
+    v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (v < low || v > high)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static inline char *put(char *at, const char *text, Py_ssize_t len)
+{
+    memcpy(at, text, len);
+    return at + len;
+}
+
+static inline char *put_int(char *at, long long value)
+{
+    char digits[24];
+    int n = 0;
+    unsigned long long v = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+    if (value < 0)
+        *at++ = '-';
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *at++ = digits[--n];
+    return at;
+}
+
+#endif

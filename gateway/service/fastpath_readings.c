@@ -1,0 +1,242 @@
+/* readings(): gateway/service/readings.py's fast_readings (fastpath.c says how the two agree). */
+#include "fastpath.h"
+
+static const char *const reserved[] = {"seq", "boot", "time", "site", "device", "board", "sensor"};
+
+/* readings.METRIC_RE ([a-z][a-z0-9_]{0,63}) and not RESERVED_FIELDS. */
+static const char *metric_name(PyObject *name, Py_ssize_t *len)
+{
+    const char *s = ascii(name, len);
+    Py_ssize_t n = *len, i;
+    if (s == NULL || n < 1 || n > MAX_NAME || s[0] < 'a' || s[0] > 'z')
+        return NULL;
+    for (i = 1; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return NULL;
+    }
+    for (i = 0; i < (Py_ssize_t)(sizeof reserved / sizeof reserved[0]); i++)
+        if ((Py_ssize_t)strlen(reserved[i]) == n && memcmp(reserved[i], s, n) == 0)
+            return NULL;
+    return s;
+}
+
+/* topics.NAME_RE: [a-z0-9_-]{1,32}. */
+static int sensor_name(PyObject *name)
+{
+    Py_ssize_t n, i;
+    const char *s = ascii(name, &n);
+    if (s == NULL || n < 1 || n > MAX_SENSOR)
+        return 0;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+
+static PyObject *ascii_str(const char *text, Py_ssize_t len)
+{
+    PyObject *out = PyUnicode_New(len, 127);
+    if (out != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(out), text, len);
+    return out;
+}
+
+/* A tuple subclass (a NamedTuple) of n items, made as tuple.__new__ makes one; steals them. */
+static PyObject *named(PyTypeObject *type, PyObject **items, Py_ssize_t n)
+{
+    Py_ssize_t i;
+    PyObject *out = type->tp_alloc(type, n);
+    if (out == NULL) {
+        for (i = 0; i < n; i++)
+            Py_DECREF(items[i]);
+        return NULL;
+    }
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(out, i, items[i]);
+    return out;
+}
+
+
+typedef struct {
+    const char *name;
+    Py_ssize_t len;
+    int index;  /* -2: boot, -1: seq, else the metric's */
+} Part;
+
+/* One reading's fields part, sorted by name as ingest.lineproto.encode writes them. 1: done,
+ * 0: not a reading for this pass, -1: an error is set. *metrics becomes a new dict of floats when
+ * a value was an int (decode's careful path makes floats of them too). */
+static int fields_of(PyObject **metrics, long long seq, long long boot, PyObject **out)
+{
+    Part parts[MAX_METRICS + 2];
+    double values[MAX_METRICS];
+    PyObject *names[MAX_METRICS];
+    char text[(MAX_NAME + 32) * (MAX_METRICS + 2)];
+    char *at = text;
+    Py_ssize_t pos = 0, count = 0, i, j;
+    PyObject *key, *value;
+    int ints = 0;
+
+    if (PyDict_GET_SIZE(*metrics) > MAX_METRICS)
+        return 0;
+    parts[0] = (Part){"boot", 4, -2};
+    parts[1] = (Part){"seq", 3, -1};
+    while (PyDict_Next(*metrics, &pos, &key, &value)) {
+        Py_ssize_t len;
+        const char *name = metric_name(key, &len);
+        double number;
+        if (name == NULL)
+            return 0;
+        if (PyFloat_CheckExact(value)) {
+            number = PyFloat_AS_DOUBLE(value);
+            if (!isfinite(number))
+                return 0;
+        } else {
+            long long whole;  /* readings._INT64_MAX either way */
+            if (!int_in(value, -9223372036854775807LL, 9223372036854775807LL, &whole))
+                return 0;
+            number = (double)whole;  /* round to nearest, ties to even, as float(int) */
+            ints = 1;
+        }
+        names[count] = key;
+        values[count] = number;
+        parts[count + 2] = (Part){name, len, (int)count};
+        count++;
+    }
+    for (i = 1; i < count + 2; i++) {  /* a handful of names: insertion sort */
+        Part part = parts[i];
+        for (j = i; j > 0; j--) {
+            Part *left = &parts[j - 1];
+            Py_ssize_t common = left->len < part.len ? left->len : part.len;
+            int order = memcmp(left->name, part.name, common);
+            if (order < 0 || (order == 0 && left->len < part.len))
+                break;
+            parts[j] = *left;
+        }
+        parts[j] = part;
+    }
+    for (i = 0; i < count + 2; i++) {
+        if (i)
+            *at++ = ',';
+        at = put(at, parts[i].name, parts[i].len);
+        *at++ = '=';
+        if (parts[i].index < 0) {
+            at = put_int(at, parts[i].index == -2 ? boot : seq);
+            *at++ = 'i';
+        } else {
+            char *repr = PyOS_double_to_string(values[parts[i].index], 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+            if (repr == NULL)
+                return -1;
+            at = put(at, repr, (Py_ssize_t)strlen(repr));
+            PyMem_Free(repr);
+        }
+    }
+    if (ints) {
+        PyObject *floats = PyDict_New();
+        if (floats == NULL)
+            return -1;
+        pos = 0;
+        for (i = 0; PyDict_Next(*metrics, &pos, &key, &value); i++) {
+            PyObject *number = PyFloat_CheckExact(value) ? Py_NewRef(value) : PyFloat_FromDouble(values[i]);
+            if (number == NULL || PyDict_SetItem(floats, names[i], number) < 0) {
+                Py_XDECREF(number);
+                Py_DECREF(floats);
+                return -1;
+            }
+            Py_DECREF(number);
+        }
+        *metrics = floats;
+    } else {
+        Py_INCREF(*metrics);
+    }
+    *out = ascii_str(text, at - text);
+    if (*out == NULL) {
+        Py_DECREF(*metrics);
+        return -1;
+    }
+    return 1;
+}
+
+/* readings(raw, envelope_up, boot) -> Decoded | None: readings.fast_readings. */
+PyObject *fp_readings(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *raw, *readings = NULL, *fields = NULL, *items[5];
+    Py_ssize_t n, i;
+    long long boot;
+    int uptime_only = 0, has_up;
+
+    if (nargs != 3 || reading_type == NULL) {
+        PyErr_SetString(PyExc_TypeError, "readings(raw, envelope_up, boot), after setup()");
+        return NULL;
+    }
+    raw = args[0];
+    has_up = args[1] != Py_None;
+    if (!PyList_CheckExact(raw) || !int_in(args[2], 0, U32_MAX, &boot))
+        Py_RETURN_NONE;
+    n = PyList_GET_SIZE(raw);
+    readings = PyTuple_New(n);
+    fields = PyTuple_New(n);
+    if (readings == NULL || fields == NULL)
+        goto error;
+    for (i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(raw, i), *seq, *metrics, *sensor, *ts, *up = NULL, *part, *reading;
+        long long seq_value, time_value;
+        int done;
+        if (!PyDict_CheckExact(item))
+            goto not_mine;
+        seq = PyDict_GetItemWithError(item, key_seq);
+        metrics = seq ? PyDict_GetItemWithError(item, key_m) : NULL;
+        if (PyErr_Occurred())
+            goto error;
+        if (!int_in(seq, 0, U32_MAX, &seq_value) || metrics == NULL || !PyDict_CheckExact(metrics))
+            goto not_mine;
+        sensor = PyDict_GetItemWithError(item, key_s);
+        ts = PyDict_GetItemWithError(item, key_ts);
+        if (ts == NULL)
+            up = PyDict_GetItemWithError(item, key_up);
+        if (PyErr_Occurred())
+            goto error;
+        if (sensor != NULL && !sensor_name(sensor))
+            goto not_mine;
+        if (ts != NULL) {
+            if (!int_in(ts, 0, MAX_TS_MS, &time_value))
+                goto not_mine;
+        } else {
+            if (!has_up || !int_in(up, 0, MAX_UP_MS, &time_value))
+                goto not_mine;
+            uptime_only = 1;
+        }
+        done = fields_of(&metrics, seq_value, boot, &part);  /* metrics: a new reference when done */
+        if (done < 0)
+            goto error;
+        if (done == 0)
+            goto not_mine;
+        PyTuple_SET_ITEM(fields, i, part);
+        items[0] = Py_NewRef(seq);
+        items[1] = Py_NewRef(ts ? ts : Py_None);
+        items[2] = Py_NewRef(ts ? Py_None : up);
+        items[3] = metrics;
+        items[4] = Py_NewRef(sensor ? sensor : Py_None);
+        reading = named(reading_type, items, 5);
+        if (reading == NULL)
+            goto error;
+        PyTuple_SET_ITEM(readings, i, reading);
+    }
+    items[0] = readings;
+    items[1] = fields;
+    items[2] = Py_NewRef(uptime_only ? Py_True : Py_False);
+    return named(decoded_type, items, 3);
+not_mine:
+    Py_DECREF(readings);
+    Py_DECREF(fields);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(readings);
+    Py_XDECREF(fields);
+    return NULL;
+}
+

@@ -1,0 +1,149 @@
+"""gateway/service/fastpath.c against the Python it stands in for: readings.python_readings and
+points.python_lines give the same result for every input, or the C says "not mine" (None) and the
+Python runs. Also: nothing it touches is left with a reference too many or too few."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.service import points, readings
+from gateway.service.readings import Decoded, python_readings
+
+fast = readings.compiled_pass
+built = pytest.mark.skipif(fast is None, reason="fastpath.c not built here")
+_taken = {"readings": 0, "lines": 0}
+
+values = st.one_of(st.floats(), st.floats(allow_nan=False, allow_infinity=False, width=32),
+                   st.integers(min_value=-(2**64), max_value=2**64),
+                   st.sampled_from([2**63 - 1, -(2**63) + 1, -(2**63), 2**53 + 1, 0, -0.0, 1e16, 1e-7, 5e-324]),
+                   st.booleans(), st.none(), st.just("7"))
+names = st.one_of(st.sampled_from(["temp_c", "rh_pct", "p_hpa", "co2_ppm", "a" * 64, "b", "ba", "a_", "a0"]),
+                  st.sampled_from(["seq", "boot", "time", "sensor", "Temp", "a b", "x" * 65, "", "_x", "t{0}",
+                                   "tempé", "0a"]))
+reading = st.fixed_dictionaries(
+    {"seq": st.one_of(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=-1, max_value=2**33),
+                      st.just(True)),
+     "m": st.one_of(st.dictionaries(names, values, max_size=6), st.just([]))},
+    optional={"ts": st.one_of(st.integers(min_value=0, max_value=4_102_444_800_000), st.just(-1), st.just(1.5)),
+              "up": st.one_of(st.integers(min_value=0, max_value=2**42), st.just(2**42 + 1)),
+              "s": st.one_of(st.sampled_from(["sht31", "dht20", "soil-1", "a" * 32]),
+                             st.sampled_from(["SHT", "", None, 3, "a" * 33, "sö"]))})
+usual = st.fixed_dictionaries(  # what boards send: most messages are all of these
+    {"seq": st.integers(min_value=0, max_value=2**32 - 1),
+     "m": st.dictionaries(st.sampled_from(["temp_c", "rh_pct", "p_hpa", "a" * 64, "b", "ba", "a_", "a0"]),
+                          st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers()), max_size=5),
+     "ts": st.integers(min_value=0, max_value=4_102_444_800_000)},
+    optional={"s": st.sampled_from(["sht31", "dht20", "soil-1"])})
+messages = st.tuples(st.one_of(st.lists(usual, max_size=6),
+                               st.lists(st.one_of(usual, reading, reading, st.just(3)), max_size=6)),
+                     st.one_of(st.none(), st.integers(min_value=0, max_value=2**31)),
+                     st.integers(min_value=0, max_value=2**32 - 1))
+
+
+@built
+@settings(max_examples=1500, derandomize=True, deadline=None, database=None)
+@given(message=messages)
+def test_the_c_readings_are_the_python_ones_or_none(message: tuple[list[Any], int | None, int]) -> None:
+    raw, envelope_up, boot = message
+    assert fast is not None
+    python, c = python_readings(raw, envelope_up, boot), fast.readings(raw, envelope_up, boot)
+    if c is not None:
+        _taken["readings"] += 1
+        assert type(c) is Decoded and all(type(r) is readings.Reading for r in c.readings)
+        assert c == python
+        for ours, theirs in zip(c.readings, python.readings, strict=True):  # type: ignore[union-attr]
+            assert [type(v) for v in ours.metrics.values()] == [type(v) for v in theirs.metrics.values()]
+            assert list(ours.metrics) == list(theirs.metrics)
+    assert readings.fast_readings(raw, envelope_up, boot) == python
+
+
+@built
+@settings(max_examples=600, derandomize=True, deadline=None, database=None)
+@given(message=messages, anchor=st.one_of(st.none(), st.integers(min_value=0, max_value=2**41)),
+       tags=st.sampled_from([("lab", "dev-1", "esp32"), ("farm_2", "b", "yolo-uno")]))
+def test_the_c_lines_are_the_python_ones_or_none(message: tuple[list[Any], int | None, int],
+                                                 anchor: int | None, tags: tuple[str, str, str]) -> None:
+    assert fast is not None
+    raw, envelope_up, boot = message
+    decoded = python_readings(raw, envelope_up, boot)
+    if decoded is None:
+        return
+    c = fast.lines(decoded.readings, decoded.fields, points._head, *tags, anchor)
+    try:
+        python = points.python_lines(decoded.readings, list(decoded.fields), *tags, anchor)
+    except points.AnchorMissing:
+        assert c is None
+        return
+    if c is not None:
+        _taken["lines"] += 1
+        assert c == python
+
+
+@built
+def test_both_comparisons_saw_the_c_take_messages() -> None:
+    assert _taken["readings"] > 500 and _taken["lines"] > 200, _taken
+
+
+@built
+def test_sensors_that_alternate_get_each_its_tags_and_newest_time() -> None:
+    assert fast is not None
+    raw = [{"seq": i, "ts": 1000 + (7 - i) * 10, "s": ["sht31", "soil-1", "sht31"][i % 3], "m": {"t": i}}
+           for i in range(8)] + [{"seq": 9, "up": 5, "m": {}}]
+    decoded = fast.readings(raw, 50, 4)
+    assert decoded is not None and decoded.uptime_only
+    found = fast.lines(decoded.readings, decoded.fields, points._head, "lab", "d", "esp32", 2000)
+    assert found == points.python_lines(decoded.readings, decoded.fields, "lab", "d", "esp32", 2000)
+    lines, newest, sensors = found
+    assert lines[1] == "telemetry,board=esp32,device=d,sensor=soil-1,site=lab boot=4i,seq=1i,t=1.0 1060"
+    assert lines[8] == "telemetry,board=esp32,device=d,site=lab boot=4i,seq=9i 2005"
+    assert (newest, sensors) == (2005, {"sht31": 1070, "soil-1": 1060})
+    assert fast.lines(decoded.readings, decoded.fields, points._head, "lab", "d", "esp32", None) is None
+
+
+@built
+def test_more_metrics_than_the_c_takes_go_to_the_python() -> None:
+    assert fast is not None
+    many = {"seq": 1, "ts": 5, "m": {f"m{i:02d}": float(i) for i in range(40)}}
+    assert fast.readings([many], None, 1) is None
+    found = readings.fast_readings([many], None, 1)
+    assert found is not None and found.fields[0].startswith("boot=1i,m00=0.0,m01=1.0,")
+
+
+@built
+def test_nothing_keeps_a_reference_it_should_not() -> None:
+    assert fast is not None
+    metrics, as_floats, sensor = {"t": 21.5, "h": 40.25}, {"t": 21, "h": 2**60}, "sht31"
+    raw = [{"seq": 1, "ts": 1000, "s": sensor, "m": metrics}, {"seq": 2, "up": 77, "m": as_floats}]
+    refused = [{"seq": 1, "ts": 1000, "m": metrics}, {"seq": 2, "ts": 5, "m": {"t": float("nan")}}]
+    watched = [metrics, as_floats, sensor, raw[0], raw[1], refused[0]]
+    shared = [None, True, False]  # everyone's: others move their counts a little meanwhile
+
+    def counts() -> list[int]:
+        return [sys.getrefcount(item) for item in watched + shared]
+
+    for _ in range(3):  # warm: the head cache, interned strings
+        decoded = fast.readings(raw, 10, 3)
+        assert decoded is not None
+        fast.lines(decoded.readings, decoded.fields, points._head, "lab", "d", "esp32", 5)
+        del decoded
+    before = counts()
+    for _ in range(1000):
+        decoded = fast.readings(raw, 10, 3)
+        assert decoded is not None and fast.readings(refused, None, 3) is None
+        assert fast.lines(decoded.readings, decoded.fields, points._head, "lab", "d", "esp32", 5) is not None
+        assert fast.lines(decoded.readings, decoded.fields, points._head, "lab", "d", "esp32", None) is None
+        del decoded
+    after = counts()
+    assert after[:len(watched)] == before[:len(watched)]
+    assert all(abs(a - b) < 100 for a, b in zip(after, before, strict=True)), (before, after)  # 1,000 calls
+
+
+def test_the_c_is_built_where_there_is_a_compiler() -> None:
+    # Optional in setup.py, so that a machine without one still installs: here it must be there.
+    assert os.environ.get("SEN_PURE_PYTHON") or fast is not None
