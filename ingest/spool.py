@@ -190,11 +190,8 @@ class Spool:
                 if adds == self._adds:  # none committed since: lines another process added are written too
                     self._depth = 0
             return None
-        if count == len(rows):  # a line per row
-            lines = tuple(map(_LINE, rows))
-        else:
-            lines = tuple(part for row in rows for part in (row[1].split("\n") if row[3] > 1 else (row[1],)))
-        return Batch(ids=tuple(map(_ID, rows)), lines=lines, oldest_ms=int(rows[0][2]), sizes=tuple(map(_N, rows)))
+        return Batch(ids=tuple(map(_ID, rows)), texts=tuple(map(_LINE, rows)), oldest_ms=int(rows[0][2]),
+                     sizes=tuple(map(_N, rows)))
 
     def delete(self, ids: Sequence[int], *, lines: int | None = None) -> None:
         """Drop rows InfluxDB has acknowledged; ``lines``: how many lines they held when handed

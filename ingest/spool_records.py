@@ -4,6 +4,7 @@ lines, dead letters."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 
@@ -24,28 +25,38 @@ class CommitResult(NamedTuple):  # one per message of a group commit: a tuple is
 class Batch:
     """The oldest pending lines, in spool order; ``oldest_ms`` is when the first was added.
 
-    ``ids`` are spool rows; row ``ids[i]`` holds ``sizes[i]`` of the ``lines`` (all 1 unless
-    rows of several lines were committed as a :class:`~ingest.ranges.Run`).
+    ``ids`` are spool rows; row ``ids[i]`` is ``texts[i]``, which holds ``sizes[i]`` lines joined
+    by newlines (all 1 unless rows of several lines were committed as a :class:`~ingest.ranges.Run`).
+    A write sends the rows' texts as they are (:meth:`payload`); ``lines`` splits them only for
+    what needs them one by one (a refused row narrowed down).
     """
 
     ids: tuple[int, ...]
-    lines: tuple[str, ...]
+    texts: tuple[str, ...]
     oldest_ms: int
-    sizes: tuple[int, ...] = ()
+    sizes: tuple[int, ...]
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return self.count
+
+    @cached_property
+    def count(self) -> int:
+        return sum(self.sizes)
+
+    @cached_property
+    def lines(self) -> tuple[str, ...]:
+        if len(self.texts) == self.count:
+            return self.texts
+        return tuple(line for text, n in zip(self.texts, self.sizes, strict=True)
+                     for line in (text.split("\n") if n > 1 else (text,)))
 
     def rows(self, start: int, stop: int) -> Batch:
         """The batch of rows ``ids[start:stop]``."""
-        sizes = self.sizes or (1,) * len(self.ids)
-        first = sum(sizes[:start])
-        last = first + sum(sizes[start:stop])
-        return Batch(ids=self.ids[start:stop], lines=self.lines[first:last],
-                     oldest_ms=self.oldest_ms, sizes=sizes[start:stop])
+        return Batch(ids=self.ids[start:stop], texts=self.texts[start:stop], oldest_ms=self.oldest_ms,
+                     sizes=self.sizes[start:stop])
 
     def payload(self) -> bytes:
-        return ("\n".join(self.lines) + "\n").encode("utf-8")
+        return ("\n".join(self.texts) + "\n").encode("utf-8")
 
 
 @dataclass(frozen=True, kw_only=True)

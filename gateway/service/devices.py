@@ -48,6 +48,11 @@ class BootState:
 
     def note(self, seqs: Iterable[int]) -> bool:
         """Fold in seqs of this boot; True when the highest seq or the gaps changed."""
+        if type(seqs) is list and seqs and seqs[0] == self.highest + 1:
+            last = seqs[0] + len(seqs) - 1  # the usual: the next seqs in order, one message after another
+            if seqs[-1] == last and (len(seqs) < 3 or seqs == list(range(seqs[0], last + 1))):
+                self.highest = last
+                return True
         changed = False
         for seq in sorted(seqs):
             if seq > self.highest:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ingest.errors import LineProtocolError
 from ingest.spool import Spool
@@ -75,9 +76,8 @@ def _nothing() -> None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Pending:
-    index: int
+class _Pending(NamedTuple):  # one per message: a tuple is the cheapest to make
+    at: int  # the message's place in the batch
     telemetry: Telemetry
     spooled: Spooled
     received_ms: int
@@ -128,7 +128,7 @@ class Handler:
         for index, message, telemetry in decoded:
             spooled = self._entries(message, telemetry, anchors)
             if spooled is not None:
-                pending.append(_Pending(index=index, telemetry=telemetry, spooled=spooled,
+                pending.append(_Pending(at=index, telemetry=telemetry, spooled=spooled,
                                         received_ms=message.received_ms))
         with self._lock:  # a message handed in again after a HOLD was counted the first time
             self._received += sum(1 for m in messages if not m.held_at)
@@ -139,12 +139,12 @@ class Handler:
         for item, result in zip(pending, results, strict=True):
             t, spooled = item.telemetry, item.spooled  # the readings' times as their lines have them
             self._registry.note_readings(
-                t.key, seqs=[r.seq for r in t.readings], added=result.added,
+                t.key, seqs=spooled.seqs, added=result.added,
                 duplicates=result.duplicates, last_reading_ms=spooled.newest if result.added else None,
                 received_ms=item.received_ms, lo=t.lo, sensors=spooled.sensors if result.added else {})
             # While the device still holds an older boot's records, ack that boot: an ack
             # for this one would free them unseen (tests/contract/ack.md, "Older boots").
-            acks[item.index] = self._registry.ack_for(t.key if t.ob is None else t.key._replace(boot=t.ob))
+            acks[item.at] = self._registry.ack_for(t.key if t.ob is None else t.key._replace(boot=t.ob))
             added_total += result.added
             duplicates_total += result.duplicates
         with self._lock:

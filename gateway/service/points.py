@@ -117,18 +117,19 @@ class Spooled(NamedTuple):
     entries: list[Entry | Run]
     newest: int | None
     sensors: dict[str, int]
+    seqs: list[int]  # the readings' seqs, in the message's order
 
 
 def spool_entries(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int) -> Spooled:
     """The readings as one :class:`Run` keyed by (boot key, seq), plus the diag line."""
     lines, newest, sensors = _reading_lines(telemetry, anchor_ms)
+    seqs = [r.seq for r in telemetry.readings]
     out: list[Entry | Run] = []
     if lines:
-        out.append(Run(stream=telemetry.key.stream, seqs=tuple([r.seq for r in telemetry.readings]),
-                       lines=tuple(lines)))
+        out.append(Run(stream=telemetry.key.stream, seqs=tuple(seqs), lines=tuple(lines)))
     if telemetry.diag:
         out.append(_diag_entry(telemetry, anchor_ms, newest, received_ms))
-    return Spooled(out, newest, sensors)
+    return Spooled(out, newest, sensors, seqs)
 
 
 def to_spool(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int) -> list[Entry | Run]:

@@ -206,7 +206,7 @@ class Registry:
         with self._lock:
             state = self._device(key.site, key.device)
             boot_state = state.boot_state(key.fid, key.boot)
-            before = boot_state.missing  # only this boot's gaps change
+            before = boot_state.missing if boot_state.gaps else 0  # only this boot's gaps change
             boot_state.note(seqs)
             if lo is not None:
                 boot_state.settle_below(lo)
@@ -220,7 +220,7 @@ class Registry:
             state.readings += added
             state.duplicates += duplicates
             self._dirty.add((key.site, key.device))
-            grew = boot_state.missing - before
+            grew = boot_state.missing - before if boot_state.gaps else 0
         if grew > 0:
             _LOGGER.warning("%s: %s readings missing below seq %s (gap)", key, grew, max(seqs))
 
