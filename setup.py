@@ -3,7 +3,8 @@ Optional: where it does not build (no C compiler), Sen installs and runs its Pyt
 
 from setuptools import Extension, setup
 
-_C = ["gateway/service/fastpath.c", "gateway/service/fastpath_readings.c", "gateway/service/fastpath_lines.c"]
+_C = ["gateway/service/fastpath.c", "gateway/service/fastpath_readings.c", "gateway/service/fastpath_lines.c",
+      "gateway/service/fastpath_envelope.c"]
 
 setup(ext_modules=[Extension("gateway.service._fastpath", _C, depends=["gateway/service/fastpath.h"], optional=True,
                              extra_compile_args=["-O2", "-Wall", "-Werror=implicit-function-declaration"])])

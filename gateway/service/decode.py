@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from gateway.service.identity import BootKey
 from gateway.service.readings import (_INT64_MAX, _MAX_TS_MS, _MAX_UP_MS, _U32_MAX, METRIC_RE, RESERVED_FIELDS, Reading,
-                                      fast_readings)
+                                      compiled_pass, fast_readings)
 from gateway.service.topics import NAME_RE, Topic
 
 MAX_MESSAGE_BYTES = 4096
@@ -231,10 +231,20 @@ def _telemetry(topic: Topic, payload: bytes, parsed: Mapping[str, object] | None
     return telemetry
 
 
+if compiled_pass is not None:
+    compiled_pass.setup_telemetry(Telemetry, BootKey, DEFAULT_BOARD)
+_c_telemetry: Callable[[object, str, str], Telemetry | None] | None = (
+    compiled_pass.telemetry if compiled_pass is not None else None)
+
+
 def decode_telemetry(topic: Topic, payload: bytes, *,
                      doc: Mapping[str, object] | None = None) -> Telemetry | Reject:
     """Decode one telemetry message on ``topic``; ``doc``: its JSON object, when a transport parsed it already."""
     fast = _fast_doc(payload) if doc is None else None
+    if _c_telemetry is not None and len(payload) <= MAX_MESSAGE_BYTES:  # the common message, in C
+        found = _c_telemetry(fast if doc is None else doc, topic.site, topic.device)
+        if found is not None:
+            return found
     if fast is not None:
         try:
             return _telemetry(topic, payload, fast)

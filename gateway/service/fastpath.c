@@ -27,7 +27,26 @@ static PyObject *fp_setup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *fp_setup_telemetry(PyObject *self, PyObject *args)
+{
+    PyObject *telemetry, *bootkey, *board;
+    if (!PyArg_ParseTuple(args, "O!O!U", &PyType_Type, &telemetry, &PyType_Type, &bootkey, &board))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)bootkey, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "setup_telemetry(Telemetry, BootKey, default_board): BootKey a tuple type");
+        return NULL;
+    }
+    Py_XSETREF(telemetry_type, (PyTypeObject *)Py_NewRef(telemetry));
+    Py_XSETREF(bootkey_type, (PyTypeObject *)Py_NewRef(bootkey));
+    Py_XSETREF(default_board, Py_NewRef(board));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"setup_telemetry", fp_setup_telemetry, METH_VARARGS,
+     "setup_telemetry(Telemetry, BootKey, default_board): what telemetry() makes."},
+    {"telemetry", (PyCFunction)(void (*)(void))fp_telemetry, METH_FASTCALL,
+     "telemetry(doc, site, device) -> Telemetry | None: decode._telemetry for the common message."},
     {"setup", fp_setup, METH_VARARGS, "setup(Reading, Decoded): the types readings() makes."},
     {"readings", (PyCFunction)(void (*)(void))fp_readings, METH_FASTCALL,
      "readings(raw, envelope_up, boot) -> Decoded | None: readings.fast_readings, or None (not mine)."},
@@ -45,7 +64,7 @@ PyMODINIT_FUNC PyInit__fastpath(void)
     key_s = PyUnicode_InternFromString("s");
     key_ts = PyUnicode_InternFromString("ts");
     key_up = PyUnicode_InternFromString("up");
-    if (!key_seq || !key_m || !key_s || !key_ts || !key_up)
+    if (!key_seq || !key_m || !key_s || !key_ts || !key_up || envelope_keys() < 0)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -15,8 +15,15 @@
 
 extern PyObject *key_seq, *key_m, *key_s, *key_ts, *key_up;  /* interned: the reading's keys */
 extern PyTypeObject *reading_type, *decoded_type;  /* set by setup() */
+extern PyTypeObject *telemetry_type, *bootkey_type;  /* set by setup_telemetry() */
+extern PyObject *default_board;
+int envelope_keys(void);
 
 PyObject *fp_readings(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *decode_readings(PyObject *raw, int has_up, long long boot);
+int sensor_name(PyObject *name);  /* topics.NAME_RE */
+PyObject *named(PyTypeObject *type, PyObject **items, Py_ssize_t n);
 PyObject *fp_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 /* A str of ASCII only: its bytes and length, else NULL. */

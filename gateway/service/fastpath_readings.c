@@ -22,7 +22,7 @@ static const char *metric_name(PyObject *name, Py_ssize_t *len)
 }
 
 /* topics.NAME_RE: [a-z0-9_-]{1,32}. */
-static int sensor_name(PyObject *name)
+int sensor_name(PyObject *name)
 {
     Py_ssize_t n, i;
     const char *s = ascii(name, &n);
@@ -46,7 +46,7 @@ static PyObject *ascii_str(const char *text, Py_ssize_t len)
 }
 
 /* A tuple subclass (a NamedTuple) of n items, made as tuple.__new__ makes one; steals them. */
-static PyObject *named(PyTypeObject *type, PyObject **items, Py_ssize_t n)
+PyObject *named(PyTypeObject *type, PyObject **items, Py_ssize_t n)
 {
     Py_ssize_t i;
     PyObject *out = type->tp_alloc(type, n);
@@ -161,21 +161,14 @@ static int fields_of(PyObject **metrics, long long seq, long long boot, PyObject
     return 1;
 }
 
-/* readings(raw, envelope_up, boot) -> Decoded | None: readings.fast_readings. */
-PyObject *fp_readings(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* A message's readings: Decoded, None (not mine) or NULL (an error is set). */
+PyObject *decode_readings(PyObject *raw, int has_up, long long boot)
 {
-    PyObject *raw, *readings = NULL, *fields = NULL, *items[5];
+    PyObject *readings = NULL, *fields = NULL, *items[5];
     Py_ssize_t n, i;
-    long long boot;
-    int uptime_only = 0, has_up;
+    int uptime_only = 0;
 
-    if (nargs != 3 || reading_type == NULL) {
-        PyErr_SetString(PyExc_TypeError, "readings(raw, envelope_up, boot), after setup()");
-        return NULL;
-    }
-    raw = args[0];
-    has_up = args[1] != Py_None;
-    if (!PyList_CheckExact(raw) || !int_in(args[2], 0, U32_MAX, &boot))
+    if (!PyList_CheckExact(raw))
         Py_RETURN_NONE;
     n = PyList_GET_SIZE(raw);
     readings = PyTuple_New(n);
@@ -240,3 +233,16 @@ error:
     return NULL;
 }
 
+
+/* readings(raw, envelope_up, boot) -> Decoded | None: readings.fast_readings. */
+PyObject *fp_readings(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long long boot;
+    if (nargs != 3 || reading_type == NULL) {
+        PyErr_SetString(PyExc_TypeError, "readings(raw, envelope_up, boot), after setup()");
+        return NULL;
+    }
+    if (!int_in(args[2], 0, U32_MAX, &boot))
+        Py_RETURN_NONE;
+    return decode_readings(args[0], args[1] != Py_None, boot);
+}

@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.service import points, readings
+from gateway.service import decode, points, readings
+from gateway.service.topics import Topic
 from gateway.service.readings import Decoded, python_readings
 
 fast = readings.compiled_pass
 built = pytest.mark.skipif(fast is None, reason="fastpath.c not built here")
-_taken = {"readings": 0, "lines": 0}
+_taken = {"readings": 0, "lines": 0, "envelopes": 0}
 
 values = st.one_of(st.floats(), st.floats(allow_nan=False, allow_infinity=False, width=32),
                    st.integers(min_value=-(2**64), max_value=2**64),
@@ -47,7 +48,7 @@ messages = st.tuples(st.one_of(st.lists(usual, max_size=6),
 
 
 @built
-@settings(max_examples=1500, derandomize=True, deadline=None, database=None)
+@settings(max_examples=1000, derandomize=True, deadline=None, database=None)
 @given(message=messages)
 def test_the_c_readings_are_the_python_ones_or_none(message: tuple[list[Any], int | None, int]) -> None:
     raw, envelope_up, boot = message
@@ -85,9 +86,42 @@ def test_the_c_lines_are_the_python_ones_or_none(message: tuple[list[Any], int |
         assert c == python
 
 
+_small = st.integers(min_value=0, max_value=2**32 - 1)
+_odd = st.sampled_from([-1, 2**32, True, 1.0, "1", None])
+envelopes = st.fixed_dictionaries(
+    {"v": st.one_of(st.just(1), st.sampled_from([1.0, True, 2, "1"])),
+     "dev": st.one_of(st.just("dev-1"), st.sampled_from(["dev-2", "Dev-1", 7])),
+     "boot": st.one_of(_small, _odd), "r": st.one_of(messages.map(lambda m: m[0]), st.just({}))},
+    optional={"fid": st.one_of(_small, _odd), "up": st.one_of(st.integers(min_value=0, max_value=2**42 + 1), _odd),
+              "lo": st.one_of(_small, _odd), "ob": st.one_of(st.integers(min_value=0, max_value=9), _odd),
+              "board": st.one_of(st.sampled_from(["esp32", "yolo-uno"]), st.sampled_from(["", "Yolo", 3, None])),
+              "d": st.just({"rssi_dbm": -60}), "x": st.just("an unknown key")})
+
+usual_envelopes = st.fixed_dictionaries(  # what boards send
+    {"v": st.just(1), "dev": st.just("dev-1"), "boot": _small, "r": st.lists(usual, max_size=6)},
+    optional={"fid": _small, "up": st.integers(min_value=0, max_value=2**42), "lo": _small,
+              "ob": st.integers(min_value=0, max_value=9), "board": st.sampled_from(["esp32", "yolo-uno"])})
+
+
+@built
+@settings(max_examples=1000, derandomize=True, deadline=None, database=None)
+@given(doc=st.one_of(usual_envelopes, envelopes))
+def test_the_c_envelope_is_the_python_one_or_none(doc: dict[str, Any]) -> None:
+    assert fast is not None
+    topic = Topic(site="lab", device="dev-1", kind="telemetry")
+    c = fast.telemetry(doc, topic.site, topic.device)
+    if c is None:
+        return
+    _taken["envelopes"] += 1
+    python = decode._telemetry(topic, b"{}", doc)
+    assert type(c) is decode.Telemetry and c == python
+    assert (c.fields, c.key, c.needs_anchor) == (python.fields, python.key, python.needs_anchor)
+    assert type(c.key) is type(python.key) and c.__dict__ == python.__dict__
+
+
 @built
 def test_both_comparisons_saw_the_c_take_messages() -> None:
-    assert _taken["readings"] > 500 and _taken["lines"] > 200, _taken
+    assert _taken["readings"] > 500 and _taken["lines"] > 200 and _taken["envelopes"] > 300, _taken
 
 
 @built
@@ -121,7 +155,8 @@ def test_nothing_keeps_a_reference_it_should_not() -> None:
     metrics, as_floats, sensor = {"t": 21.5, "h": 40.25}, {"t": 21, "h": 2**60}, "sht31"
     raw = [{"seq": 1, "ts": 1000, "s": sensor, "m": metrics}, {"seq": 2, "up": 77, "m": as_floats}]
     refused = [{"seq": 1, "ts": 1000, "m": metrics}, {"seq": 2, "ts": 5, "m": {"t": float("nan")}}]
-    watched = [metrics, as_floats, sensor, raw[0], raw[1], refused[0]]
+    doc, with_d = {"v": 1, "dev": "d", "boot": 3, "up": 10, "board": "esp32", "r": raw}, {"v": 1, "d": {}}
+    watched = [metrics, as_floats, sensor, raw[0], raw[1], refused[0], doc, raw, doc["board"]]
     shared = [None, True, False]  # everyone's: others move their counts a little meanwhile
 
     def counts() -> list[int]:
@@ -138,6 +173,8 @@ def test_nothing_keeps_a_reference_it_should_not() -> None:
         assert decoded is not None and fast.readings(refused, None, 3) is None
         assert fast.lines(decoded.readings, decoded.fields, points._head, "lab", "d", "esp32", 5) is not None
         assert fast.lines(decoded.readings, decoded.fields, points._head, "lab", "d", "esp32", None) is None
+        assert fast.telemetry(doc, "lab", "d") is not None and fast.telemetry(with_d, "lab", "d") is None
+        assert fast.telemetry(doc, "lab", "other") is None
         del decoded
     after = counts()
     assert after[:len(watched)] == before[:len(watched)]

@@ -41,6 +41,7 @@ envelope = st.fixed_dictionaries(
 def _careful(payload: bytes, monkeypatch: pytest.MonkeyPatch) -> Telemetry | Reject:
     with monkeypatch.context() as patched:
         patched.setattr(decode, "fast_readings", lambda *args: None)
+        patched.setattr(decode, "_c_telemetry", None)
         return decode_telemetry(TOPIC, payload)
 
 

@@ -1,0 +1,119 @@
+/* telemetry(): gateway/service/decode.py's _telemetry for the common message, on the JSON object
+ * orjson read: every check of the envelope, the readings by decode_readings, and the Telemetry
+ * made as _telemetry makes it. None (not mine) at anything else: a key of the wrong type or out of
+ * range, a name the schema refuses, diagnostics (`d`); decode.py then decodes it and names what
+ * is wrong. fastpath.c says how the two are held to the same result. */
+#include "fastpath.h"
+
+PyTypeObject *telemetry_type, *bootkey_type;
+PyObject *default_board;  /* decode.DEFAULT_BOARD */
+
+/* The envelope's keys and the Telemetry's attributes, interned once (envelope_keys()). */
+enum { V, DEV, BOOT, FID, UP, LO, OB, BOARD, R, D,
+       SITE, DEVICE, UP_MS, READINGS, FIELDS, DIAG, KEY, NEEDS_ANCHOR, KEYS };
+static const char *const key_names[KEYS] = {"v", "dev", "boot", "fid", "up", "lo", "ob", "board", "r", "d",
+    "site", "device", "up_ms", "readings", "fields", "diag", "key", "needs_anchor"};
+static PyObject *keys[KEYS];
+
+int envelope_keys(void)
+{
+    for (int i = 0; i < KEYS; i++)
+        if ((keys[i] = PyUnicode_InternFromString(key_names[i])) == NULL)
+            return -1;
+    return 0;
+}
+
+static PyObject *get(PyObject *doc, int key)  /* borrowed, NULL when absent */
+{
+    PyObject *found = PyDict_GetItemWithError(doc, keys[key]);
+    if (found == NULL)
+        PyErr_Clear();  /* str keys: never an error */
+    return found;
+}
+
+/* doc[key] when it is an int in [0, high], into *out; absent: *out = -1. 0: neither. */
+static int optional_int(PyObject *doc, int key, long long high, long long *out)
+{
+    PyObject *value = get(doc, key);
+    *out = -1;
+    return value == NULL || int_in(value, 0, high, out);
+}
+
+static PyObject *int_or_none(long long value)
+{
+    return value < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(value);
+}
+
+static int set(PyObject *dict, int key, PyObject *value)  /* steals value */
+{
+    int failed = value == NULL || PyDict_SetItem(dict, keys[key], value) < 0;
+    Py_XDECREF(value);
+    return failed ? -1 : 0;
+}
+
+/* telemetry(doc, site, device) -> Telemetry | None; device: the topic's. */
+PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *doc, *site, *device, *version, *dev, *board, *raw, *decoded, *out, *dict, *key, *items[4];
+    long long boot, fid, up, lo, ob, version_value;
+
+    if (nargs != 3 || telemetry_type == NULL || reading_type == NULL) {
+        PyErr_SetString(PyExc_TypeError, "telemetry(doc, site, device), after setup() and setup_telemetry()");
+        return NULL;
+    }
+    doc = args[0];
+    site = args[1];
+    device = args[2];
+    if (!PyDict_CheckExact(doc) || get(doc, D) != NULL)
+        Py_RETURN_NONE;
+    version = get(doc, V);
+    dev = get(doc, DEV);
+    board = get(doc, BOARD);
+    raw = get(doc, R);
+    if (board == NULL)
+        board = default_board;
+    if (!int_in(version, 1, 1, &version_value) || dev == NULL || !sensor_name(dev) || !sensor_name(board)
+        || PyUnicode_Compare(dev, device) != 0 || !int_in(get(doc, BOOT), 0, U32_MAX, &boot)
+        || !optional_int(doc, FID, U32_MAX, &fid) || !optional_int(doc, UP, MAX_UP_MS, &up)
+        || !optional_int(doc, LO, U32_MAX, &lo) || !optional_int(doc, OB, U32_MAX, &ob) || raw == NULL) {
+        Py_RETURN_NONE;
+    }
+    if (ob >= boot)  /* only an older boot changes which boot is acked */
+        ob = -1;
+    if (fid < 0)
+        fid = 0;
+    decoded = decode_readings(raw, up >= 0, boot);
+    if (decoded == NULL || decoded == Py_None)
+        return decoded;
+    items[0] = Py_NewRef(site);
+    items[1] = Py_NewRef(dev);
+    items[2] = PyLong_FromLongLong(fid);
+    items[3] = PyLong_FromLongLong(boot);
+    if (items[2] == NULL || items[3] == NULL) {
+        Py_DECREF(items[0]); Py_DECREF(items[1]); Py_XDECREF(items[2]); Py_XDECREF(items[3]);
+        Py_DECREF(decoded);
+        return NULL;
+    }
+    key = named(bootkey_type, items, 4);
+    out = key ? telemetry_type->tp_alloc(telemetry_type, 0) : NULL;
+    dict = out ? PyObject_GenericGetDict(out, NULL) : NULL;
+    if (dict == NULL
+        || set(dict, SITE, Py_NewRef(site)) || set(dict, DEVICE, Py_NewRef(dev))
+        || set(dict, BOARD, Py_NewRef(board)) || set(dict, BOOT, PyLong_FromLongLong(boot))
+        || set(dict, FID, PyLong_FromLongLong(fid)) || set(dict, UP_MS, int_or_none(up))
+        || set(dict, READINGS, Py_NewRef(PyTuple_GET_ITEM(decoded, 0)))
+        || set(dict, FIELDS, Py_NewRef(PyTuple_GET_ITEM(decoded, 1))) || set(dict, DIAG, PyDict_New())
+        || set(dict, LO, int_or_none(lo)) || set(dict, OB, int_or_none(ob))
+        || set(dict, KEY, Py_NewRef(key))
+        || set(dict, NEEDS_ANCHOR, Py_NewRef(PyTuple_GET_ITEM(decoded, 2)))) {
+        Py_XDECREF(dict);
+        Py_XDECREF(out);
+        Py_XDECREF(key);
+        Py_DECREF(decoded);
+        return NULL;
+    }
+    Py_DECREF(dict);
+    Py_DECREF(key);
+    Py_DECREF(decoded);
+    return out;
+}
