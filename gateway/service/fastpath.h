@@ -23,6 +23,7 @@ PyObject *fp_readings(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *decode_readings(PyObject *raw, int has_up, long long boot);
 int sensor_name(PyObject *name);  /* topics.NAME_RE */
+const char *metric_name(PyObject *name, Py_ssize_t *len, int reserved_too);
 PyObject *named(PyTypeObject *type, PyObject **items, Py_ssize_t n);
 PyObject *fp_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 

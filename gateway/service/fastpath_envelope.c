@@ -1,8 +1,8 @@
 /* telemetry(): gateway/service/decode.py's _telemetry for the common message, on the JSON object
  * orjson read: every check of the envelope, the readings by decode_readings, and the Telemetry
- * made as _telemetry makes it. None (not mine) at anything else: a key of the wrong type or out of
- * range, a name the schema refuses, diagnostics (`d`); decode.py then decodes it and names what
- * is wrong. fastpath.c says how the two are held to the same result. */
+ * made as _telemetry makes it, diagnostics (`d`) as decode._diag reads them. None (not mine) at
+ * anything else: a key of the wrong type or out of range, a name the schema refuses, a diagnostic
+ * string with a character past ASCII; decode.py then decodes it and names what is wrong. fastpath.c says how the two are held to the same result. */
 #include "fastpath.h"
 
 PyTypeObject *telemetry_type, *bootkey_type;
@@ -51,10 +51,54 @@ static int set(PyObject *dict, int key, PyObject *value)  /* steals value */
     return failed ? -1 : 0;
 }
 
+/* decode._diag: a new dict, None (not mine, a new reference) or NULL (an error is set). */
+static PyObject *diag_of(PyObject *d)
+{
+    PyObject *out, *name, *value, *kept;
+    Py_ssize_t pos = 0, len, i;
+    if (!PyDict_CheckExact(d))
+        return Py_NewRef(Py_None);
+    out = PyDict_New();
+    while (out != NULL && PyDict_Next(d, &pos, &name, &value)) {
+        long long whole;
+        if (metric_name(name, &len, 0) == NULL)
+            goto not_mine;
+        if (PyBool_Check(value)) {
+            kept = Py_NewRef(value);
+        } else if (PyUnicode_CheckExact(value)) {  /* at most 64 printable characters: ASCII here */
+            const char *text = ascii(value, &len);
+            if (text == NULL || len > 64)
+                goto not_mine;
+            for (i = 0; i < len; i++)
+                if (text[i] < 0x20 || text[i] > 0x7e)
+                    goto not_mine;
+            kept = Py_NewRef(value);
+        } else if (PyFloat_CheckExact(value)) {
+            if (!isfinite(PyFloat_AS_DOUBLE(value)))
+                goto not_mine;
+            kept = Py_NewRef(value);
+        } else if (int_in(value, -9223372036854775807LL, 9223372036854775807LL, &whole)) {
+            kept = PyFloat_FromDouble((double)whole);  /* float(int), as decode._number */
+        } else {
+            goto not_mine;
+        }
+        if (kept == NULL || PyDict_SetItem(out, name, kept) < 0) {
+            Py_XDECREF(kept);
+            Py_CLEAR(out);
+        } else {
+            Py_DECREF(kept);
+        }
+    }
+    return out;
+not_mine:
+    Py_DECREF(out);
+    return Py_NewRef(Py_None);
+}
+
 /* telemetry(doc, site, device) -> Telemetry | None; device: the topic's. */
 PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *doc, *site, *device, *version, *dev, *board, *raw, *decoded, *out, *dict, *key, *items[4];
+    PyObject *doc, *site, *device, *version, *dev, *board, *raw, *d, *diag, *decoded, *out, *dict, *key, *items[4];
     long long boot, fid, up, lo, ob, version_value;
 
     if (nargs != 3 || telemetry_type == NULL || reading_type == NULL) {
@@ -64,7 +108,7 @@ PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     doc = args[0];
     site = args[1];
     device = args[2];
-    if (!PyDict_CheckExact(doc) || get(doc, D) != NULL)
+    if (!PyDict_CheckExact(doc))
         Py_RETURN_NONE;
     version = get(doc, V);
     dev = get(doc, DEV);
@@ -82,9 +126,15 @@ PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         ob = -1;
     if (fid < 0)
         fid = 0;
+    d = get(doc, D);
+    diag = d == NULL ? PyDict_New() : diag_of(d);
+    if (diag == NULL || diag == Py_None)
+        return diag;
     decoded = decode_readings(raw, up >= 0, boot);
-    if (decoded == NULL || decoded == Py_None)
+    if (decoded == NULL || decoded == Py_None) {
+        Py_DECREF(diag);
         return decoded;
+    }
     items[0] = Py_NewRef(site);
     items[1] = Py_NewRef(dev);
     items[2] = PyLong_FromLongLong(fid);
@@ -92,6 +142,7 @@ PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (items[2] == NULL || items[3] == NULL) {
         Py_DECREF(items[0]); Py_DECREF(items[1]); Py_XDECREF(items[2]); Py_XDECREF(items[3]);
         Py_DECREF(decoded);
+        Py_DECREF(diag);
         return NULL;
     }
     key = named(bootkey_type, items, 4);
@@ -102,11 +153,13 @@ PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         || set(dict, BOARD, Py_NewRef(board)) || set(dict, BOOT, PyLong_FromLongLong(boot))
         || set(dict, FID, PyLong_FromLongLong(fid)) || set(dict, UP_MS, int_or_none(up))
         || set(dict, READINGS, Py_NewRef(PyTuple_GET_ITEM(decoded, 0)))
-        || set(dict, FIELDS, Py_NewRef(PyTuple_GET_ITEM(decoded, 1))) || set(dict, DIAG, PyDict_New())
+        || set(dict, FIELDS, Py_NewRef(PyTuple_GET_ITEM(decoded, 1))) || set(dict, DIAG, Py_NewRef(diag))
         || set(dict, LO, int_or_none(lo)) || set(dict, OB, int_or_none(ob))
         || set(dict, KEY, Py_NewRef(key))
-        || set(dict, NEEDS_ANCHOR, Py_NewRef(PyTuple_GET_ITEM(decoded, 2)))) {
+        || set(dict, NEEDS_ANCHOR, Py_NewRef(PyDict_GET_SIZE(diag) && up >= 0 ? Py_True
+                                             : PyTuple_GET_ITEM(decoded, 2)))) {
         Py_XDECREF(dict);
+        Py_DECREF(diag);
         Py_XDECREF(out);
         Py_XDECREF(key);
         Py_DECREF(decoded);
@@ -115,5 +168,6 @@ PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(dict);
     Py_DECREF(key);
     Py_DECREF(decoded);
+    Py_DECREF(diag);
     return out;
 }

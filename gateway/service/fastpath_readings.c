@@ -3,8 +3,8 @@
 
 static const char *const reserved[] = {"seq", "boot", "time", "site", "device", "board", "sensor"};
 
-/* readings.METRIC_RE ([a-z][a-z0-9_]{0,63}) and not RESERVED_FIELDS. */
-static const char *metric_name(PyObject *name, Py_ssize_t *len)
+/* readings.METRIC_RE ([a-z][a-z0-9_]{0,63}), and not RESERVED_FIELDS when reserved_too. */
+const char *metric_name(PyObject *name, Py_ssize_t *len, int reserved_too)
 {
     const char *s = ascii(name, len);
     Py_ssize_t n = *len, i;
@@ -15,7 +15,7 @@ static const char *metric_name(PyObject *name, Py_ssize_t *len)
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
             return NULL;
     }
-    for (i = 0; i < (Py_ssize_t)(sizeof reserved / sizeof reserved[0]); i++)
+    for (i = 0; reserved_too && i < (Py_ssize_t)(sizeof reserved / sizeof reserved[0]); i++)
         if ((Py_ssize_t)strlen(reserved[i]) == n && memcmp(reserved[i], s, n) == 0)
             return NULL;
     return s;
@@ -87,7 +87,7 @@ static int fields_of(PyObject **metrics, long long seq, long long boot, PyObject
     parts[1] = (Part){"seq", 3, -1};
     while (PyDict_Next(*metrics, &pos, &key, &value)) {
         Py_ssize_t len;
-        const char *name = metric_name(key, &len);
+        const char *name = metric_name(key, &len, 1);
         double number;
         if (name == NULL)
             return 0;

@@ -18,7 +18,7 @@ from gateway.service.readings import Decoded, python_readings
 
 fast = readings.compiled_pass
 built = pytest.mark.skipif(fast is None, reason="fastpath.c not built here")
-_taken = {"readings": 0, "lines": 0, "envelopes": 0}
+_taken = {"readings": 0, "lines": 0, "envelopes": 0, "with_d": 0}
 
 values = st.one_of(st.floats(), st.floats(allow_nan=False, allow_infinity=False, width=32),
                    st.integers(min_value=-(2**64), max_value=2**64),
@@ -87,6 +87,11 @@ def test_the_c_lines_are_the_python_ones_or_none(message: tuple[list[Any], int |
 
 
 _small = st.integers(min_value=0, max_value=2**32 - 1)
+_diags = st.dictionaries(  # what boards send in d, and strings the C leaves to the Python
+    st.sampled_from(["rssi_dbm", "heap_free", "ota", "op", "seq"]),
+    st.one_of(st.integers(min_value=-(2**64), max_value=2**64), st.floats(), st.booleans(),
+              st.text(max_size=70), st.sampled_from(["Viettel", "x" * 64, "x" * 65, "a\tb", "tab\x7f", "é"])),
+    max_size=4)
 _odd = st.sampled_from([-1, 2**32, True, 1.0, "1", None])
 envelopes = st.fixed_dictionaries(
     {"v": st.one_of(st.just(1), st.sampled_from([1.0, True, 2, "1"])),
@@ -95,12 +100,15 @@ envelopes = st.fixed_dictionaries(
     optional={"fid": st.one_of(_small, _odd), "up": st.one_of(st.integers(min_value=0, max_value=2**42 + 1), _odd),
               "lo": st.one_of(_small, _odd), "ob": st.one_of(st.integers(min_value=0, max_value=9), _odd),
               "board": st.one_of(st.sampled_from(["esp32", "yolo-uno"]), st.sampled_from(["", "Yolo", 3, None])),
-              "d": st.just({"rssi_dbm": -60}), "x": st.just("an unknown key")})
+              "d": st.one_of(_diags, st.dictionaries(st.sampled_from(["heap", "seq", "Rssi", "x" * 65]), values,
+                                                     max_size=2), st.just([])),
+              "x": st.just("an unknown key")})
 
 usual_envelopes = st.fixed_dictionaries(  # what boards send
     {"v": st.just(1), "dev": st.just("dev-1"), "boot": _small, "r": st.lists(usual, max_size=6)},
     optional={"fid": _small, "up": st.integers(min_value=0, max_value=2**42), "lo": _small,
-              "ob": st.integers(min_value=0, max_value=9), "board": st.sampled_from(["esp32", "yolo-uno"])})
+              "ob": st.integers(min_value=0, max_value=9), "board": st.sampled_from(["esp32", "yolo-uno"]),
+              "d": _diags})
 
 
 @built
@@ -113,6 +121,7 @@ def test_the_c_envelope_is_the_python_one_or_none(doc: dict[str, Any]) -> None:
     if c is None:
         return
     _taken["envelopes"] += 1
+    _taken["with_d"] += bool(doc.get("d"))
     python = decode._telemetry(topic, b"{}", doc)
     assert type(c) is decode.Telemetry and c == python
     assert (c.fields, c.key, c.needs_anchor) == (python.fields, python.key, python.needs_anchor)
@@ -121,7 +130,8 @@ def test_the_c_envelope_is_the_python_one_or_none(doc: dict[str, Any]) -> None:
 
 @built
 def test_both_comparisons_saw_the_c_take_messages() -> None:
-    assert _taken["readings"] > 500 and _taken["lines"] > 200 and _taken["envelopes"] > 300, _taken
+    assert _taken["readings"] > 500 and _taken["lines"] > 200 and _taken["envelopes"] > 300
+    assert _taken["with_d"] > 50, _taken
 
 
 @built
@@ -155,8 +165,9 @@ def test_nothing_keeps_a_reference_it_should_not() -> None:
     metrics, as_floats, sensor = {"t": 21.5, "h": 40.25}, {"t": 21, "h": 2**60}, "sht31"
     raw = [{"seq": 1, "ts": 1000, "s": sensor, "m": metrics}, {"seq": 2, "up": 77, "m": as_floats}]
     refused = [{"seq": 1, "ts": 1000, "m": metrics}, {"seq": 2, "ts": 5, "m": {"t": float("nan")}}]
-    doc, with_d = {"v": 1, "dev": "d", "boot": 3, "up": 10, "board": "esp32", "r": raw}, {"v": 1, "d": {}}
-    watched = [metrics, as_floats, sensor, raw[0], raw[1], refused[0], doc, raw, doc["board"]]
+    doc = {"v": 1, "dev": "d", "boot": 3, "up": 10, "board": "esp32", "r": raw, "d": {"rssi_dbm": -60, "op": "VN"}}
+    with_d = dict(doc, d={"rssi_dbm": -60, "op": "Việt"})  # not ASCII: the Python's
+    watched = [metrics, as_floats, sensor, raw[0], raw[1], refused[0], doc, raw, doc["board"], doc["d"], with_d["d"]]
     shared = [None, True, False]  # everyone's: others move their counts a little meanwhile
 
     def counts() -> list[int]:
