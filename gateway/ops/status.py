@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import GatewayError
-from gateway.service.registry import REGISTRY_FILE, parse_gaps
+from gateway.service.devices import parse_gaps
+from gateway.service.registry import REGISTRY_FILE
 from gateway.service.sessions import STATUS_FILE
 
 

@@ -22,6 +22,18 @@ SENSORS_KEPT = 32  # sensors of a device whose last reading is kept
 FIRST_SEQ = 1
 
 
+def gaps_text(gaps: list[tuple[int, int]]) -> str:
+    return ",".join(f"{lo}-{hi}" for lo, hi in gaps)
+
+
+def parse_gaps(text: str) -> list[tuple[int, int]]:
+    out = []
+    for part in filter(None, text.split(",")):
+        lo, hi = part.split("-")
+        out.append((int(lo), int(hi)))
+    return out
+
+
 @dataclass(kw_only=True)
 class BootState:
     boot: int
@@ -66,6 +78,17 @@ class BootState:
             merged = (self.gaps[0][0], self.gaps[-MAX_GAPS_PER_BOOT][1])
             self.gaps = [merged, *self.gaps[-MAX_GAPS_PER_BOOT + 1:]]
         return changed
+
+    def take(self, seqs: list[int]) -> int:
+        """:meth:`note` ``seqs``; how many distinct of them were new to this boot (:meth:`unseen`)."""
+        first = self.highest + 1
+        if seqs and seqs[0] == first and seqs[-1] == self.highest + len(seqs) and (
+                len(seqs) < 3 or seqs == list(range(first, first + len(seqs)))):
+            self.highest = seqs[-1]  # the usual: the next seqs in order
+            return len(seqs)
+        fresh = self.unseen(seqs)
+        self.note(seqs)
+        return fresh
 
     def unseen(self, seqs: Iterable[int]) -> int:
         """How many distinct ``seqs`` are above the highest seen or in a gap (new to this boot)."""

@@ -27,7 +27,7 @@ from gateway.service.status_msg import decode_status
 from gateway.service.identity import BootKey
 from gateway.service.points import Spooled, spool_entries
 from gateway.errors import TopicError
-from gateway.service.registry import Registry
+from gateway.service.registry import Note, Registry
 from gateway.service.rejects import RejectLog
 from gateway.service.topics import Topic, parse_topic
 
@@ -136,17 +136,21 @@ class Handler:
             return acks
         results = self._spool.commit_many([p.spooled.entries for p in pending])
         added_total = duplicates_total = 0
+        notes: list[Note] = []
+        boots: list[BootKey] = []
         for item, result in zip(pending, results, strict=True):
             t, spooled = item.telemetry, item.spooled  # the readings' times as their lines have them
-            self._registry.note_readings(
-                t.key, seqs=spooled.seqs, added=result.added,
-                duplicates=result.duplicates, last_reading_ms=spooled.newest if result.added else None,
-                received_ms=item.received_ms, lo=t.lo, sensors=spooled.sensors if result.added else {})
+            added = result.added
+            notes.append((t.key, spooled.seqs, added, result.duplicates, spooled.newest if added else None,
+                          item.received_ms, t.lo, spooled.sensors if added else None))
             # While the device still holds an older boot's records, ack that boot: an ack
             # for this one would free them unseen (tests/contract/ack.md, "Older boots").
-            acks[item.at] = self._registry.ack_for(t.key if t.ob is None else t.key._replace(boot=t.ob))
-            added_total += result.added
+            boots.append(t.key if t.ob is None else t.key._replace(boot=t.ob))
+            added_total += added
             duplicates_total += result.duplicates
+        self._registry.note_many(notes)
+        for item, ack in zip(pending, self._registry.acks_for(boots), strict=True):
+            acks[item.at] = ack  # after the whole batch is noted: an ack may cover later messages' seqs
         with self._lock:
             self._readings += added_total
             self._duplicates += duplicates_total

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -157,10 +157,15 @@ class MqttInput:
         if qos:  # QoS1 (subscribed so): acked with the batch's others (_send_pubacks)
             self._to_ack.append((generation, mid))
         if ack is not None:
-            # The device's latest word wins: it may move back to an older boot it still holds
-            # (its envelope's ``ob``); within one boot acks only grow.
-            key = (ack.site, ack.device)
-            with self._acks_lock:
+            self.note_acks((ack,))
+
+    def note_acks(self, acks: Iterable[Ack]) -> None:
+        """End-to-end acks to publish (:meth:`publish_acks`), in the order they were given."""
+        with self._acks_lock:
+            for ack in acks:
+                # The device's latest word wins: it may move back to an older boot it still holds
+                # (its envelope's ``ob``); within one boot acks only grow.
+                key = (ack.site, ack.device)
                 self._acks[key] = ack
                 self._messages_since[key] = self._messages_since.get(key, 0) + 1
 

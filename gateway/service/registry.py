@@ -7,7 +7,7 @@
   too), boot, highest seq, gaps, duplicates — kept in memory (:mod:`gateway.service.devices`)
   and written to the file by :meth:`Registry.flush` (the service calls it every second and at
   stop). ``sen status`` reads the file while the gateway runs (WAL: readers do not block).
-- Acks: :meth:`Registry.ack_for` gives the end-to-end ack of a boot, never lower than the
+- Acks: :meth:`Registry.acks_for` gives the end-to-end ack of a boot, never lower than the
   one already retained on the broker for it.
 
 A failed write (any exception, not only SQLite's) is rolled back, so the connection is never
@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from ingest.sqlite import immediate
 
 from gateway.errors import RegistryError
 from gateway.service.acks import Ack
-from gateway.service.devices import BootState, DeviceState
+from gateway.service.devices import BootState, DeviceState, gaps_text, parse_gaps
 from gateway.service.identity import BootKey
 from gateway.service.registry_schema import open_registry
 
@@ -43,16 +43,10 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _gaps_text(gaps: list[tuple[int, int]]) -> str:
-    return ",".join(f"{lo}-{hi}" for lo, hi in gaps)
-
-
-def parse_gaps(text: str) -> list[tuple[int, int]]:
-    out = []
-    for part in filter(None, text.split(",")):
-        lo, hi = part.split("-")
-        out.append((int(lo), int(hi)))
-    return out
+# What one committed message tells of its boot, as Registry.note_many takes it: (key, seqs,
+# added, duplicates, last_reading_ms (None: nothing added), received_ms, lo, sensors (each
+# sensor's newest reading time, or None)). A plain tuple: workers send them by the thousand.
+Note = tuple[BootKey, list[int], int, int, int | None, int, int | None, Mapping[str, int] | None]
 
 
 class Registry:
@@ -150,9 +144,12 @@ class Registry:
             self._anchors.clear()
         self._anchors[key] = anchor_ms
 
-    def remember_anchor(self, key: BootKey, anchor_ms: int) -> None:  # one a worker stored, for the acks
+    def remember_anchors(self, anchors: Iterable[tuple[BootKey, int | None]]) -> None:
+        """Anchors a worker stored (None: it knew none), for the acks."""
         with self._lock:
-            self._cache_anchor(key, anchor_ms)
+            for key, anchor_ms in anchors:
+                if anchor_ms is not None and self._anchors.get(key) != anchor_ms:
+                    self._cache_anchor(key, anchor_ms)
 
     def known_anchor(self, key: BootKey) -> int | None:
         with self._lock:
@@ -180,17 +177,22 @@ class Registry:
                 self._device(ack.site, ack.device).boot_state(ack.fid, ack.boot).raise_to(ack.seq)
                 self._dirty.add((ack.site, ack.device))
 
-    def ack_for(self, key: BootKey) -> Ack | None:
-        """The ack to publish for boot ``key`` (None if nothing of it is spooled); records it."""
+    def acks_for(self, keys: Iterable[BootKey]) -> list[Ack | None]:
+        """Per boot of ``keys``, the ack to publish (None if nothing of it is spooled); recorded."""
+        out: list[Ack | None] = []
         with self._lock:
-            state = self._devices.get((key.site, key.device))
-            boot_state = state.boots.get((key.fid, key.boot)) if state else None
-            seq = max(boot_state.contiguous if boot_state else 0, self._acked.get(key, 0))
-            if seq == 0:
-                return None
-            self._acked[key] = seq
-            return Ack(site=key.site, device=key.device, fid=key.fid, boot=key.boot, seq=seq,
-                       anchor=self._anchors.get(key, 0))
+            devices, acked, anchors = self._devices, self._acked, self._anchors
+            for key in keys:
+                site, device, fid, boot = key
+                state = devices.get((site, device))
+                boot_state = state.boots.get((fid, boot)) if state else None
+                seq = max(boot_state.contiguous if boot_state else 0, acked.get(key, 0))
+                if seq == 0:
+                    out.append(None)
+                    continue
+                acked[key] = seq
+                out.append(Ack(site, device, boot, seq, anchors.get(key, 0), fid))  # its fields' order
+        return out
 
     # -- devices -----------------------------------------------------------------------------
     def _device(self, site: str, device: str) -> DeviceState:
@@ -199,30 +201,34 @@ class Registry:
             state = self._devices[(site, device)] = DeviceState(site=site, device=device)
         return state
 
-    def note_readings(self, key: BootKey, *, seqs: list[int], added: int, duplicates: int,
-                      last_reading_ms: int | None, received_ms: int, lo: int | None = None,
-                      sensors: Mapping[str, int] | None = None) -> None:
-        """Fold in a message's readings; ``sensors``: each sensor's newest reading time."""
+    def note_many(self, notes: Iterable[Note]) -> None:
+        """Fold in committed messages' readings (a :data:`Note` each, in the order committed)."""
+        grew = []
         with self._lock:
-            state = self._device(key.site, key.device)
-            boot_state = state.boot_state(key.fid, key.boot)
-            before = boot_state.missing if boot_state.gaps else 0  # only this boot's gaps change
-            boot_state.note(seqs)
-            if lo is not None:
-                boot_state.settle_below(lo)
-            state.last_seen_ms = received_ms
-            if state.state != "online" and added:
-                state.state, state.until_ms = "online", None
-            if last_reading_ms is not None and added:
-                state.last_reading_ms = max(state.last_reading_ms or 0, last_reading_ms)
-            for sensor, when in (sensors or {}).items():
-                state.note_sensor(sensor, when)
-            state.readings += added
-            state.duplicates += duplicates
-            self._dirty.add((key.site, key.device))
-            grew = boot_state.missing - before if boot_state.gaps else 0
-        if grew > 0:
-            _LOGGER.warning("%s: %s readings missing below seq %s (gap)", key, grew, max(seqs))
+            devices, dirty = self._devices, self._dirty
+            for key, seqs, added, duplicates, last_reading_ms, received_ms, lo, sensors in notes:
+                where = (key.site, key.device)
+                state = devices.get(where) or self._device(*where)
+                boot_state = state.boot_state(key.fid, key.boot)
+                before = boot_state.missing if boot_state.gaps else 0  # only this boot's gaps change
+                boot_state.note(seqs)
+                if lo is not None:
+                    boot_state.settle_below(lo)
+                state.last_seen_ms = received_ms
+                if added:
+                    if state.state != "online":
+                        state.state, state.until_ms = "online", None
+                    if last_reading_ms is not None:
+                        state.last_reading_ms = max(state.last_reading_ms or 0, last_reading_ms)
+                for sensor, when in (sensors or {}).items():
+                    state.note_sensor(sensor, when)
+                state.readings += added
+                state.duplicates += duplicates
+                dirty.add(where)
+                if boot_state.gaps and boot_state.missing > before:
+                    grew.append((key, boot_state.missing - before, max(seqs)))
+        for key, count, below in grew:
+            _LOGGER.warning("%s: %s readings missing below seq %s (gap)", key, count, below)
 
     def note_status(self, *, site: str, device: str, state: str, until_ms: int | None,
                     received_ms: int, ver: str | None = None, ota: str | None = None) -> bool:
@@ -248,30 +254,26 @@ class Registry:
             self._dirty.clear()
             if not dirty:
                 return
+            devices, boots, sensors = [], [], []
+            for d in dirty:
+                latest = d.latest
+                devices.append((d.site, d.device, d.state, d.until_ms, d.last_seen_ms, d.last_reading_ms,
+                                latest.fid if latest else None, latest.boot if latest else None,
+                                d.readings, d.duplicates, d.ver, d.ota))
+                boots += [(d.site, d.device, b.fid, b.boot, b.highest,
+                           self._acked.get(BootKey(d.site, d.device, b.fid, b.boot), 0), gaps_text(b.gaps),
+                           d.last_seen_ms) for b in d.boots.values()]
+                sensors += [(d.site, d.device, sensor, last) for sensor, last in d.sensors.items()]
             try:
                 with self._transaction():
-                    for d in dirty:
-                        self._write_device(d)
+                    self._db.executemany("INSERT OR REPLACE INTO devices (site, device, state, until_ms, last_seen_ms,"
+                                         " last_reading_ms, fid, boot, readings, duplicates, ver, ota)"
+                                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", devices)
+                    self._db.executemany("INSERT OR REPLACE INTO boots VALUES (?, ?, ?, ?, ?, ?, ?, ?)", boots)
+                    self._db.executemany("INSERT OR REPLACE INTO sensors VALUES (?, ?, ?, ?)", sensors)
             except BaseException:
                 self._dirty.update((d.site, d.device) for d in dirty)
                 raise
-
-    def _write_device(self, d: DeviceState) -> None:
-        latest = d.latest
-        self._db.execute("INSERT OR REPLACE INTO devices (site, device, state, until_ms, last_seen_ms,"
-                         " last_reading_ms, fid, boot, readings, duplicates, ver, ota)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (d.site, d.device, d.state, d.until_ms, d.last_seen_ms, d.last_reading_ms,
-                          latest.fid if latest else None, latest.boot if latest else None,
-                          d.readings, d.duplicates, d.ver, d.ota))
-        for b in d.boots.values():
-            acked = self._acked.get(BootKey(d.site, d.device, b.fid, b.boot), 0)
-            self._db.execute("INSERT OR REPLACE INTO boots VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (d.site, d.device, b.fid, b.boot, b.highest, acked, _gaps_text(b.gaps),
-                              d.last_seen_ms))
-        for sensor, last in d.sensors.items():
-            self._db.execute("INSERT OR REPLACE INTO sensors VALUES (?, ?, ?, ?)",
-                             (d.site, d.device, sensor, last))
 
     def prune(self, *, older_than_ms: int | None = None) -> int:
         """Drop anchors and boots made or last seen before ``older_than_ms`` (default: 30 days

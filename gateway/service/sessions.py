@@ -6,8 +6,7 @@ fewer of them than the last one must take over.
 - :class:`SessionInput`: the MQTT input, plus filters its session drops when it connects (the
   supervisor's session, once a single gateway's, drops the telemetry subscriptions; a retired
   worker's drops its share), :attr:`SessionInput.backlog_done` (what the broker queued for the
-  session while it was away has come in) and :meth:`SessionInput.note_ack` (an end-to-end ack
-  for readings another process committed).
+  session while it was away has come in).
 - :func:`retire`: a worker folder the run has no worker for (``--workers`` went down, or to 1).
   The broker still routes a share of the telemetry to that worker's session while it is away, so
   the session is taken over once: its queued messages committed to the folder's spool and acked,
@@ -35,7 +34,6 @@ from ingest.spool import Spool
 from ingest.writer import Sink, Writer
 
 from gateway.errors import GatewayError
-from gateway.service.acks import Ack
 from gateway.service.handler import Handler
 from gateway.service.intake import Intake
 from gateway.service.mqtt_input import MqttInput
@@ -93,10 +91,6 @@ class SessionInput(MqttInput):
         super()._on_publish(topic, payload, mid, qos)
         if marker:
             self.backlog_done.set()
-
-    def note_ack(self, ack: Ack) -> None:
-        """An end-to-end ack to publish, for readings a worker committed (no PUBACK goes with it)."""
-        self._done(0, 0, 0, ack)
 
 
 def retire(options: GatewayOptions, index: int, *, registry: Registry,

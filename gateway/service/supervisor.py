@@ -8,7 +8,9 @@ the ``gateway`` measurement; the workers (:mod:`gateway.service.worker`) take th
 
 - Each worker sends, per committed batch, the registry calls its handler made ("these seqs of
   this boot were committed"; "ack this boot"): :meth:`Supervisor.fold` replays them on the
-  registry, so an ack is the contiguous mark of the union of what every worker committed.
+  registry, so an ack is the contiguous mark of the union of what every worker committed. One
+  thread reads every worker's pipe (one fold at a time: no second reader to wait on the lock);
+  a batch's notes go to the registry under one lock, and its acks once per boot.
 - Readings are counted here, as the seqs of a boot no worker had told of since the supervisor
   started (the boot's first message: as its worker's spool counted them): exact whichever worker
   committed them. A reading two workers both committed (a board re-sent it, and the copy went to
@@ -33,7 +35,7 @@ import multiprocessing
 import os
 import threading
 import time
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -42,10 +44,10 @@ from gateway.service.identity import BootKey
 from gateway.service.intake import Intake
 from gateway.service.main import Counters, Parts
 from gateway.service.options import GatewayOptions
-from gateway.service.registry import Registry
+from gateway.service.registry import Note, Registry
 from gateway.service.sessions import STATUS_FILE, SessionInput, shared_filter
 from gateway.service.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
-from gateway.service.worker import AckWanted, Note, run_worker
+from gateway.service.worker import AckWanted, run_worker
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -74,7 +76,8 @@ class _Worker:
     def __init__(self, index: int) -> None:
         self.index = index
         self.process: BaseProcess | None = None
-        self.reader: threading.Thread | None = None
+        self.conn: Connection | None = None  # the supervisor's end of its pipe, until read to the end
+        self.drained = threading.Event()  # set once its pipe was read to the end
         self.counters: Counters = {}  # the running process's latest
         self.ended: Counters = {}  # summed over its ended runs
         self.restarts = 0
@@ -95,11 +98,14 @@ class Supervisor:
         self._stopping = False
         self._messages = self._readings = self._duplicates = 0  # telemetry committed by the workers
         self._told: dict[BootKey, BootState] = {}  # per boot, the seqs the workers told of
+        self._wake_r, self._wake_w = self._context.Pipe(duplex=False)  # a new pipe for the reader to read
+        self._reader = threading.Thread(target=self._read, name="sen-from-workers", daemon=True)
 
     # -- the workers' lives ----------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Start the workers and keep them running until ``stop``; then stop them."""
         _LOGGER.info("starting %s workers on %s", len(self._workers), shared_filter(self._options))
+        self._reader.start()
         next_status = 0.0
         while True:
             for worker in self._workers:
@@ -116,8 +122,7 @@ class Supervisor:
         process = worker.process
         if process is not None and not process.is_alive():
             process.join()
-            if worker.reader is not None:
-                worker.reader.join(timeout=5.0)
+            worker.drained.wait(timeout=5.0)  # what it sent before it died is folded first
             ran = now - worker.started
             worker.failures = 0 if ran >= _HEALTHY_S else worker.failures + 1
             delay = 0.0 if not worker.failures else min(float(self._options.reconnect_max_s),
@@ -143,34 +148,48 @@ class Supervisor:
             process.start()
         finally:
             theirs.close()  # the worker's end: when the worker dies, ours reads EOF
-        worker.process, worker.started = process, time.monotonic()
-        worker.reader = threading.Thread(target=self._read, args=(worker, ours), name=f"sen-from-w{worker.index}",
-                                         daemon=True)
-        worker.reader.start()
+        with self._lock:
+            worker.process, worker.started, worker.conn = process, time.monotonic(), ours
+            worker.drained.clear()
+        self._wake_w.send_bytes(b"")
         _LOGGER.info("worker %s started (pid %s)", worker.index, process.pid)
 
-    def _read(self, worker: _Worker, conn: Connection) -> None:
+    def _read(self) -> None:
+        """Every worker's pipe, in one thread: one fold at a time, no thread to contend with."""
+        while True:
+            with self._lock:
+                pipes = {w.conn: w for w in self._workers if w.conn is not None}
+            if self._stopping and not pipes:
+                return
+            ready = wait([self._wake_r, *pipes])
+            if self._wake_r in ready:
+                self._wake_r.recv_bytes()
+            for conn, worker in pipes.items():
+                if conn in ready:
+                    self._take(worker, conn)
+
+    def _take(self, worker: _Worker, conn: Connection) -> None:
         try:
-            while True:
-                kind, body = conn.recv()
-                if kind == "calls":
-                    self.fold(body)
-                else:
-                    with self._lock:
-                        worker.counters = body
+            kind, body = conn.recv()
+            if kind == "calls":
+                self.fold(body)
+            else:
+                with self._lock:
+                    worker.counters = body
+            return
         except (EOFError, OSError):
             pass
         except Exception:
             _LOGGER.exception("worker %s: cannot read what it sent; it is stopped and started again", worker.index)
             if worker.process is not None:
                 worker.process.kill()
-        finally:
-            conn.close()
-            with self._lock:
-                for key, value in worker.counters.items():
-                    if key not in _LATEST and key not in _HIGHEST:
-                        worker.ended[key] = worker.ended.get(key, 0) + value
-                worker.counters = {}
+        conn.close()
+        with self._lock:
+            for key, value in worker.counters.items():
+                if key not in _LATEST and key not in _HIGHEST:
+                    worker.ended[key] = worker.ended.get(key, 0) + value
+            worker.counters, worker.conn = {}, None
+            worker.drained.set()
 
     def stop(self) -> None:
         """SIGTERM to every worker, and wait for each to commit, ack and flush (then kill it)."""
@@ -189,8 +208,8 @@ class Supervisor:
                 _LOGGER.warning("worker %s did not stop in time: killed", worker.index)
                 worker.process.kill()
                 worker.process.join()
-            if worker.reader is not None:
-                worker.reader.join(timeout=5.0)
+            worker.drained.wait(timeout=5.0)
+        self._wake_w.send_bytes(b"")  # the reader ends: no pipe is left
         self._write_status()
 
     # -- what the workers send -------------------------------------------------------------
@@ -198,23 +217,22 @@ class Supervisor:
         """Replay a worker's registry calls of one batch; queue the acks they give."""
         mqtt = self._parts.mqtt
         assert isinstance(mqtt, SessionInput)
-        notes, acks = calls
+        notes, wanted = calls
         with self._fold_lock:
+            counted: list[Note] = []
             for key, seqs, added, duplicates, last_reading_ms, received_ms, lo, sensors in notes:
                 fresh = self._fresh(key, seqs, added)
                 again = max(0, added + duplicates - fresh)
-                self._registry.note_readings(key, seqs=seqs, added=fresh, duplicates=again,
-                                             last_reading_ms=last_reading_ms, received_ms=received_ms, lo=lo,
-                                             sensors=sensors)
-                self._messages += 1
+                counted.append((key, seqs, fresh, again, last_reading_ms, received_ms, lo, sensors))
                 self._readings += fresh
                 self._duplicates += again
-            for key, anchor in acks:
-                if anchor is not None:
-                    self._registry.remember_anchor(key, anchor)
-                ack = self._registry.ack_for(key)
-                if ack is not None:
-                    mqtt.note_ack(ack)
+            self._messages += len(notes)
+            self._registry.note_many(counted)
+            self._registry.remember_anchors(wanted)
+            # Each boot once, in the order of its last mention: a device's latest word wins.
+            boots = list(dict.fromkeys(key for key, _ in reversed(wanted)))[::-1]
+            acks = [ack for ack in self._registry.acks_for(boots) if ack is not None]
+        mqtt.note_acks(acks)
         mqtt.publish_acks()
 
     def _fresh(self, key: BootKey, seqs: list[int], added: int) -> int:
@@ -223,11 +241,9 @@ class Supervisor:
             if len(self._told) >= _BOOTS_NOTED:
                 self._told.clear()
             told = self._told[key] = BootState(boot=key.boot, fid=key.fid)
-            fresh = added
-        else:
-            fresh = told.unseen(seqs)
-        told.note(seqs)
-        return fresh
+            told.note(seqs)
+            return added
+        return told.take(seqs)
 
     def merged(self, own: Counters) -> Counters:
         """The supervisor's counters with every worker's (see the module)."""

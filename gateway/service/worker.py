@@ -24,7 +24,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -35,16 +35,13 @@ from gateway.service.acks import Ack
 from gateway.service.handler import Handler, Message, _Hold
 from gateway.service.identity import BootKey
 from gateway.service.options import GatewayOptions
-from gateway.service.registry import Registry
+from gateway.service.registry import Note, Registry
 from gateway.service.sessions import SessionInput, shared_filter, worker_options
 
 _LOGGER = logging.getLogger(__name__)
 
 _TICK_S = 1.0
-# Registry.note_readings's arguments, in its order (key, seqs, added, duplicates, last_reading_ms,
-# received_ms, lo, sensors); and a boot to ack, with the anchor this worker knows for it.
-Note = tuple[BootKey, list[int], int, int, int | None, int, int | None, Mapping[str, int] | None]
-AckWanted = tuple[BootKey, int | None]
+AckWanted = tuple[BootKey, int | None]  # a boot to ack, with the anchor this worker knows for it
 
 
 class WorkerRegistry(Registry):
@@ -63,14 +60,14 @@ class WorkerRegistry(Registry):
     def flush(self) -> None:
         return None
 
-    def note_readings(self, key: BootKey, *, seqs: list[int], added: int, duplicates: int,
-                      last_reading_ms: int | None, received_ms: int, lo: int | None = None,
-                      sensors: Mapping[str, int] | None = None) -> None:
-        self._notes.append((key, seqs, added, duplicates, last_reading_ms, received_ms, lo, sensors or None))
+    def note_many(self, notes: Iterable[Note]) -> None:
+        self._notes += notes
 
-    def ack_for(self, key: BootKey) -> Ack | None:
-        self._acks.append((key, self._anchors.get(key)))
-        return None  # the supervisor publishes it
+    def acks_for(self, keys: Iterable[BootKey]) -> list[Ack | None]:
+        anchors = self._anchors
+        wanted = [(key, anchors.get(key)) for key in keys]
+        self._acks += wanted
+        return [None] * len(wanted)  # the supervisor publishes them
 
     def drop_calls(self) -> None:
         self._notes, self._acks = [], []

@@ -161,7 +161,7 @@ def test_a_registry_of_the_old_layout_is_upgraded_with_its_sites(tmp_path: Path)
     try:
         key = BootKey("farm", "dev-x", 0, 4)
         assert registry.known_anchor(key) == 123456
-        ack = registry.ack_for(key)
+        ack = registry.acks_for([key])[0]
         assert ack is not None and ack.seq == 40 and ack.anchor == 123456  # 1..40 spooled, no gap
     finally:
         registry.close()
@@ -174,7 +174,7 @@ def test_boots_long_gone_are_pruned_and_live_ones_kept(tmp_path: Path) -> None:
         old, live = BootKey("lab", "sleeper", 7, 1), BootKey("lab", "sleeper", 7, 2)
         registry.anchor(old, candidate_ms=1)
         registry.anchor(live, candidate_ms=2)
-        registry.note_readings(live, seqs=[1], added=1, duplicates=0, last_reading_ms=3, received_ms=3)
+        registry.note_many([(live, [1], 1, 0, 3, 3, None, None)])
         registry.flush()
         assert registry.prune(older_than_ms=TS * 10) == 1  # everything is older: only the held boot stays
         assert registry.known_anchor(old) is None and registry.known_anchor(live) == 2

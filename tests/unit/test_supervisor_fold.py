@@ -3,15 +3,21 @@ the union, and a reading is counted once whichever worker told of it (no broker,
 
 from __future__ import annotations
 
+import pickle
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from gateway.service.acks import Ack
+from gateway.service.devices import BootState
 from gateway.service.identity import BootKey
 from gateway.service.intake import Intake
 from gateway.service.options import GatewayOptions
-from gateway.service.registry import Registry
+from gateway.service.registry import Note, Registry
 from gateway.service.sessions import SessionInput
 from gateway.service.supervisor import Supervisor
 
@@ -23,8 +29,8 @@ class _Acks(SessionInput):
         super().__init__(options, intake, topics=())
         self.noted: list[Ack] = []
 
-    def note_ack(self, ack: Ack) -> None:
-        self.noted.append(ack)
+    def note_acks(self, acks: Iterable[Ack]) -> None:
+        self.noted += acks
 
     def publish_acks(self, *, force: bool = False) -> None:
         return None
@@ -55,3 +61,42 @@ def test_acks_cover_the_union_and_readings_are_counted_once(tmp_path: Path) -> N
         assert registry.snapshot()[0].readings == 5
     finally:
         registry.close()
+
+
+def test_a_device_back_on_an_older_boot_in_one_batch_ends_on_that_boots_ack(tmp_path: Path) -> None:
+    """A batch's acks go once per boot, in the order of each boot's last mention: the device's
+    latest word wins, as it did when each message's ack was noted in turn."""
+    options = GatewayOptions(mqtt_url="mqtt://127.0.0.1:1", influx_url="http://127.0.0.1:2", database="t",
+                             spool_dir=tmp_path, workers=2)
+    registry = Registry(tmp_path)
+    intake: Any = SimpleNamespace(on_batch_end=lambda callback: None)
+    acks = _Acks(options, intake)
+    parts: Any = SimpleNamespace(mqtt=acks, counters=lambda: {})
+    supervisor = Supervisor(options, parts, registry)
+    old, new = KEY._replace(boot=1), KEY._replace(boot=2)
+    try:
+        notes: list[Note] = [(old, [1], 1, 0, 1, 1, None, None), (new, [1], 1, 0, 2, 2, None, None)]
+        supervisor.fold((notes, [(old, None), (new, None), (old, None)]))  # old boot, new boot, old boot again
+        assert [a.boot for a in acks.noted] == [2, 1]
+        supervisor.fold(([], [(old, None), (new, None)]))
+        assert [a.boot for a in acks.noted][-2:] == [1, 2]
+    finally:
+        registry.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.integers(min_value=1, max_value=40), max_size=6), max_size=12))
+def test_take_counts_what_unseen_counts_and_notes_what_note_notes(batches: list[list[int]]) -> None:
+    fast, slow = BootState(boot=1), BootState(boot=1)
+    for seqs in batches:
+        expected = slow.unseen(seqs)
+        slow.note(seqs)
+        assert fast.take(seqs) == expected
+        assert (fast.highest, fast.gaps) == (slow.highest, slow.gaps)
+
+
+def test_a_boot_key_crosses_the_pipe_as_itself() -> None:
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps([KEY, KEY], protocol=protocol))
+        assert type(back[0]) is BootKey and back[0] == KEY and back[0].stream == KEY.stream and back[1] is back[0]
+
