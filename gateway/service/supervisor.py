@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import threading
 import time
@@ -40,6 +39,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from gateway.service.devices import BootState
+from gateway.service.forking import worker_context
 from gateway.service.identity import BootKey
 from gateway.service.intake import Intake
 from gateway.service.main import Counters, Parts
@@ -92,7 +92,7 @@ class Supervisor:
         self._parts = parts
         self._registry = registry
         self._workers = [_Worker(i) for i in range(options.worker_count)]
-        self._context = multiprocessing.get_context("spawn")  # nothing of this process's threads
+        self._context = worker_context()  # forks of a clean server: nothing of this process's threads
         self._lock = threading.Lock()
         self._fold_lock = threading.Lock()
         self._stopping = False

@@ -9,9 +9,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.service import forking
 from gateway.service.acks import Ack
 from gateway.service.devices import BootState
 from gateway.service.identity import BootKey
@@ -100,3 +102,17 @@ def test_a_boot_key_crosses_the_pipe_as_itself() -> None:
         back = pickle.loads(pickle.dumps([KEY, KEY], protocol=protocol))
         assert type(back[0]) is BootKey and back[0] == KEY and back[0].stream == KEY.stream and back[1] is back[0]
 
+
+
+def test_workers_are_forks_of_a_server_or_spawned_when_it_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from multiprocessing import forkserver
+
+    assert forking.worker_context().get_start_method() == "forkserver"  # a POSIX system
+
+    def refuse() -> None:
+        raise PermissionError("no temporary folder")
+
+    monkeypatch.setattr(forkserver, "ensure_running", refuse)
+    monkeypatch.setattr(forking, "_failed", [])
+    forking.start_early()
+    assert forking.worker_context().get_start_method() == "spawn"
