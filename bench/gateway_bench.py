@@ -200,13 +200,11 @@ def backlog(kind: str, messages: int, per_envelope: int, work: Path, *extra: str
 
 
 def _tree_rss(pid: int) -> int:
-    """Resident bytes of PID and its children (the gateway's workers: ``--workers N``)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    kids = [int(k) for k in children.read_text().split()] if children.exists() else []
-    total = proc_stats(pid)[0]
-    for kid in kids:
-        try:
-            total += proc_stats(kid)[0]
-        except OSError:  # a worker that just exited
-            continue
-    return total
+    """Resident bytes of PID and its descendants (the gateway's workers, ``--workers N``, are
+    children of its fork server)."""
+    try:
+        total = proc_stats(pid)[0]
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # a worker that just exited
+        return 0
+    return total + sum(_tree_rss(int(kid)) for kid in children)
