@@ -168,7 +168,9 @@ def backlog(kind: str, messages: int, per_envelope: int, work: Path, *extra: str
     (in InfluxDB for Sen; by the process itself for the bare subscriber)."""
     load = Load(readings=messages * per_envelope, per_envelope=per_envelope)
     payloads = envelopes(load, base_ms=int(time.time() * 1000) - 86_400_000)
-    name = "-".join(("backlog", kind, str(per_envelope), *(flag.strip("-") for flag in extra)))
+    name = base = "-".join(("backlog", kind, str(per_envelope), *(flag.strip("-") for flag in extra)))
+    while (work / name).exists():  # a row run again (the --workers pairs): fresh servers, session and spool
+        name = f"{base}-{int(name[len(base) + 1:] or 1) + 1}"
     with servers(work, name) as (broker, influx):
         def consumer(run: str) -> Any:
             where = work / name / run

@@ -49,7 +49,7 @@ FULL = Scale(throughput_readings=300_000, naive_readings=30_000, latency_s=20.0,
              worker_pairs=3)
 QUICK = Scale(throughput_readings=5_000, naive_readings=1_000, latency_s=3.0, loads=(500,),
               replay_readings=20_000, serial_s=2.0, backlog_messages=2_000,
-              worker_pairs=1)
+              worker_pairs=2)
 
 
 def _compile() -> None:
