@@ -188,25 +188,27 @@ def backlog(kind: str, messages: int, per_envelope: int, work: Path, *extra: str
             publisher.close()
         started = time.monotonic()
         with consumer("drain") as proc:
-            done = peak_rss = 0
+            done = peak_rss = peak_one = 0
             while done < load.readings and time.monotonic() < started + 900:
                 _pause(done, load.readings)
                 done = (landed(influx, load.readings) if kind == "sen"
                         else int((work / name / "drain" / f"{kind}.count").read_text() or 0))
-                peak_rss = max(peak_rss, _tree_rss(proc.pid))
+                each = _tree_rss(proc.pid)
+                peak_rss, peak_one = max(peak_rss, sum(each)), max(peak_one, max(each, default=0))
             seconds = time.monotonic() - started
     return {"kind": kind, "messages": len(payloads), "per_envelope": per_envelope, "readings": load.readings,
             "confirmed": done, "seconds": round(seconds, 2), "messages_per_s": round(len(payloads) * done
                                                                                     / load.readings / seconds),
-            "readings_per_s": round(done / seconds), "peak_rss_mib": round(peak_rss / 2**20, 1), "flags": list(extra)}
+            "readings_per_s": round(done / seconds), "peak_rss_mib": round(peak_rss / 2**20, 1),
+            "peak_process_rss_mib": round(peak_one / 2**20, 1), "flags": list(extra)}
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of PID and its descendants (the gateway's workers, ``--workers N``, are
-    children of its fork server)."""
+def _tree_rss(pid: int) -> list[int]:
+    """Resident bytes of PID and of each of its descendants (the gateway's workers, ``--workers N``,
+    are children of its fork server)."""
     try:
-        total = proc_stats(pid)[0]
+        own = proc_stats(pid)[0]
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:  # a worker that just exited
-        return 0
-    return total + sum(_tree_rss(int(kid)) for kid in children)
+        return []
+    return [own, *(rss for kid in children for rss in _tree_rss(int(kid)))]

@@ -101,7 +101,10 @@ def _workers_rows(runs: list[dict[str, Any]], backlog: list[dict[str, Any]]) -> 
         share = f", {r['messages_per_s'] / ceiling['messages_per_s']:.2f} of the bare subscriber" if ceiling else ""
         out.append((f"backlog of {r['messages']:,} msgs, 1/msg, Sen {' '.join(r['flags'])}",
                     f"{r['messages_per_s']:,} msgs/s ({r['confirmed']:,}/{r['readings']:,} readings in "
-                    f"{r['seconds']} s{share}; peak RSS of all its processes {r['peak_rss_mib']} MiB)", "", ""))
+                    f"{r['seconds']} s{share}; peak RSS of all its processes {r['peak_rss_mib']} MiB)",
+                    f"RSS < {TARGETS['rss_mib']:.0f} MiB per process",
+                    f"{_verdict(r['peak_process_rss_mib'] < TARGETS['rss_mib'])} "
+                    f"(largest {r['peak_process_rss_mib']} MiB)"))
     one = [r["messages_per_s"] for r in runs if r["flags"][-1] == "1"]
     two = [r["messages_per_s"] for r in runs if r["flags"][-1] == "2"]
     if one and two:
