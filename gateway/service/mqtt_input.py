@@ -35,6 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.service.acks import Ack
+from gateway.service.identity import BootKey
 from gateway.service.handler import Message
 from gateway.service.intake import Intake
 from gateway.service.mqtt_paho import LeanClient, Pubacks, lean_properties
@@ -89,7 +90,7 @@ class MqttInput:
         self._generation = self._failures = self.watchdog_trips = self.acks_published = 0
         self._fail_logged: float | None = None
         self._last_message = time.monotonic()
-        self._acks: dict[tuple[str, str], Ack] = {}
+        self._acks: dict[tuple[str, str], Ack | BootKey] = {}  # a boot: its ack is asked for when due
         self._acks_lock = threading.Lock()  # the intake thread adds, the tick thread flushes too
         self._published: dict[tuple[str, str], Ack] = {}
         self._published_at: dict[tuple[str, str], float] = {}
@@ -159,7 +160,7 @@ class MqttInput:
         if ack is not None:
             self.note_acks((ack,))
 
-    def note_acks(self, acks: Iterable[Ack]) -> None:
+    def note_acks(self, acks: Iterable[Ack | BootKey]) -> None:
         """End-to-end acks to publish (:meth:`publish_acks`), in the order they were given."""
         with self._acks_lock:
             for ack in acks:
@@ -193,7 +194,7 @@ class MqttInput:
                 for key in due:
                     del self._acks[key]
                     self._messages_since.pop(key, None)
-            for key, ack in due.items():
+            for key, ack in self._resolve(due).items():
                 last = self._published.get(key)
                 if last is not None and last.covers(ack) and last.anchor == ack.anchor:
                     if force or now - self._published_at.get(key, 0.0) < _ACK_REPEAT_S:
@@ -207,6 +208,9 @@ class MqttInput:
                 self._published[key] = ack
                 self._published_at[key] = now
                 self.acks_published += 1
+
+    def _resolve(self, due: dict[tuple[str, str], Ack | BootKey]) -> dict[tuple[str, str], Ack]:
+        return {key: ack for key, ack in due.items() if isinstance(ack, Ack)}  # boots: SessionInput
 
     # -- paho callbacks (all on paho's network thread) ----------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,

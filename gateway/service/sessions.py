@@ -34,6 +34,8 @@ from ingest.spool import Spool
 from ingest.writer import Sink, Writer
 
 from gateway.errors import GatewayError
+from gateway.service.acks import Ack
+from gateway.service.identity import BootKey
 from gateway.service.handler import Handler
 from gateway.service.intake import Intake
 from gateway.service.mqtt_input import MqttInput
@@ -77,6 +79,18 @@ class SessionInput(MqttInput):
         super().__init__(options, intake, topics=topics)
         self._drop = unsubscribe
         self.backlog_done = threading.Event()
+        self.acks_for: Callable[[list[BootKey]], list[Ack | None]] | None = None  # the supervisor's registry's
+
+    def _resolve(self, due: dict[tuple[str, str], Ack | BootKey]) -> dict[tuple[str, str], Ack]:
+        """A boot noted for an ack (the supervisor notes boots, not acks) is asked of ``acks_for``
+        only once its ack is due: once a second for a busy device, not once a message."""
+        out = super()._resolve(due)
+        boots = [(device, key) for device, key in due.items() if isinstance(key, BootKey)]
+        if boots and self.acks_for is not None:
+            for (device, _), ack in zip(boots, self.acks_for([key for _, key in boots]), strict=True):
+                if ack is not None:
+                    out[device] = ack
+        return out
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: mqtt.ConnectFlags,
                     reason_code: ReasonCode, properties: Any) -> None:

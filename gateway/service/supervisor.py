@@ -91,6 +91,8 @@ class Supervisor:
         self._options = options
         self._parts = parts
         self._registry = registry
+        assert isinstance(parts.mqtt, SessionInput)
+        parts.mqtt.acks_for = registry.acks_for
         self._workers = [_Worker(i) for i in range(options.worker_count)]
         self._context = worker_context()  # forks of a clean server: nothing of this process's threads
         self._lock = threading.Lock()
@@ -231,8 +233,7 @@ class Supervisor:
             self._registry.remember_anchors(wanted)
             # Each boot once, in the order of its last mention: a device's latest word wins.
             boots = list(dict.fromkeys(key for key, _ in reversed(wanted)))[::-1]
-            acks = [ack for ack in self._registry.acks_for(boots) if ack is not None]
-        mqtt.note_acks(acks)
+        mqtt.note_acks(boots)  # each boot's ack is asked of the registry when it is published
         mqtt.publish_acks()
 
     def _fresh(self, key: BootKey, seqs: list[int], added: int) -> int:

@@ -30,9 +30,13 @@ class _Acks(SessionInput):
     def __init__(self, options: GatewayOptions, intake: Intake) -> None:
         super().__init__(options, intake, topics=())
         self.noted: list[Ack] = []
+        self.boots: list[BootKey] = []
 
-    def note_acks(self, acks: Iterable[Ack]) -> None:
-        self.noted += acks
+    def note_acks(self, acks: Iterable[Ack | BootKey]) -> None:
+        """Each boot's ack as publish_acks would ask for it now; the boots in the order given."""
+        boots = [a for a in acks if isinstance(a, BootKey)]
+        self.boots += boots
+        self.noted += self._resolve({(b.site, b.device): b for b in boots}).values()
 
     def publish_acks(self, *, force: bool = False) -> None:
         return None
@@ -79,9 +83,9 @@ def test_a_device_back_on_an_older_boot_in_one_batch_ends_on_that_boots_ack(tmp_
     try:
         notes: list[Note] = [(old, [1], 1, 0, 1, 1, None, None), (new, [1], 1, 0, 2, 2, None, None)]
         supervisor.fold((notes, [(old, None), (new, None), (old, None)]))  # old boot, new boot, old boot again
-        assert [a.boot for a in acks.noted] == [2, 1]
+        assert [b.boot for b in acks.boots] == [2, 1]
         supervisor.fold(([], [(old, None), (new, None)]))
-        assert [a.boot for a in acks.noted][-2:] == [1, 2]
+        assert [b.boot for b in acks.boots][-2:] == [1, 2]
     finally:
         registry.close()
 
