@@ -10,7 +10,8 @@ the ``gateway`` measurement; the workers (:mod:`gateway.service.worker`) take th
   this boot were committed"; "ack this boot"): :meth:`Supervisor.fold` replays them on the
   registry, so an ack is the contiguous mark of the union of what every worker committed. One
   thread reads every worker's pipe (one fold at a time: no second reader to wait on the lock);
-  a batch's notes go to the registry under one lock, and its acks once per boot.
+  a batch's notes go to the registry under one lock, and each boot to ack once: its ack is
+  asked of the registry only when it is published (once a second for a busy device).
 - Readings are counted here, as the seqs of a boot no worker had told of since the supervisor
   started (the boot's first message: as its worker's spool counted them): exact whichever worker
   committed them. A reading two workers both committed (a board re-sent it, and the copy went to
