@@ -18,8 +18,9 @@ The real firmware on the MicroPython unix port, one SHT31 (two metrics per readi
   round trip is not modelled (the simulated modem's broker is local): one publish is in flight
   at a time, so a real cell's latency lowers this figure.
 - heap: the batch-10 cellular run at ``-X heapsize=64K`` (the firmware's target), three times:
-  how many finished and a finished run's peak (``Sen done: ... peak heap``); and the smallest
-  heap (1K steps, one run each) a cellular board finishes in.
+  how many finished and a finished run's peak (``Sen done: ... peak heap``), and the last
+  2,000 characters of each run that did not finish (``heap.failed`` in the JSON: why it
+  stopped); and the smallest heap (1K steps, one run each) a cellular board finishes in.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ TARGET_HEAP = "64K"
 # Runs at TARGET_HEAP: near the edge a board finishes in some runs and not in others (where the
 # heap is in pieces differs), so one run that finished would say more than it knows.
 HEAP_RUNS = 3
+_TAIL = 2000  # characters of a run's console kept when it did not finish
 SENSOR = [{"type": "sht31", "addr": 0x44}]
 THREE = [{"type": "bme280", "addr": 0x76}, {"type": "sht31", "addr": 0x44}, {"type": "dht20", "addr": 0x38}]
 
@@ -140,6 +142,8 @@ def run_board(work: Path, broker: Mosquitto, mpy: Path | None, *, cellular: bool
     n = int(done.group(1)) if done else 0
     r: dict[str, Any] = {"exit": code, "memory_error": "MemoryError" in out, "readings": n,
                          "peak_heap_bytes": int(done.group(3)) if done else None}
+    if code != 0 or r["memory_error"] or not done:  # what the board said last: why it did not finish
+        r["console_tail"] = out[-_TAIL:]
     if rate is not None:
         r.update(readings=window, readings_per_s=rate, uart_up_bytes_per_s=uart_rate,
                  line_bytes_per_s=BAUD // 10 if baud else None)
@@ -184,7 +188,8 @@ def measure(quick: bool = False) -> dict[str, Any]:
             runs = [run_board(work, broker, mpy, cellular=True, heap=TARGET_HEAP, readings=n)
                     for _ in range(1 if quick else HEAP_RUNS)]
             done = [r for r in runs if r["exit"] == 0 and not r["memory_error"]]
-            res["heap"] = dict((done or runs)[0], heapsize=TARGET_HEAP, runs=len(runs), finished=len(done))
+            res["heap"] = dict((done or runs)[0], heapsize=TARGET_HEAP, runs=len(runs), finished=len(done),
+                               failed=[r.get("console_tail", "") for r in runs if r not in done])
             res["heap"]["smallest_k"] = None if quick else smallest_heap(work, broker, mpy)
         finally:
             broker.stop()
