@@ -27,7 +27,8 @@ class AckResponder:
     it. Every ack carries the envelope's fid, as the gateway's do. `drop(dev, boot, n)`: the
     next n telemetry messages of that boot are lost on the way (not recorded, not acked).
     `fids[dev]`: the fid of the device's last envelope, which `seqs` and `twice` look at
-    unless given another."""
+    unless given another. `offline[dev]`: the live offline statuses of the device seen (a
+    board's will, once the broker saw its connection end: see `wait_offline`)."""
 
     def __init__(self, host: str, port: int, site: str, client_id: str | None = None):
         self.got: Counter[tuple[str, int, int, int]] = Counter()  # (dev, fid, boot, seq)
@@ -38,12 +39,14 @@ class AckResponder:
         self.dropped: Counter[tuple[str, int]] = Counter()
         self.obs: list[tuple[str, int, int]] = []  # (dev, boot, ob) of every envelope with ob
         self.acks: list[dict[str, int]] = []  # every ack published, in order
+        self.offline: Counter[str] = Counter()
         self._drop: Counter[tuple[str, int]] = Counter()
         self._lock = threading.Lock()
         self.site = site
         self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"ackr-{site}",
                              clean_session=False)
-        self.c.on_connect = lambda c, *a: c.subscribe(f"sen/v1/{site}/+/telemetry", qos=1)
+        self.c.on_connect = lambda c, *a: c.subscribe([(f"sen/v1/{site}/+/telemetry", 1),
+                                                       (f"sen/v1/{site}/+/status", 1)])
         self.c.on_message = self._on_message
         self.c.reconnect_delay_set(0.1, 0.5)
         self.c.connect(host, port, keepalive=10)
@@ -61,6 +64,11 @@ class AckResponder:
         return s
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        if msg.topic.endswith("/status"):
+            if not msg.retain and json.loads(msg.payload).get("state") == "offline":
+                with self._lock:
+                    self.offline[msg.topic.split("/")[3]] += 1
+            return
         env = json.loads(msg.payload)
         dev, boot, fid = env["dev"], env["boot"], env.get("fid", 0)
         ob = env.get("ob")
@@ -90,6 +98,19 @@ class AckResponder:
             ack = {"fid": fid, "boot": target, "seq": s, "anchor": 0}
             self.acks.append(ack)
         client.publish(f"sen/v1/{self.site}/{dev}/ack", json.dumps(ack), qos=1, retain=True)
+
+    def wait_offline(self, dev: str, seen: int, timeout: float) -> bool:
+        """Wait until DEV's offline statuses exceed SEEN: its will, which the broker sends once it
+        has read the killed board's connection to its end, so every PUBLISH the board had written
+        before the kill has reached this client before it (one client: in order). False after
+        TIMEOUT (a board cut before it ever connected has no will, and nothing on its way)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.offline[dev] > seen:
+                    return True
+            time.sleep(0.01)
+        return False
 
     def seqs(self, dev: str, boot: int, fid: int | None = None) -> list[int]:
         with self._lock:

@@ -310,10 +310,14 @@ def _deliver(board: Board, mosquitto: Any, cuts: list[str | None]) -> list[tuple
     out, on_way = [], set()
     try:
         for cut in cuts:
+            wills = ack.offline[board.device]
             m = board.app_boot(cut, -9 if cut else 0, wifi=True)
             boot = int(m[2])
             ever |= set(board.recorded)
             if cut:
+                # What the killed board had written is on its way until its will comes (or, if it
+                # never connected, there is none and nothing was sent): then it has all come in.
+                ack.wait_offline(board.device, wills, timeout=3.0)
                 on_way |= {(b, s) for d, _, b, s in list(ack.got) if d == board.device}
             else:
                 assert board.readings() == []  # all acked
