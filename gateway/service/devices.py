@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 MAX_GAPS_PER_BOOT = 200  # past this the oldest ranges merge into one, so memory stays bounded
 BOOTS_KEPT = 3  # boots of a device kept in memory: the newest few (an older one's records replay first)
@@ -58,13 +59,18 @@ class BootState:
     def missing(self) -> int:
         return sum(hi - lo + 1 for lo, hi in self.gaps)
 
+    def _next_in_order(self, seqs: Iterable[int]) -> TypeGuard[list[int]]:
+        """``seqs`` are the seqs right after the highest, in order (the usual: one message after another)."""
+        if type(seqs) is not list or not seqs or seqs[0] != self.highest + 1:
+            return False
+        last = seqs[0] + len(seqs) - 1
+        return seqs[-1] == last and (len(seqs) < 3 or seqs == list(range(seqs[0], last + 1)))
+
     def note(self, seqs: Iterable[int]) -> bool:
         """Fold in seqs of this boot; True when the highest seq or the gaps changed."""
-        if type(seqs) is list and seqs and seqs[0] == self.highest + 1:
-            last = seqs[0] + len(seqs) - 1  # the usual: the next seqs in order, one message after another
-            if seqs[-1] == last and (len(seqs) < 3 or seqs == list(range(seqs[0], last + 1))):
-                self.highest = last
-                return True
+        if self._next_in_order(seqs):
+            self.highest = seqs[-1]
+            return True
         changed = False
         for seq in sorted(seqs):
             if seq > self.highest:
@@ -81,10 +87,8 @@ class BootState:
 
     def take(self, seqs: list[int]) -> int:
         """:meth:`note` ``seqs``; how many distinct of them were new to this boot (:meth:`unseen`)."""
-        first = self.highest + 1
-        if seqs and seqs[0] == first and seqs[-1] == self.highest + len(seqs) and (
-                len(seqs) < 3 or seqs == list(range(first, first + len(seqs)))):
-            self.highest = seqs[-1]  # the usual: the next seqs in order
+        if self._next_in_order(seqs):
+            self.highest = seqs[-1]
             return len(seqs)
         fresh = self.unseen(seqs)
         self.note(seqs)

@@ -225,8 +225,9 @@ class Registry:
                 state.readings += added
                 state.duplicates += duplicates
                 dirty.add(where)
-                if boot_state.gaps and boot_state.missing > before:
-                    grew.append((key, boot_state.missing - before, max(seqs)))
+                more = boot_state.missing - before if boot_state.gaps else 0
+                if more > 0:
+                    grew.append((key, more, max(seqs)))
         for key, count, below in grew:
             _LOGGER.warning("%s: %s readings missing below seq %s (gap)", key, count, below)
 
