@@ -150,8 +150,8 @@ PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     dict = out ? PyObject_GenericGetDict(out, NULL) : NULL;
     if (dict == NULL
         || set(dict, SITE, Py_NewRef(site)) || set(dict, DEVICE, Py_NewRef(dev))
-        || set(dict, BOARD, Py_NewRef(board)) || set(dict, BOOT, PyLong_FromLongLong(boot))
-        || set(dict, FID, PyLong_FromLongLong(fid)) || set(dict, UP_MS, int_or_none(up))
+        || set(dict, BOARD, Py_NewRef(board)) || set(dict, BOOT, Py_NewRef(PyTuple_GET_ITEM(key, 3)))
+        || set(dict, FID, Py_NewRef(PyTuple_GET_ITEM(key, 2))) || set(dict, UP_MS, int_or_none(up))
         || set(dict, READINGS, Py_NewRef(PyTuple_GET_ITEM(decoded, 0)))
         || set(dict, FIELDS, Py_NewRef(PyTuple_GET_ITEM(decoded, 1))) || set(dict, DIAG, Py_NewRef(diag))
         || set(dict, LO, int_or_none(lo)) || set(dict, OB, int_or_none(ob))
