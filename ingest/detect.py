@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import threading
 import urllib.parse
 from collections.abc import Callable
 
@@ -66,10 +67,13 @@ class AutoSink:
         self._make = make
         self._timeout_s = timeout_s
         self._sink: Sink | None = None
+        self._making = threading.Lock()
 
     def _get(self) -> Sink:
         if self._sink is None:
-            self._sink = self._make(detect_api(self._url, timeout_s=self._timeout_s))
+            with self._making:  # the writer's lanes: one asks, the others wait for its answer
+                if self._sink is None:
+                    self._sink = self._make(detect_api(self._url, timeout_s=self._timeout_s))
         return self._sink
 
     def write(self, payload: bytes) -> None:

@@ -77,7 +77,7 @@ class InfluxV1:
         self._base = parts.path.rstrip("/")
         self._timeout_s = timeout_s
         self.compress = compress_by_default(self._host) if compress is None else compress
-        self._kept: http.client.HTTPConnection | None = None  # the writes' connection
+        self._kept: list[http.client.HTTPConnection] = []  # the writes' connections, idle between writes
         self._kept_lock = threading.Lock()
         self.connections = 0  # opened for writes, in all
 
@@ -99,19 +99,23 @@ class InfluxV1:
                 return self._exchange(conn, method, target, body, headers)
             finally:
                 conn.close()
-        with self._kept_lock:
-            while True:
-                reused = self._kept is not None
-                if self._kept is None:
-                    self._kept, self.connections = self._connect(), self.connections + 1
-                try:
-                    return self._exchange(self._kept, method, target, body, headers)
-                except InfluxUnavailable as err:
-                    self._kept.close()
-                    self._kept = None
-                    if not reused or not isinstance(err.__cause__, _STALE):
-                        raise
-                    _LOGGER.debug("InfluxDB closed the kept connection (%s); writing on a new one", err)
+        while True:  # writes in flight together (ingest.writer's lanes) each take a connection of their own
+            with self._kept_lock:
+                kept = self._kept.pop() if self._kept else None
+                if fresh := kept is None:
+                    self.connections += 1
+            conn = kept or self._connect()
+            try:
+                answer = self._exchange(conn, method, target, body, headers)
+            except InfluxUnavailable as err:
+                conn.close()
+                if fresh or not isinstance(err.__cause__, _STALE):
+                    raise
+                _LOGGER.debug("InfluxDB closed a kept connection (%s); writing on a new one", err)
+                continue
+            with self._kept_lock:
+                self._kept.append(conn)
+            return answer
 
     def _exchange(self, conn: http.client.HTTPConnection, method: str, target: str, body: bytes | None,
                   headers: dict[str, str]) -> _Answer:
@@ -124,11 +128,11 @@ class InfluxV1:
             raise InfluxUnavailable(f"InfluxDB at {self.url} unreachable: {err}") from err
 
     def close(self) -> None:
-        """Close the writes' connection (the next write opens one again)."""
+        """Close the writes' connections (the next write opens one again)."""
         with self._kept_lock:
-            if self._kept is not None:
-                self._kept.close()
-                self._kept = None
+            kept, self._kept = self._kept, []
+        for conn in kept:
+            conn.close()
 
     def ping(self) -> str:
         """The server's version (from ``X-Influxdb-Version``); raises if it does not answer."""

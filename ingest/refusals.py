@@ -13,6 +13,7 @@ whole. Writing a point again is harmless (InfluxDB keeps one per series and time
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,6 +44,26 @@ def conflict_field(message: str) -> str | None:
     if found is None:
         return None
     return found.group("key").replace('\\"', '"').replace("\\\\", "\\")
+
+
+def settle_lines(sink: _Writes, lines: Sequence[str], refusal: InfluxBadData) -> list[tuple[str, InfluxBadData, str]]:
+    """Write the LINES of a refused row one by one (one line: refused already, with REFUSAL)
+    and of a refused line what InfluxDB takes (:func:`salvage`). Returns what is to be set
+    aside: (line, InfluxDB's refusal, ``"line"`` or ``"field"``). Raises
+    :class:`~ingest.errors.InfluxUnavailable` (the caller keeps the row and retries)."""
+    aside: list[tuple[str, InfluxBadData, str]] = []
+    for line in lines:
+        if len(lines) == 1:
+            outcome = salvage(sink, line, refusal)
+        else:
+            try:
+                sink.write((line + "\n").encode("utf-8"))
+                continue
+            except InfluxBadData as bad:
+                outcome = salvage(sink, line, bad)
+        kind = "field" if outcome.written else "line"
+        aside.extend((part, err, kind) for part, err in outcome.aside)
+    return aside
 
 
 def salvage(sink: _Writes, line: str, refusal: InfluxBadData) -> Salvage:

@@ -160,14 +160,16 @@ class Spool:
         self._tops.update(claims.tops)  # committed: what it wrote is the table now
         return results
 
-    def oldest(self, limit: int) -> Batch | None:
-        """The oldest pending rows, ``limit`` lines or just past it, or None when empty."""
+    def oldest(self, limit: int, *, skip: Sequence[tuple[int, int]] = ()) -> Batch | None:
+        """The oldest pending rows, ``limit`` lines or just past it, or None when empty;
+        ``skip``: first and last ids of batches still on their way (writes in flight together)."""
         rows: list[tuple[int, str, int, int]] = []
         count, adds = 0, self._adds
+        where = "".join(" AND id NOT BETWEEN ? AND ?" for _ in skip)
         with self._read_lock:
             try:
-                cursor = self._reader.execute(
-                    "SELECT id, line, added_ms, n FROM lines ORDER BY id LIMIT ?", (limit,))
+                cursor = self._reader.execute(f"SELECT id, line, added_ms, n FROM lines WHERE 1{where} "
+                                              "ORDER BY id LIMIT ?", (*(i for pair in skip for i in pair), limit))
                 while count < limit:
                     chunk = cursor.fetchmany(max(1, min(1024, limit - count)))
                     if not chunk:
@@ -187,7 +189,7 @@ class Spool:
                 raise SpoolError(f"spool {self.path}: {err}") from err
         if not rows:
             with self._lock:
-                if adds == self._adds:  # none committed since: lines another process added are written too
+                if adds == self._adds and not skip:  # none committed since: lines another process added are written too
                     self._depth = 0
             return None
         return Batch(ids=tuple(map(_ID, rows)), texts=tuple(map(_LINE, rows)), oldest_ms=int(rows[0][2]),

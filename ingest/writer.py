@@ -3,11 +3,13 @@
 A write goes out as soon as the writer is idle: nothing is in flight, so whatever the spool
 holds (up to ``batch_size`` lines) is written at once, and a reading at low load never waits
 for a batch to fill. While a write is on its way, lines pile up, and the next write takes them
-together: under load batches grow and writes stay few, with no timer. The batch leaves the
-spool only after a 2xx. A refused batch (400/413) is halved until the refused lines are isolated and
-set aside as dead letters (a line refused for a field type conflict loses only that field:
-:mod:`ingest.refusals`); every other failure keeps the batch and retries with capped,
-jittered backoff. InfluxDB 1.x may have written part of a refused batch: the parts are
+together: under load batches grow and writes stay few, with no timer. ``in_flight`` > 1: other
+lanes (threads) write too while a full batch waits behind the writes on their way (a backlog;
+never in an outage), so InfluxDB parses them on more cores. A batch leaves the spool after a
+2xx. A refused one (400/413) is halved until the refused lines are isolated and set aside as
+dead letters (a line refused for a field type conflict loses only that field:
+:mod:`ingest.refusals`); every other failure keeps the batch and retries with capped, jittered
+backoff. InfluxDB 1.x may have written part of a refused batch: the parts are
 written again (a point is kept once per series and timestamp), and each line is counted
 once, when the write that settles it answered.
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ingest.errors import InfluxBadData, InfluxDatabaseMissing, InfluxUnavailable, OptionsError, SpoolError
-from ingest.refusals import salvage
+from ingest.refusals import settle_lines
 from ingest.retry import Backoff
 from ingest.spool import Batch, Refused, Spool
 
@@ -59,20 +61,23 @@ class Writer:
 
     def __init__(self, spool: Spool, sink: Sink, *, batch_size: int = 500,
                  flush_interval_s: float = 1.0, backoff: Backoff | None = None,
-                 keys_ttl_s: float = 48 * 3600.0) -> None:
-        if batch_size < 1 or flush_interval_s < 0:
+                 keys_ttl_s: float = 48 * 3600.0, in_flight: int = 1) -> None:
+        if batch_size < 1 or flush_interval_s < 0 or in_flight < 1:
             raise OptionsError(f"bad writer options: batch_size={batch_size}, "
-                             f"flush_interval_s={flush_interval_s}")
+                               f"flush_interval_s={flush_interval_s}, in_flight={in_flight}")
         self._spool = spool
         self._sink = sink
         self._batch_size = batch_size
         self._flush_interval_s = flush_interval_s
         self._backoff = backoff or Backoff()
         self._keys_ttl_s = keys_ttl_s
-        self._wake = threading.Event()
+        self._wakes = [threading.Event() for _ in range(in_flight)]  # one per lane
         self._stopping = threading.Event()
         self._idle = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._flight: dict[int, Batch] = {}  # lane -> its batch on the way
+        self._claims = threading.Lock()  # taking a batch, and what is in flight
+        self._counts = threading.Lock()  # the counters and the outage's state
         self._flush_deadline = 0.0
         self._written = self._batches = self._set_aside = self._failures = self._fields_set_aside = 0
         self._outage_since: float | None = None
@@ -83,22 +88,22 @@ class Writer:
 
     # -- control ---------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sen-writer", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, args=(0,), name="sen-writer", daemon=True)]
+        self._threads[0].start()  # it starts the other lanes once it asked for the database
 
     def notify(self) -> None:
-        """New lines were committed: look at the spool again."""
-        self._wake.set()
+        """New lines were committed: look at the spool again (lane 0 wakes the others, _claim)."""
+        self._wakes[0].set()
 
     def stop(self, *, flush_timeout_s: float = 10.0) -> None:
         """Write what is pending (while InfluxDB answers, at most ``flush_timeout_s``), stop, and
         close the sink (if it has ``close``)."""
         self._flush_deadline = time.monotonic() + flush_timeout_s
         self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for wake in self._wakes:
+            wake.set()
+        while self._threads:  # lane 0 first: the others are in the list once it has ended
+            self._threads.pop(0).join()
         close = getattr(self._sink, "close", None)  # its kept connection (the sink is the writer's now)
         if close is not None:
             close()
@@ -125,45 +130,80 @@ class Writer:
                            last_latency_ms=self._last_latency_ms, fields_set_aside=self._fields_set_aside)
 
     # -- the loop --------------------------------------------------------------------
-    def _run(self) -> None:
-        _LOGGER.info("writer started (batch_size=%s, flush_interval_s=%s)",
-                     self._batch_size, self._flush_interval_s)
-        self._create_database()
+    def _run(self, lane: int) -> None:
+        if lane == 0:
+            _LOGGER.info("writer started (batch_size=%s, flush_interval_s=%s, writes in flight %s)",
+                         self._batch_size, self._flush_interval_s, len(self._wakes))
+            self._create_database()
+            for other in range(1, len(self._wakes)):
+                self._threads.append(threading.Thread(target=self._run, args=(other,), name=f"sen-writer-{other + 1}",
+                                                      daemon=True))
+                self._threads[-1].start()
         while True:
             try:
-                if not self._step():
+                if not self._step(lane):
                     return
             except SpoolError:
                 _LOGGER.exception("spool failed; retrying with backoff")
                 if self._stopping.wait(self._backoff.next_delay()):
                     return
 
-    def _step(self) -> bool:
-        """One turn of the loop; False when the thread should end."""
+    def _step(self, lane: int) -> bool:
+        """One turn of LANE's loop; False when its thread should end."""
         stopping = self._stopping.is_set()
         if stopping and time.monotonic() >= self._flush_deadline:
             return False
-        batch = self._spool.oldest(self._batch_size)
+        batch = self._claim(lane)
         if batch is None:
-            with self._idle:
-                self._idle.notify_all()
+            if lane == 0:
+                with self._idle:
+                    self._idle.notify_all()
             if stopping:
                 return False
-            self._prune_keys()
-            self._sleep(self._flush_interval_s or 1.0)
+            if lane == 0:
+                self._prune_keys()
+            self._sleep(lane, self._flush_interval_s or 1.0)
             return True
-        if not self._deliver(batch):
-            if stopping:
-                return False
+        try:
+            delivered = self._deliver(batch)
+        finally:
+            with self._claims:
+                del self._flight[lane]
+        if not delivered:
+            if stopping or lane:  # lane 0 retries; the others wait for it to get through (_claim)
+                return not stopping
             delay = self._backoff.next_delay()
             if self._retry_after_s is not None:  # the server said when: honour it
                 delay, self._retry_after_s = max(delay, self._retry_after_s), None
             self._stopping.wait(delay)
         return True
 
-    def _sleep(self, seconds: float) -> None:
-        self._wake.wait(seconds)
-        self._wake.clear()
+    def _claim(self, lane: int) -> Batch | None:
+        """The oldest lines no write has on its way, for LANE. Lane 0 takes whatever waits (a
+        reading at low load goes at once); another lane only a full batch behind the writes in
+        flight while InfluxDB answers (:meth:`_behind`): at low load nothing changes."""
+        with self._claims:
+            flying = self._flight.values()
+            if lane and not self._behind():
+                return None
+            batch = self._spool.oldest(self._batch_size, skip=[(b.ids[0], b.ids[-1]) for b in flying])
+            if batch is not None:
+                self._flight[lane] = batch
+            behind = lane == 0 and batch is not None and len(self._wakes) > 1 and self._behind()
+        if behind:  # woken only then: a thread woken at every commit slowed the intake (the GIL)
+            for wake in self._wakes[1:]:
+                wake.set()
+        return batch
+
+    def _behind(self) -> bool:
+        """A full batch waits behind the writes in flight while InfluxDB answers (under _claims)."""
+        flying = self._flight.values()
+        return (self._outage_since is None and bool(flying)
+                and self._spool.pending - sum(map(len, flying)) >= self._batch_size)
+
+    def _sleep(self, lane: int, seconds: float) -> None:
+        self._wakes[lane].wait(seconds)
+        self._wakes[lane].clear()
 
     def _deliver(self, batch: Batch) -> bool:
         """Write ``batch``; False when InfluxDB is unavailable (the batch stays spooled)."""
@@ -180,8 +220,9 @@ class Writer:
             return False
         self._last_latency_ms = (time.monotonic() - started) * 1000.0
         self._spool.delete(batch.ids, lines=len(batch))
-        self._written += len(batch)
-        self._batches += 1
+        with self._counts:
+            self._written += len(batch)
+            self._batches += 1
         self._on_recovery()
         _LOGGER.debug("wrote batch of %s lines (%s written in total, %s pending)",
                      len(batch), self._written, self._spool.pending)
@@ -197,28 +238,18 @@ class Writer:
     def _narrow_row(self, batch: Batch, err: InfluxBadData) -> bool:
         """One row was refused: its lines one by one; of a refused line, what InfluxDB takes is
         written (:func:`~ingest.refusals.salvage`: all but a conflicting field) and the rest set aside."""
-        aside: list[tuple[str, InfluxBadData, str]] = []  # (line, refusal, "line" or "field")
         try:
-            for line in batch.lines:
-                if len(batch) == 1:  # the one line of the batch: refused already
-                    outcome = salvage(self._sink, line, err)
-                else:
-                    try:
-                        self._sink.write((line + "\n").encode("utf-8"))
-                        continue
-                    except InfluxBadData as bad:
-                        outcome = salvage(self._sink, line, bad)
-                kind = "field" if outcome.written else "line"
-                aside.extend((part, refusal, kind) for part, refusal in outcome.aside)
+            aside = settle_lines(self._sink, batch.lines, err)
         except InfluxUnavailable as down:  # the row stays; lines written again are harmless
             self._on_outage(down)
             return False
         self._spool.set_aside_lines(batch.ids[0], [Refused(line=line, reason=f"influx_http_{bad.status}",
                                                            detail=bad.message) for line, bad, _ in aside])
         whole = sum(1 for *_, kind in aside if kind == "line")
-        self._set_aside += whole
-        self._fields_set_aside += len(aside) - whole
-        self._written += len(batch) - whole
+        with self._counts:
+            self._set_aside += whole
+            self._fields_set_aside += len(aside) - whole
+            self._written += len(batch) - whole
         for line, refusal, kind in aside:
             _LOGGER.warning("InfluxDB refused a %s, set aside as dead letter: %s (%s)",
                             kind, line[:200], refusal.message)
@@ -233,13 +264,16 @@ class Writer:
         return True
 
     def _on_outage(self, err: InfluxUnavailable) -> None:
-        self._failures += 1
-        self._retry_after_s = err.retry_after_s
         now = time.monotonic()
-        if self._outage_since is None:
-            self._outage_since = now
-        if self._outage_logged is None or now - self._outage_logged >= _OUTAGE_LOG_EVERY_S:
-            self._outage_logged = now
+        with self._counts:
+            self._failures += 1
+            self._retry_after_s = err.retry_after_s
+            if self._outage_since is None:
+                self._outage_since = now
+            log = self._outage_logged is None or now - self._outage_logged >= _OUTAGE_LOG_EVERY_S
+            if log:
+                self._outage_logged = now
+        if log:
             _LOGGER.error("%s; retrying with backoff, %s lines kept in the spool",
                           err, self._spool.depth())
         else:
@@ -247,10 +281,12 @@ class Writer:
 
     def _on_recovery(self) -> None:
         self._backoff.reset()
-        if self._outage_since is not None:
-            _LOGGER.info("InfluxDB answers again after %.1f s", time.monotonic() - self._outage_since)
-            self._outage_since = None
-            self._outage_logged = None
+        if self._outage_since is None:
+            return
+        with self._counts:
+            since, self._outage_since, self._outage_logged = self._outage_since, None, None
+        if since is not None:
+            _LOGGER.info("InfluxDB answers again after %.1f s", time.monotonic() - since)
 
     def _prune_keys(self) -> None:
         now = time.monotonic()

@@ -21,6 +21,7 @@ _RUN_EXAMPLE = ("sen gateway run --mqtt mqtt://127.0.0.1:1883 --influx http://12
 # flag -> GatewayOptions field (flags override the config file and the environment)
 _FLAGS = {"mqtt": "mqtt_url", "influx": "influx_url", "database": "database",
           "client_id": "client_id", "shared_group": "shared_group", "batch_size": "batch_size",
+          "writes_in_flight": "writes_in_flight",
           "flush_interval": "flush_interval_s", "spool_max_lines": "spool_max_lines",
           "stats_interval": "stats_interval_s", "influx_api": "influx_api",
           "reconnect_max": "reconnect_max_s", "watchdog": "watchdog_s", "bucket": "influx_bucket",
@@ -58,6 +59,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> d
     run.add_argument("--bucket", help="InfluxDB 2.x bucket (default: the database name)")
     run.add_argument("--org", help="InfluxDB 2.x organisation")
     run.add_argument("--batch-size", type=positive_int, metavar="N", help="lines per write at most")
+    run.add_argument("--writes-in-flight", type=positive_int, metavar="N",
+                     help="writes to InfluxDB at once, 1-4 (more than one only while a backlog waits)")
     run.add_argument("--flush-interval", type=positive_float, metavar="S", help="a batch waits at most S seconds")
     run.add_argument("--spool-max-lines", type=non_negative_int, metavar="N",
                      help="stop acking the broker while N lines wait (0: no bound)")

@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING
 from ingest.detect import AutoSink
 from ingest.influx_v1 import InfluxV1
 from ingest.lineproto import Point, encode
-from ingest.retry import Backoff
 from ingest.spool import Entry, Spool
-from ingest.writer import Sink, Writer
+from ingest.writer import Sink
 
 from gateway.service.handler import Handler
 from gateway.service.intake import Intake
@@ -39,7 +38,7 @@ from gateway.service.registry import Registry
 from gateway.service.serial_bridge import SerialBridge
 from gateway.service.serial_input import SerialInput
 from gateway.service.rejects import RejectLog
-from gateway.service.sessions import retire_all
+from gateway.service.sessions import make_writer, retire_all
 
 if TYPE_CHECKING:
     from gateway.web.server import WebServer
@@ -78,9 +77,7 @@ class Parts:
         self.options = options
         self.spool = spool
         self.registry = registry
-        self.writer = Writer(spool, make_sink(options), batch_size=options.batch_size,
-                             flush_interval_s=options.flush_interval_s,
-                             backoff=Backoff(initial_s=0.5, max_s=float(options.reconnect_max_s)))
+        self.writer = make_writer(spool, make_sink(options), options)
         self.rejects = RejectLog(spool)
         self.handler = handler(spool=spool, registry=registry, rejects=self.rejects,
                                on_commit=self.writer.notify)

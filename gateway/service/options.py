@@ -16,6 +16,7 @@ from gateway.service.sample import default
 _DATABASE_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _GROUP_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_MAX_WRITES_IN_FLIGHT = 4  # InfluxDB on a Pi has four cores at most to work on them
 INFLUX_APIS = ("auto", "v1", "v2")
 MAX_WORKERS = 64
 AUTO_WORKERS_CAP = 4  # "auto" never starts more receiving processes than this
@@ -114,6 +115,7 @@ class GatewayOptions:
     # Every default is the sample configuration's (gateway/sen.sample.toml), read by default().
     client_id: str = default("client_id", str)
     batch_size: int = default("batch_size", int)
+    writes_in_flight: int = default("writes_in_flight", int)  # 1-4: a second only behind a full batch
     flush_interval_s: float = default("flush_interval_s", float)
     mqtt_keepalive_s: int = default("mqtt_keepalive_s", int)
     reconnect_max_s: int = default("reconnect_max_s", int)
@@ -163,6 +165,9 @@ class GatewayOptions:
         if self.mqtt_ca_file:
             mqtt_tls_context(self.mqtt_ca_file)  # readable and a CA certificate, or a clear error now
         _positive("batch_size", self.batch_size, integer=True)
+        _positive("writes_in_flight", self.writes_in_flight, integer=True)
+        if self.writes_in_flight > _MAX_WRITES_IN_FLIGHT:
+            raise OptionsError(f"writes_in_flight: {self.writes_in_flight} must be at most {_MAX_WRITES_IN_FLIGHT}")
         _positive("serial_baudrate", self.serial_baudrate, integer=True)
         _positive("ack_interval_s", self.ack_interval_s, allow_zero=True)
         if isinstance(self.web_port, bool) or not isinstance(self.web_port, int) or not 0 <= self.web_port <= 65535:

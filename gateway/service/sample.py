@@ -27,7 +27,7 @@ FIELDS = {
     ("influx", "database"): "database", ("influx", "bucket"): "influx_bucket",
     ("influx", "org"): "influx_org", ("influx", "timeout_s"): "influx_timeout_s",
     ("influx", "gzip"): "gzip", ("influx", "batch_size"): "batch_size",
-    ("influx", "flush_interval_s"): "flush_interval_s",
+    ("influx", "flush_interval_s"): "flush_interval_s", ("influx", "writes_in_flight"): "writes_in_flight",
     ("spool", "dir"): "spool_dir", ("spool", "max_lines"): "spool_max_lines",
     ("spool", "max_batch"): "max_batch", ("spool", "stop_flush_timeout_s"): "stop_flush_timeout_s",
     ("stats", "interval_s"): "stats_interval_s", ("service", "workers"): "workers",

@@ -107,6 +107,13 @@ class SessionInput(MqttInput):
             self.backlog_done.set()
 
 
+def make_writer(spool: Spool, sink: Sink, options: GatewayOptions) -> Writer:
+    """The writer of a gateway's (or a worker's, or a retired worker's) spool, as OPTIONS say."""
+    return Writer(spool, sink, batch_size=options.batch_size, flush_interval_s=options.flush_interval_s,
+                  in_flight=options.writes_in_flight,
+                  backoff=Backoff(initial_s=0.5, max_s=float(options.reconnect_max_s)))
+
+
 def retire(options: GatewayOptions, index: int, *, registry: Registry,
            make_sink: Callable[[GatewayOptions], Sink], stop: threading.Event) -> bool:
     """Take over worker ``index``'s session and spool for good (see the module); True once its
@@ -119,8 +126,7 @@ def retire(options: GatewayOptions, index: int, *, registry: Registry,
         return False
     _LOGGER.info("worker %s is not part of this run: taking over its session %r and spool (%s lines)",
                  index, own.client_id, spool.depth())
-    writer = Writer(spool, make_sink(options), batch_size=options.batch_size, flush_interval_s=options.flush_interval_s,
-                    backoff=Backoff(initial_s=0.5, max_s=float(options.reconnect_max_s)))
+    writer = make_writer(spool, make_sink(options), options)
     handler = Handler(spool=spool, registry=registry, rejects=RejectLog(spool), on_commit=writer.notify)
     inputs: list[SessionInput] = []
     intake = Intake(handler, spool, max_batch=options.max_batch, after_batch=lambda: inputs[0].publish_acks())

@@ -1,4 +1,5 @@
-"""InfluxV1's writes: one kept connection, a closed one replaced once, gzip by InfluxDB's host.
+"""InfluxV1's writes: kept connections (one per write in flight), a closed one replaced once,
+gzip by InfluxDB's host.
 
 A small HTTP/1.1 server on loopback stands in for InfluxDB's ``/write`` here (what it answers
 is InfluxDB's, as the integration tests see it): these tests are about the connection, which
@@ -35,6 +36,7 @@ class _Seen:
     connections: int = 0
     drop_after_answer: bool = False  # close each connection after its answer, without saying so
     status: int = 204
+    together: threading.Barrier | None = None  # answer no write before this many are in
 
 
 @pytest.fixture
@@ -51,6 +53,8 @@ def server() -> Iterator[tuple[str, _Seen]]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            if seen.together is not None:
+                seen.together.wait(5)
             encoding = self.headers.get("Content-Encoding")
             seen.encodings.append(encoding)
             seen.bodies.append(gzip.decompress(body) if encoding == "gzip" else body)
@@ -133,3 +137,21 @@ def test_an_error_answer_keeps_the_connection(server: tuple[str, _Seen]) -> None
     seen.status = 204
     sink.write(b"m v=2i")
     assert len(seen.bodies) == 3 and seen.connections == sink.connections == 1
+
+
+def test_writes_in_flight_together_each_keep_a_connection(server: tuple[str, _Seen]) -> None:
+    # The writer's lanes (ingest.writer, in_flight=2) write at once: neither waits for the
+    # other's answer, and both connections are kept for the writes after.
+    url, seen = server
+    seen.together = threading.Barrier(2)
+    sink = _sink(url)
+    lanes = [threading.Thread(target=sink.write, args=(f"m v={n}i".encode(),)) for n in range(2)]
+    for lane in lanes:
+        lane.start()
+    for lane in lanes:
+        lane.join(10)
+    assert sorted(seen.bodies) == [b"m v=0i", b"m v=1i"] and not seen.together.broken
+    seen.together = None
+    for n in range(2, 6):
+        sink.write(f"m v={n}i".encode())
+    assert len(seen.bodies) == 6 and seen.connections == sink.connections == 2
