@@ -20,7 +20,7 @@
   keeps them: backpressure, never a drop) until the writer has drained it. A real disk-full
   (SQLITE_FULL) raises :class:`SpoolError` like any failed commit: nothing is acked.
 
-One connection serialised by a lock, shared by the input thread and the writer thread, for
+One connection serialised by a lock, shared by the input thread and the writer's threads, for
 every write (:meth:`Spool.delete`'s commit does not sync: a lost delete only writes lines
 again); :meth:`Spool.oldest` reads on a second one (a WAL snapshot of what is committed), so
 the writer's read of a batch does not hold up a commit. A commit's rows go in with few
