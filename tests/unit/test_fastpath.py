@@ -150,6 +150,25 @@ def test_sensors_that_alternate_get_each_its_tags_and_newest_time() -> None:
     assert fast.lines(decoded.readings, decoded.fields, points._head, "lab", "d", "esp32", None) is None
 
 
+# A sensor's value: a few decimals at any size, and any double near the C's own bounds (it
+# writes 1e-4 <= |v| < 1e9 with up to 6 decimals itself, the rest through Python's dtoa).
+decimals = st.builds(lambda m, k, sign: sign * m / 10**k, st.integers(min_value=0, max_value=10**13),
+                     st.integers(min_value=0, max_value=9), st.sampled_from([1, -1]))
+near_bounds = st.sampled_from([1e-4, 9.9999e-5, 1.00001e-4, 999_999_999.999999, 999_999_999.9999999, 1e9,
+                               0.1 + 0.2, 1 / 3, 2.5, 0.5, 123456.7890125, 5e-324, 2**53 + 0.0, -0.0, 0.0])
+
+
+@built
+@settings(max_examples=3000, derandomize=True, deadline=None, database=None)
+@given(value=st.one_of(decimals, near_bounds, st.floats(min_value=-2e9, max_value=2e9),
+                       st.floats(allow_nan=False, allow_infinity=False)))
+def test_the_c_writes_every_float_as_repr_does(value: float) -> None:
+    raw = [{"seq": 1, "ts": 5, "m": {"v": value}}]
+    assert fast is not None
+    found = fast.readings(raw, None, 1)
+    assert found is not None and found.fields[0] == f"boot=1i,seq=1i,v={value!r}"
+
+
 @built
 def test_more_metrics_than_the_c_takes_go_to_the_python() -> None:
     assert fast is not None
