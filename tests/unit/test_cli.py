@@ -30,6 +30,7 @@ def test_every_command_has_help_with_an_example(words: list[str], capsys: pytest
     (["sim", "--mqtt", "mqtt://h:1", "--heapsize", "64Q"], "heap size"),
     (["sim", "--mqtt", "mqtt://h:1", "--batch-max", "0"], "must be at least 1"),
     (["demo", "--duration", "-5"], "positive number"),
+    (["gateway", "run", "--writes-in-flight", "0"], "must be at least 1"),
     (["gateway", "run", "--mqtt", "mqtt://h:1", "--influx", "http://h:2"], "--database"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(argv: list[str], complaint: str,
@@ -81,3 +82,18 @@ def test_gateway_run_takes_the_brokers_ca_for_tls(tmp_path: Path) -> None:
                               "--database", "sen", "--mqtt-ca", str(tmp_path / "missing.crt")])
     with pytest.raises(OptionsError, match="mqtt_ca_file"):
         service_options(args)
+
+
+def test_writes_in_flight_comes_from_the_flag_or_the_config_file_within_its_bound(tmp_path: Path) -> None:
+    from gateway.errors import OptionsError
+
+    parser = build_parser()[0]
+    base = ["gateway", "run", "--mqtt", "mqtt://a:1", "--influx", "http://b:2", "--database", "sen"]
+    assert service_options(parser.parse_args(base)).writes_in_flight == 2  # the sample's
+    assert service_options(parser.parse_args([*base, "--writes-in-flight", "1"])).writes_in_flight == 1
+    with pytest.raises(OptionsError, match="writes_in_flight: 5 must be at most 4"):
+        service_options(parser.parse_args([*base, "--writes-in-flight", "5"]))
+    conf = tmp_path / "gw.toml"
+    conf.write_text('[influx]\nwrites_in_flight = 9\n')
+    with pytest.raises(OptionsError, match=r"gw.toml:2: influx.writes_in_flight"):
+        service_options(parser.parse_args([*base, "--config", str(conf)]))
