@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from gateway.service.identity import BootKey
-from gateway.service.readings import (_INT64_MAX, _MAX_TS_MS, _MAX_UP_MS, _U32_MAX, METRIC_RE, RESERVED_FIELDS, Reading,
-                                      compiled_pass, fast_readings)
+from gateway.service.readings import (_INT64_MAX, _MAX_TS_MS, _MAX_UP_MS, _U32_MAX, METRIC_RE, RESERVED_FIELDS, Lines,
+                                      Reading, compiled_pass, fast_readings)
 from gateway.service.topics import NAME_RE, Topic
 
 MAX_MESSAGE_BYTES = 4096
@@ -75,6 +75,9 @@ class Telemetry:
 
     # Each reading's line-protocol fields part, made while decoding (None: points makes them).
     fields: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    # The readings' lines, newest time and each sensor's newest, when decoding made them: a
+    # message read from its bytes in C whose readings all have ts (they need no anchor).
+    lines: Lines | None = field(default=None, repr=False, compare=False)
     key: BootKey = field(init=False, repr=False, compare=False)  # asked for often: made once
     needs_anchor: bool = field(init=False, repr=False, compare=False)  # a reading, or d, needs the clock
 
@@ -235,11 +238,18 @@ if compiled_pass is not None:
     compiled_pass.setup_telemetry(Telemetry, BootKey, DEFAULT_BOARD)
 _c_telemetry: Callable[[object, str, str], Telemetry | None] | None = (
     compiled_pass.telemetry if compiled_pass is not None else None)
+_c_message: Callable[[bytes, str, str], Telemetry | None] | None = (
+    compiled_pass.message if compiled_pass is not None else None)
 
 
 def decode_telemetry(topic: Topic, payload: bytes, *,
                      doc: Mapping[str, object] | None = None) -> Telemetry | Reject:
     """Decode one telemetry message on ``topic``; ``doc``: its JSON object, when a transport parsed it already."""
+    if (_c_message is not None and doc is None and type(payload) is bytes
+            and len(payload) <= MAX_MESSAGE_BYTES):  # the common message, from its bytes
+        found = _c_message(payload, topic.site, topic.device)
+        if found is not None:
+            return found
     fast = _fast_doc(payload) if doc is None else None
     if _c_telemetry is not None and len(payload) <= MAX_MESSAGE_BYTES:  # the common message, in C
         found = _c_telemetry(fast if doc is None else doc, topic.site, topic.device)

@@ -47,6 +47,8 @@ static PyMethodDef methods[] = {
      "setup_telemetry(Telemetry, BootKey, default_board): what telemetry() makes."},
     {"telemetry", (PyCFunction)(void (*)(void))fp_telemetry, METH_FASTCALL,
      "telemetry(doc, site, device) -> Telemetry | None: decode._telemetry for the common message."},
+    {"message", (PyCFunction)(void (*)(void))fp_message, METH_FASTCALL,
+     "message(payload, site, device) -> Telemetry | None: decode_telemetry from the bytes, lines made."},
     {"setup", fp_setup, METH_VARARGS, "setup(Reading, Decoded): the types readings() makes."},
     {"readings", (PyCFunction)(void (*)(void))fp_readings, METH_FASTCALL,
      "readings(raw, envelope_up, boot) -> Decoded | None: readings.fast_readings, or None (not mine)."},

@@ -19,11 +19,25 @@ extern PyTypeObject *telemetry_type, *bootkey_type;  /* set by setup_telemetry()
 extern PyObject *default_board;
 int envelope_keys(void);
 
+typedef struct {  /* one field of a reading's fields part */
+    const char *name;
+    Py_ssize_t len;
+    int index;  /* -2: boot, -1: seq, else the metric's */
+} Part;
+#define FIELDS_TEXT_MAX ((MAX_NAME + 32) * (MAX_METRICS + 2))
+char *fields_text(char *at, Part *parts, const double *values, Py_ssize_t count, long long seq, long long boot);
+
 PyObject *fp_readings(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *decode_readings(PyObject *raw, int has_up, long long boot);
 int sensor_name(PyObject *name);  /* topics.NAME_RE */
+int name_text(const char *text, Py_ssize_t len);  /* the same, of bytes */
 const char *metric_name(PyObject *name, Py_ssize_t *len, int reserved_too);
+int metric_text(const char *text, Py_ssize_t len, int reserved_too);
+PyObject *new_telemetry(PyObject *site, PyObject *dev, PyObject *board, long long boot, long long fid,
+                        long long up, long long lo, long long ob, PyObject *readings, PyObject *fields,
+                        PyObject *diag, PyObject *uptime_only, PyObject *lines);
+PyObject *fp_message(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 PyObject *named(PyTypeObject *type, PyObject **items, Py_ssize_t n);
 PyObject *fp_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
@@ -53,6 +67,15 @@ static inline int int_in(PyObject *value, long long low, long long high, long lo
         return 0;
     *out = v;
     return 1;
+}
+
+/* A new str of the ASCII text. */
+static inline PyObject *ascii_str(const char *text, Py_ssize_t len)
+{
+    PyObject *out = PyUnicode_New(len, 127);
+    if (out != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(out), text, len);
+    return out;
 }
 
 static inline char *put(char *at, const char *text, Py_ssize_t len)

@@ -10,9 +10,9 @@ PyObject *default_board;  /* decode.DEFAULT_BOARD */
 
 /* The envelope's keys and the Telemetry's attributes, interned once (envelope_keys()). */
 enum { V, DEV, BOOT, FID, UP, LO, OB, BOARD, R, D,
-       SITE, DEVICE, UP_MS, READINGS, FIELDS, DIAG, KEY, NEEDS_ANCHOR, KEYS };
+       SITE, DEVICE, UP_MS, READINGS, FIELDS, DIAG, KEY, NEEDS_ANCHOR, LINES, KEYS };
 static const char *const key_names[KEYS] = {"v", "dev", "boot", "fid", "up", "lo", "ob", "board", "r", "d",
-    "site", "device", "up_ms", "readings", "fields", "diag", "key", "needs_anchor"};
+    "site", "device", "up_ms", "readings", "fields", "diag", "key", "needs_anchor", "lines"};
 static PyObject *keys[KEYS];
 
 int envelope_keys(void)
@@ -95,10 +95,50 @@ not_mine:
     return Py_NewRef(Py_None);
 }
 
+/* A Telemetry as decode._telemetry makes it (readings, fields, diag and lines borrowed; lines
+ * NULL: not set, the class's None). uptime_only: Py_True when a reading has only up; fid, up,
+ * lo, ob: -1 when absent. */
+PyObject *new_telemetry(PyObject *site, PyObject *dev, PyObject *board, long long boot, long long fid,
+                        long long up, long long lo, long long ob, PyObject *readings, PyObject *fields,
+                        PyObject *diag, PyObject *uptime_only, PyObject *lines)
+{
+    PyObject *out, *dict, *key, *items[4];
+    if (ob >= boot)  /* only an older boot changes which boot is acked */
+        ob = -1;
+    items[0] = Py_NewRef(site);
+    items[1] = Py_NewRef(dev);
+    items[2] = PyLong_FromLongLong(fid < 0 ? 0 : fid);
+    items[3] = PyLong_FromLongLong(boot);
+    if (items[2] == NULL || items[3] == NULL) {
+        Py_DECREF(items[0]); Py_DECREF(items[1]); Py_XDECREF(items[2]); Py_XDECREF(items[3]);
+        return NULL;
+    }
+    key = named(bootkey_type, items, 4);
+    out = key ? telemetry_type->tp_alloc(telemetry_type, 0) : NULL;
+    dict = out ? PyObject_GenericGetDict(out, NULL) : NULL;
+    if (dict == NULL
+        || set(dict, SITE, Py_NewRef(site)) || set(dict, DEVICE, Py_NewRef(dev))
+        || set(dict, BOARD, Py_NewRef(board)) || set(dict, BOOT, Py_NewRef(PyTuple_GET_ITEM(key, 3)))
+        || set(dict, FID, Py_NewRef(PyTuple_GET_ITEM(key, 2))) || set(dict, UP_MS, int_or_none(up))
+        || set(dict, READINGS, Py_NewRef(readings)) || set(dict, FIELDS, Py_NewRef(fields))
+        || set(dict, DIAG, Py_NewRef(diag)) || set(dict, LO, int_or_none(lo)) || set(dict, OB, int_or_none(ob))
+        || set(dict, KEY, Py_NewRef(key))
+        || set(dict, NEEDS_ANCHOR, Py_NewRef(PyDict_GET_SIZE(diag) && up >= 0 ? Py_True : uptime_only))
+        || (lines != NULL && set(dict, LINES, Py_NewRef(lines)))) {
+        Py_XDECREF(dict);
+        Py_XDECREF(out);
+        Py_XDECREF(key);
+        return NULL;
+    }
+    Py_DECREF(dict);
+    Py_DECREF(key);
+    return out;
+}
+
 /* telemetry(doc, site, device) -> Telemetry | None; device: the topic's. */
 PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *doc, *site, *device, *version, *dev, *board, *raw, *d, *diag, *decoded, *out, *dict, *key, *items[4];
+    PyObject *doc, *site, *device, *version, *dev, *board, *raw, *d, *diag, *decoded, *out;
     long long boot, fid, up, lo, ob, version_value;
 
     if (nargs != 3 || telemetry_type == NULL || reading_type == NULL) {
@@ -122,10 +162,6 @@ PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         || !optional_int(doc, LO, U32_MAX, &lo) || !optional_int(doc, OB, U32_MAX, &ob) || raw == NULL) {
         Py_RETURN_NONE;
     }
-    if (ob >= boot)  /* only an older boot changes which boot is acked */
-        ob = -1;
-    if (fid < 0)
-        fid = 0;
     d = get(doc, D);
     diag = d == NULL ? PyDict_New() : diag_of(d);
     if (diag == NULL || diag == Py_None)
@@ -135,38 +171,8 @@ PyObject *fp_telemetry(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         Py_DECREF(diag);
         return decoded;
     }
-    items[0] = Py_NewRef(site);
-    items[1] = Py_NewRef(dev);
-    items[2] = PyLong_FromLongLong(fid);
-    items[3] = PyLong_FromLongLong(boot);
-    if (items[2] == NULL || items[3] == NULL) {
-        Py_DECREF(items[0]); Py_DECREF(items[1]); Py_XDECREF(items[2]); Py_XDECREF(items[3]);
-        Py_DECREF(decoded);
-        Py_DECREF(diag);
-        return NULL;
-    }
-    key = named(bootkey_type, items, 4);
-    out = key ? telemetry_type->tp_alloc(telemetry_type, 0) : NULL;
-    dict = out ? PyObject_GenericGetDict(out, NULL) : NULL;
-    if (dict == NULL
-        || set(dict, SITE, Py_NewRef(site)) || set(dict, DEVICE, Py_NewRef(dev))
-        || set(dict, BOARD, Py_NewRef(board)) || set(dict, BOOT, Py_NewRef(PyTuple_GET_ITEM(key, 3)))
-        || set(dict, FID, Py_NewRef(PyTuple_GET_ITEM(key, 2))) || set(dict, UP_MS, int_or_none(up))
-        || set(dict, READINGS, Py_NewRef(PyTuple_GET_ITEM(decoded, 0)))
-        || set(dict, FIELDS, Py_NewRef(PyTuple_GET_ITEM(decoded, 1))) || set(dict, DIAG, Py_NewRef(diag))
-        || set(dict, LO, int_or_none(lo)) || set(dict, OB, int_or_none(ob))
-        || set(dict, KEY, Py_NewRef(key))
-        || set(dict, NEEDS_ANCHOR, Py_NewRef(PyDict_GET_SIZE(diag) && up >= 0 ? Py_True
-                                             : PyTuple_GET_ITEM(decoded, 2)))) {
-        Py_XDECREF(dict);
-        Py_DECREF(diag);
-        Py_XDECREF(out);
-        Py_XDECREF(key);
-        Py_DECREF(decoded);
-        return NULL;
-    }
-    Py_DECREF(dict);
-    Py_DECREF(key);
+    out = new_telemetry(site, dev, board, boot, fid, up, lo, ob, PyTuple_GET_ITEM(decoded, 0),
+                        PyTuple_GET_ITEM(decoded, 1), diag, PyTuple_GET_ITEM(decoded, 2), NULL);
     Py_DECREF(decoded);
     Py_DECREF(diag);
     return out;

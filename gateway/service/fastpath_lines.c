@@ -34,7 +34,7 @@ PyObject *fp_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     call[2] = args[5];
     for (i = 0; i < n; i++) {
         PyObject *reading = PyTuple_GET_ITEM(readings, i), *ts, *line, *known;
-        Py_ssize_t head_len, part_len, digits_len;
+        Py_ssize_t head_len = 0, part_len = 0, digits_len;
         const char *head_text, *part_text;
         long long ts_value, up_value;
         char digits[24], *at;

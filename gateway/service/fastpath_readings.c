@@ -1,32 +1,39 @@
 /* readings(): gateway/service/readings.py's fast_readings (fastpath.c says how the two agree). */
 #include "fastpath.h"
 
-static const char *const reserved[] = {"seq", "boot", "time", "site", "device", "board", "sensor"};
+/* readings.RESERVED_FIELDS, with their lengths. */
+static const struct { const char *name; Py_ssize_t len; } reserved[] = {
+    {"seq", 3}, {"boot", 4}, {"time", 4}, {"site", 4}, {"device", 6}, {"board", 5}, {"sensor", 6}};
 
 /* readings.METRIC_RE ([a-z][a-z0-9_]{0,63}), and not RESERVED_FIELDS when reserved_too. */
-const char *metric_name(PyObject *name, Py_ssize_t *len, int reserved_too)
+int metric_text(const char *s, Py_ssize_t n, int reserved_too)
 {
-    const char *s = ascii(name, len);
-    Py_ssize_t n = *len, i;
-    if (s == NULL || n < 1 || n > MAX_NAME || s[0] < 'a' || s[0] > 'z')
-        return NULL;
+    Py_ssize_t i;
+    if (n < 1 || n > MAX_NAME || s[0] < 'a' || s[0] > 'z')
+        return 0;
     for (i = 1; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return NULL;
+            return 0;
     }
     for (i = 0; reserved_too && i < (Py_ssize_t)(sizeof reserved / sizeof reserved[0]); i++)
-        if ((Py_ssize_t)strlen(reserved[i]) == n && memcmp(reserved[i], s, n) == 0)
-            return NULL;
-    return s;
+        if (reserved[i].len == n && memcmp(reserved[i].name, s, n) == 0)
+            return 0;
+    return 1;
+}
+
+/* metric_text of a str: its bytes, else NULL. */
+const char *metric_name(PyObject *name, Py_ssize_t *len, int reserved_too)
+{
+    const char *s = ascii(name, len);
+    return s != NULL && metric_text(s, *len, reserved_too) ? s : NULL;
 }
 
 /* topics.NAME_RE: [a-z0-9_-]{1,32}. */
-int sensor_name(PyObject *name)
+int name_text(const char *s, Py_ssize_t n)
 {
-    Py_ssize_t n, i;
-    const char *s = ascii(name, &n);
-    if (s == NULL || n < 1 || n > MAX_SENSOR)
+    Py_ssize_t i;
+    if (n < 1 || n > MAX_SENSOR)
         return 0;
     for (i = 0; i < n; i++) {
         char c = s[i];
@@ -36,14 +43,14 @@ int sensor_name(PyObject *name)
     return 1;
 }
 
-
-static PyObject *ascii_str(const char *text, Py_ssize_t len)
+/* name_text of a str. */
+int sensor_name(PyObject *name)
 {
-    PyObject *out = PyUnicode_New(len, 127);
-    if (out != NULL)
-        memcpy(PyUnicode_1BYTE_DATA(out), text, len);
-    return out;
+    Py_ssize_t n;
+    const char *s = ascii(name, &n);
+    return s != NULL && name_text(s, n);
 }
+
 
 /* A tuple subclass (a NamedTuple) of n items, made as tuple.__new__ makes one; steals them. */
 PyObject *named(PyTypeObject *type, PyObject **items, Py_ssize_t n)
@@ -97,52 +104,14 @@ static char *put_float(char *at, double value)
 }
 
 
-typedef struct {
-    const char *name;
-    Py_ssize_t len;
-    int index;  /* -2: boot, -1: seq, else the metric's */
-} Part;
-
-/* One reading's fields part, sorted by name as ingest.lineproto.encode writes them. 1: done,
- * 0: not a reading for this pass, -1: an error is set. *metrics becomes a new dict of floats when
- * a value was an int (decode's careful path makes floats of them too). */
-static int fields_of(PyObject **metrics, long long seq, long long boot, PyObject **out)
+/* A reading's fields part at `at`, sorted by name as ingest.lineproto.encode writes them:
+ * parts[0] and parts[1] are boot and seq, parts[2 .. count + 2) the metrics (index into values).
+ * The end of what was written, or NULL (an error is set). Room: FIELDS_TEXT_MAX. */
+char *fields_text(char *at, Part *parts, const double *values, Py_ssize_t count, long long seq, long long boot)
 {
-    Part parts[MAX_METRICS + 2];
-    double values[MAX_METRICS];
-    PyObject *names[MAX_METRICS];
-    char text[(MAX_NAME + 32) * (MAX_METRICS + 2)];
-    char *at = text;
-    Py_ssize_t pos = 0, count = 0, i, j;
-    PyObject *key, *value;
-    int ints = 0;
-
-    if (PyDict_GET_SIZE(*metrics) > MAX_METRICS)
-        return 0;
+    Py_ssize_t i, j;
     parts[0] = (Part){"boot", 4, -2};
     parts[1] = (Part){"seq", 3, -1};
-    while (PyDict_Next(*metrics, &pos, &key, &value)) {
-        Py_ssize_t len;
-        const char *name = metric_name(key, &len, 1);
-        double number;
-        if (name == NULL)
-            return 0;
-        if (PyFloat_CheckExact(value)) {
-            number = PyFloat_AS_DOUBLE(value);
-            if (!isfinite(number))
-                return 0;
-        } else {
-            long long whole;  /* readings._INT64_MAX either way */
-            if (!int_in(value, -9223372036854775807LL, 9223372036854775807LL, &whole))
-                return 0;
-            number = (double)whole;  /* round to nearest, ties to even, as float(int) */
-            ints = 1;
-        }
-        names[count] = key;
-        values[count] = number;
-        parts[count + 2] = (Part){name, len, (int)count};
-        count++;
-    }
     for (i = 1; i < count + 2; i++) {  /* a handful of names: insertion sort */
         Part part = parts[i];
         for (j = i; j > 0; j--) {
@@ -171,11 +140,56 @@ static int fields_of(PyObject **metrics, long long seq, long long boot, PyObject
             }
             repr = PyOS_double_to_string(values[parts[i].index], 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
             if (repr == NULL)
-                return -1;
+                return NULL;
             at = put(at, repr, (Py_ssize_t)strlen(repr));
             PyMem_Free(repr);
         }
     }
+    return at;
+}
+
+
+/* One reading's fields part, sorted by name as ingest.lineproto.encode writes them. 1: done,
+ * 0: not a reading for this pass, -1: an error is set. *metrics becomes a new dict of floats when
+ * a value was an int (decode's careful path makes floats of them too). */
+static int fields_of(PyObject **metrics, long long seq, long long boot, PyObject **out)
+{
+    Part parts[MAX_METRICS + 2];
+    double values[MAX_METRICS];
+    PyObject *names[MAX_METRICS];
+    char text[FIELDS_TEXT_MAX];
+    char *at;
+    Py_ssize_t pos = 0, count = 0, i;
+    PyObject *key, *value;
+    int ints = 0;
+
+    if (PyDict_GET_SIZE(*metrics) > MAX_METRICS)
+        return 0;
+    while (PyDict_Next(*metrics, &pos, &key, &value)) {
+        Py_ssize_t len;
+        const char *name = metric_name(key, &len, 1);
+        double number;
+        if (name == NULL)
+            return 0;
+        if (PyFloat_CheckExact(value)) {
+            number = PyFloat_AS_DOUBLE(value);
+            if (!isfinite(number))
+                return 0;
+        } else {
+            long long whole;  /* readings._INT64_MAX either way */
+            if (!int_in(value, -9223372036854775807LL, 9223372036854775807LL, &whole))
+                return 0;
+            number = (double)whole;  /* round to nearest, ties to even, as float(int) */
+            ints = 1;
+        }
+        names[count] = key;
+        values[count] = number;
+        parts[count + 2] = (Part){name, len, (int)count};
+        count++;
+    }
+    at = fields_text(text, parts, values, count, seq, boot);
+    if (at == NULL)
+        return -1;
     if (ints) {
         PyObject *floats = PyDict_New();
         if (floats == NULL)

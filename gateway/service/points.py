@@ -25,10 +25,9 @@ from ingest.spool import Entry
 
 from gateway.errors import AnchorMissing
 from gateway.service.decode import Telemetry
-from gateway.service.readings import Reading, compiled_pass, field_key, template
+from gateway.service.readings import Lines, Reading, compiled_pass, field_key, template
 
-_Lines = tuple[list[str], int | None, dict[str, int]]  # a message's lines, newest time, each sensor's
-_c_lines: Callable[..., _Lines | None] | None = compiled_pass.lines if compiled_pass is not None else None
+_c_lines: Callable[..., Lines | None] | None = compiled_pass.lines if compiled_pass is not None else None
 
 
 def reading_time(reading: Reading, anchor_ms: int | None) -> int:
@@ -78,9 +77,11 @@ def _fields(reading: Reading, boot: int) -> str:
     return ",".join(text for _, text in fields)
 
 
-def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> _Lines:
+def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> Lines:
     """The ``telemetry`` lines of every reading (as :func:`ingest.lineproto.encode` writes
     them, without building a Point per reading), the newest reading time, and each sensor's."""
+    if telemetry.lines is not None:  # made while decoding
+        return telemetry.lines
     site, device, board, boot = telemetry.site, telemetry.device, telemetry.board, telemetry.boot
     readings = telemetry.readings
     fields = telemetry.fields or [_fields(reading, boot) for reading in readings]
@@ -92,7 +93,7 @@ def _reading_lines(telemetry: Telemetry, anchor_ms: int | None) -> _Lines:
 
 
 def python_lines(readings: tuple[Reading, ...], fields: Sequence[str], site: str, device: str, board: str,
-                 anchor_ms: int | None) -> _Lines:
+                 anchor_ms: int | None) -> Lines:
     """:func:`_reading_lines`' loop (in C where ``fastpath.c`` was built: the same result)."""
     lines: list[str] = []
     newest: int | None = None

@@ -47,6 +47,9 @@ class Reading(NamedTuple):  # a tuple: a message of ten makes ten, and a tuple i
     sensor: str | None = None  # the reading's ``s``; None from firmware that predates it
 
 
+Lines = tuple[list[str], int | None, dict[str, int]]  # a message's lines, newest time, each sensor's
+
+
 _FIELD_KEYS: dict[str, str] = {}  # metric name -> "escaped_name="
 _TEMPLATES: dict[tuple[str, ...], str] = {}  # metric names -> the fields part, as a format string
 
