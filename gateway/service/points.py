@@ -25,6 +25,7 @@ from ingest.spool import Entry
 
 from gateway.errors import AnchorMissing
 from gateway.service.decode import Telemetry
+from gateway.service.identity import BootKey
 from gateway.service.readings import Lines, Reading, compiled_pass, field_key, template
 
 _c_lines: Callable[..., Lines | None] | None = compiled_pass.lines if compiled_pass is not None else None
@@ -121,16 +122,30 @@ class Spooled(NamedTuple):
     seqs: list[int]  # the readings' seqs, in the message's order
 
 
+_STREAMS: dict[BootKey, str] = {}  # a boot's stream, made once (the key of every message)
+_STREAMS_MAX = 65536
+_new_tuple = tuple.__new__
+
+
+def _stream(key: BootKey) -> str:
+    found = _STREAMS.get(key)
+    if found is None:
+        if len(_STREAMS) >= _STREAMS_MAX:
+            _STREAMS.clear()
+        found = _STREAMS[key] = key.stream
+    return found
+
+
 def spool_entries(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int) -> Spooled:
     """The readings as one :class:`Run` keyed by (boot key, seq), plus the diag line."""
     lines, newest, sensors = _reading_lines(telemetry, anchor_ms)
     seqs = [r.seq for r in telemetry.readings]
     out: list[Entry | Run] = []
     if lines:
-        out.append(Run(stream=telemetry.key.stream, seqs=tuple(seqs), lines=tuple(lines)))
+        out.append(_new_tuple(Run, (_stream(telemetry.key), tuple(seqs), tuple(lines))))
     if telemetry.diag:
         out.append(_diag_entry(telemetry, anchor_ms, newest, received_ms))
-    return Spooled(out, newest, sensors, seqs)
+    return _new_tuple(Spooled, (out, newest, sensors, seqs))
 
 
 def to_spool(telemetry: Telemetry, *, anchor_ms: int | None, received_ms: int) -> list[Entry | Run]:
