@@ -1,9 +1,11 @@
-/* The gateway's per-reading work in C: gateway/service/readings.py's fast_readings and
- * points.py's line loop, for the common message. Each function gives the Python version's exact
+/* The gateway's per-reading work in C: gateway/service/readings.py's fast_readings, points.py's
+ * line loop and decode.py's envelope, for the common message; message() (fastpath_message.c)
+ * does all three from the message's bytes. Each function gives the Python version's exact
  * result or None ("not mine"), and the Python version then runs: anything unusual (a value that
  * is not a finite float or a 64-bit integer, a name the schema refuses, more than MAX_METRICS
  * metrics, a missing anchor) is left to it, and from there to decode.py's careful path, which
- * names what is wrong. tests/unit/test_fastpath.py pins both to the same output.
+ * names what is wrong. tests/unit/test_fastpath.py and test_fastpath_message.py pin both to the
+ * same output.
  *
  * Built by setup.py as an optional extension: without a compiler the gateway runs the Python
  * versions (SEN_PURE_PYTHON=1 chooses them too). */

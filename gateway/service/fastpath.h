@@ -1,4 +1,4 @@
-/* What the three files of the _fastpath module share (fastpath.c says what the module is). */
+/* What the files of the _fastpath module share (fastpath.c says what the module is). */
 #ifndef SEN_FASTPATH_H
 #define SEN_FASTPATH_H
 #define PY_SSIZE_T_CLEAN
