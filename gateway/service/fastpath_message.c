@@ -29,10 +29,19 @@ static PyObject *name_str(const Text *t)
     return found;
 }
 
+/* dict[name] = value, both stolen; either NULL (an error is set) or a failed set: -1. */
+static int set_item(PyObject *dict, PyObject *name, PyObject *value)
+{
+    int failed = name == NULL || value == NULL || PyDict_SetItem(dict, name, value) < 0;
+    Py_XDECREF(name);
+    Py_XDECREF(value);
+    return failed ? -1 : 0;
+}
+
 /* The envelope's d as decode._diag makes it: a new dict; NULL: not mine, or an error is set. */
 static PyObject *diag(Scan *s)
 {
-    PyObject *out = PyDict_New(), *name, *value;
+    PyObject *out = PyDict_New(), *value;
     Text key_text, text;
     Number n;
     if (out == NULL)
@@ -55,15 +64,10 @@ static PyObject *diag(Scan *s)
             value = PyFloat_FromDouble(n.value);
         else
             goto not_mine;
-        name = value ? name_str(&key_text) : NULL;
-        if (name == NULL || PyDict_SetItem(out, name, value) < 0) {
-            Py_XDECREF(name);
-            Py_XDECREF(value);
+        if (set_item(out, value ? name_str(&key_text) : NULL, value) < 0) {
             Py_DECREF(out);
             return NULL;
         }
-        Py_DECREF(name);
-        Py_DECREF(value);
         if (PyDict_GET_SIZE(out) == size)  /* a key twice */
             goto not_mine;
     } while (next_is(s, ','));
@@ -142,15 +146,11 @@ static PyObject *reading_of(const Raw *raw, const Metric *metric, long long boot
         return NULL;
     for (j = 0; j < raw->count; j++) {
         const Metric *m = &metric[raw->first + j];
-        PyObject *name = name_str(&m->name), *value = name ? PyFloat_FromDouble(m->value) : NULL;
-        if (value == NULL || PyDict_SetItem(metrics, name, value) < 0) {
-            Py_XDECREF(name);
-            Py_XDECREF(value);
+        PyObject *name = name_str(&m->name);
+        if (set_item(metrics, name, name ? PyFloat_FromDouble(m->value) : NULL) < 0) {
             Py_DECREF(metrics);
             return NULL;
         }
-        Py_DECREF(name);
-        Py_DECREF(value);
         values[j] = m->value;
         parts[j + 2] = (Part){m->name.text, m->name.len, (int)j};
     }
