@@ -165,9 +165,7 @@ class GatewayOptions:
         if self.mqtt_ca_file:
             mqtt_tls_context(self.mqtt_ca_file)  # readable and a CA certificate, or a clear error now
         _positive("batch_size", self.batch_size, integer=True)
-        _positive("writes_in_flight", self.writes_in_flight, integer=True)
-        if self.writes_in_flight > _MAX_WRITES_IN_FLIGHT:
-            raise OptionsError(f"writes_in_flight: {self.writes_in_flight} must be at most {_MAX_WRITES_IN_FLIGHT}")
+        _positive("writes_in_flight", self.writes_in_flight, integer=True, high=_MAX_WRITES_IN_FLIGHT)
         _positive("serial_baudrate", self.serial_baudrate, integer=True)
         _positive("ack_interval_s", self.ack_interval_s, allow_zero=True)
         if isinstance(self.web_port, bool) or not isinstance(self.web_port, int) or not 0 <= self.web_port <= 65535:
@@ -182,10 +180,9 @@ class GatewayOptions:
         _positive("stop_flush_timeout_s", self.stop_flush_timeout_s, allow_zero=True)
         if self.shared_group and not _GROUP_RE.fullmatch(self.shared_group):
             raise OptionsError(f"shared_group: {self.shared_group!r} must match {_GROUP_RE.pattern}")
-        for name in ("session_expiry_s", "receive_max", "max_batch"):
+        for name in ("session_expiry_s", "max_batch"):
             _positive(name, getattr(self, name), integer=True)
-        if self.receive_max > 65535:
-            raise OptionsError(f"receive_max: {self.receive_max} must be at most 65535")
+        _positive("receive_max", self.receive_max, integer=True, high=65535)
         _positive("spool_max_lines", self.spool_max_lines, integer=True, allow_zero=True)
         _positive("watchdog_s", self.watchdog_s)
         _positive("stats_interval_s", self.stats_interval_s)
@@ -231,7 +228,8 @@ class GatewayOptions:
         return parse_influx_url(self.influx_url)
 
 
-def _positive(option: str, value: object, *, integer: bool = False, allow_zero: bool = False) -> None:
+def _positive(option: str, value: object, *, integer: bool = False, allow_zero: bool = False,
+              high: float | None = None) -> None:
     kinds: tuple[type, ...] = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an integer" if integer else "a number"
@@ -239,3 +237,5 @@ def _positive(option: str, value: object, *, integer: bool = False, allow_zero: 
     number = float(value)  # type: ignore[arg-type]
     if number < 0 or (number == 0 and not allow_zero) or number != number:
         raise OptionsError(f"{option}: {value!r} must be {'>= 0' if allow_zero else '> 0'}")
+    if high is not None and number > high:
+        raise OptionsError(f"{option}: {value!r} must be at most {high}")

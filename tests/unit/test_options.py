@@ -55,6 +55,8 @@ def test_options_are_frozen_and_keyword_only() -> None:
     ("writes_in_flight", 0),
     ("writes_in_flight", 5),
     ("writes_in_flight", 1.5),
+    ("receive_max", 0),
+    ("receive_max", 65536),
     ("flush_interval_s", -1),
     ("influx_timeout_s", 0),
     ("spool_dir", "/tmp/spool"),
