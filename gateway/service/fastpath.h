@@ -100,4 +100,21 @@ static inline char *put_int(char *at, long long value)
     return at;
 }
 
+/* "HEAD PART TS": a line of line protocol, as points' line loop writes it. */
+static inline PyObject *line_str(const char *head, Py_ssize_t head_len, const char *part, Py_ssize_t part_len,
+                                 long long ts)
+{
+    char digits[24], *at;
+    Py_ssize_t digits_len = put_int(digits, ts) - digits;
+    PyObject *line = PyUnicode_New(head_len + part_len + 2 + digits_len, 127);
+    if (line == NULL)
+        return NULL;
+    at = put((char *)PyUnicode_1BYTE_DATA(line), head, head_len);
+    *at++ = ' ';
+    at = put(at, part, part_len);
+    *at++ = ' ';
+    put(at, digits, digits_len);
+    return line;
+}
+
 #endif

@@ -34,10 +34,9 @@ PyObject *fp_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     call[2] = args[5];
     for (i = 0; i < n; i++) {
         PyObject *reading = PyTuple_GET_ITEM(readings, i), *ts, *line, *known;
-        Py_ssize_t head_len = 0, part_len = 0, digits_len;
+        Py_ssize_t head_len = 0, part_len = 0;
         const char *head_text, *part_text;
         long long ts_value, up_value;
-        char digits[24], *at;
         if (!PyTuple_Check(reading) || PyTuple_GET_SIZE(reading) != 5)
             goto not_mine;
         ts = PyTuple_GET_ITEM(reading, 1);
@@ -80,16 +79,10 @@ PyObject *fp_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         part_text = ascii(PySequence_Fast_GET_ITEM(fields, i), &part_len);
         if (head_text == NULL || part_text == NULL)
             goto not_mine_ts;
-        digits_len = put_int(digits, ts_value) - digits;
-        line = PyUnicode_New(head_len + part_len + 2 + digits_len, 127);
+        line = line_str(head_text, head_len, part_text, part_len, ts_value);
         if (line == NULL)
             goto error_ts;
         Py_DECREF(ts);
-        at = put((char *)PyUnicode_1BYTE_DATA(line), head_text, head_len);
-        *at++ = ' ';
-        at = put(at, part_text, part_len);
-        *at++ = ' ';
-        put(at, digits, digits_len);
         PyList_SET_ITEM(lines, i, line);
         continue;
     error_ts:

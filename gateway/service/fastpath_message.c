@@ -168,29 +168,19 @@ static PyObject *reading_of(const Raw *raw, const Metric *metric, long long boot
     return named(reading_type, items, 5);
 }
 
-/* "telemetry,board=B,device=D[,sensor=S],site=X <fields> <ts>", as points._head and the line loop. */
-static PyObject *line_of(const Text *head, const Text *sensor, const Text *site, const char *fields,
+/* "telemetry,board=B,device=D[,sensor=S],site=X <fields> <ts>", as points._head and the line
+ * loop write it; head: "telemetry,board=B,device=D", with room for the rest (HEAD_MAX). */
+static PyObject *line_of(char *head, Py_ssize_t head_len, const Text *sensor, const Text *site, const char *fields,
                          Py_ssize_t fields_len, long long ts)
 {
-    char digits[24];
-    Py_ssize_t digits_len = put_int(digits, ts) - digits;
-    Py_ssize_t len = head->len + (sensor->text ? 8 + sensor->len : 0) + 6 + site->len + 2 + fields_len + digits_len;
-    PyObject *line = PyUnicode_New(len, 127);
-    char *at;
-    if (line == NULL)
-        return NULL;
-    at = put((char *)PyUnicode_1BYTE_DATA(line), head->text, head->len);
+    char *at = head + head_len;
     if (sensor->text) {
         at = put(at, ",sensor=", 8);
         at = put(at, sensor->text, sensor->len);
     }
     at = put(at, ",site=", 6);
     at = put(at, site->text, site->len);
-    *at++ = ' ';
-    at = put(at, fields, fields_len);
-    *at++ = ' ';
-    put(at, digits, digits_len);
-    return line;
+    return line_str(head, at - head, fields, fields_len, ts);
 }
 
 /* The readings (a tuple), and either their lines (every reading has its ts) or their fields. */
@@ -202,7 +192,8 @@ static int made(const Envelope *e, const Text *site, PyObject **readings_out, Py
     int uptime_only = 0;
     PyObject *readings = PyTuple_New(e->n), *lines = NULL, *sensors = NULL, *fields = NULL, *newest = Py_None;
     long long newest_value = 0;
-    Text head, board = e->board.text ? e->board : (Text){(const char *)PyUnicode_1BYTE_DATA(default_board),
+    Py_ssize_t head_len;
+    Text board = e->board.text ? e->board : (Text){(const char *)PyUnicode_1BYTE_DATA(default_board),
                                                          PyUnicode_GET_LENGTH(default_board)};
     for (i = 0; i < e->n; i++)
         uptime_only |= !e->raws[i].has_ts;
@@ -216,7 +207,7 @@ static int made(const Envelope *e, const Text *site, PyObject **readings_out, Py
     at = put(at, board.text, board.len);
     at = put(at, ",device=", 8);
     at = put(at, e->dev.text, e->dev.len);
-    head = (Text){head_text, at - head_text};
+    head_len = at - head_text;
     for (i = 0; i < e->n; i++) {
         const Raw *raw = &e->raws[i];
         PyObject *reading = reading_of(raw, e->metric, e->boot, text, &end), *ts, *line;
@@ -241,7 +232,7 @@ static int made(const Envelope *e, const Text *site, PyObject **readings_out, Py
                 || ((known == NULL || raw->time > PyLong_AsLongLong(known)) && PyDict_SetItem(sensors, sensor, ts) < 0))
                 goto error;
         }
-        line = line_of(&head, &raw->sensor, site, text, end - text, raw->time);
+        line = line_of(head_text, head_len, &raw->sensor, site, text, end - text, raw->time);
         if (line == NULL)
             goto error;
         PyList_SET_ITEM(lines, i, line);
