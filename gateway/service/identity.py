@@ -8,7 +8,9 @@ key, seq). Every key the gateway keeps â€” spool streams, anchors, boots, acks â
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+BootTuple = tuple[str, str, int, int]  # a boot key as a plain tuple (site, device, fid, boot); a BootKey is one
 
 
 class BootKey(NamedTuple):
@@ -21,11 +23,6 @@ class BootKey(NamedTuple):
     def stream(self) -> str:
         """The spool's dedup stream of this boot's readings: a reading is (stream, seq)."""
         return f"r/{self.site}/{self.device}/{self.fid}/{self.boot}"
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Unpickled by tuple.__new__ itself, not the Python-level __new__ a NamedTuple has: the
-        # workers send the supervisor one per message (a third of the unpickling time).
-        return tuple.__new__, (BootKey, tuple(self))
 
     def __str__(self) -> str:
         fid = f" flash {self.fid:08x}" if self.fid else ""

@@ -28,9 +28,9 @@ from ingest.sqlite import immediate
 
 from gateway.errors import RegistryError
 from gateway.service.acks import Ack
-from gateway.service.devices import BootState, DeviceState, gaps_text, parse_gaps
-from gateway.service.identity import BootKey
-from gateway.service.registry_schema import open_registry
+from gateway.service.devices import DeviceState, gaps_text
+from gateway.service.identity import BootKey, BootTuple
+from gateway.service.registry_schema import load_devices, open_registry
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ def _now_ms() -> int:
 
 # What one committed message tells of its boot, as Registry.note_many takes it: (key, seqs,
 # added, duplicates, last_reading_ms (None: nothing added), received_ms, lo, sensors (each
-# sensor's newest reading time, or None)). A plain tuple: workers send them by the thousand.
-Note = tuple[BootKey, list[int], int, int, int | None, int, int | None, Mapping[str, int] | None]
+# sensor's newest reading time, or None)). Plain tuples, the key too (a BootKey is one): workers
+# send them by the thousand.
+Note = tuple[BootTuple, list[int], int, int, int | None, int, int | None, Mapping[str, int] | None]
 
 
 class Registry:
@@ -55,7 +56,7 @@ class Registry:
         self._lock = threading.Lock()
         self._devices: dict[tuple[str, str], DeviceState] = {}
         self._acked: dict[BootKey, int] = {}  # boot -> highest seq retained
-        self._anchors: dict[BootKey, int] = {}
+        self._anchors: dict[BootTuple, int] = {}  # a worker's keys come as plain tuples
         self._dirty: set[tuple[str, str]] = set()
         try:
             self._db = open_registry(self.path)
@@ -64,30 +65,7 @@ class Registry:
             raise RegistryError(f"cannot open registry {self.path}: {err}") from err
 
     def _load(self) -> None:
-        boots: dict[tuple[str, str], list[tuple[int, int, int, int, str]]] = {}
-        for site, device, fid, boot, highest, acked, gaps in self._db.execute(
-                "SELECT site, device, fid, boot, highest_seq, acked_seq, gaps FROM boots"):
-            boots.setdefault((site, device), []).append((boot, fid, highest, acked, gaps))
-            self._acked[BootKey(site, device, fid, boot)] = acked
-        sensors: dict[tuple[str, str], dict[str, int]] = {}
-        for site, device, sensor, last in self._db.execute(
-                "SELECT site, device, sensor, last_reading_ms FROM sensors"):
-            sensors.setdefault((site, device), {})[sensor] = last
-        for row in self._db.execute(
-                "SELECT site, device, state, until_ms, last_seen_ms, last_reading_ms, readings,"
-                " duplicates, fid, boot, ver, ota FROM devices"):
-            key = (row[0], row[1])
-            state = DeviceState(site=row[0], device=row[1], state=row[2], until_ms=row[3],
-                                last_seen_ms=row[4], last_reading_ms=row[5], readings=row[6],
-                                duplicates=row[7], sensors=sensors.get(key, {}), ver=row[10], ota=row[11])
-            # The device's current flash last, so it stays the "latest" boot after a restart.
-            current = row[8]
-            for boot, fid, highest, acked, gaps in sorted(boots.get(key, []),
-                                                          key=lambda b: (b[1] == current, b[0]))[-3:]:
-                # What was acked was settled then: the floor survives a restart with it.
-                state.boots[(fid, boot)] = BootState(boot=boot, fid=fid, highest=highest,
-                                                     gaps=parse_gaps(gaps), floor=acked)
-            self._devices[key] = state
+        self._devices, self._acked = load_devices(self._db)
 
     def close(self) -> None:
         self.flush()
@@ -138,17 +116,18 @@ class Registry:
         self._cache_anchor(key, int(row[0]))
         return cur.rowcount == 1, int(row[0])
 
-    def _cache_anchor(self, key: BootKey, anchor_ms: int) -> None:
+    def _cache_anchor(self, key: BootTuple, anchor_ms: int) -> None:
         # A cache of the table: bounded, since a deep-sleeping board makes a boot per wake.
         if len(self._anchors) >= ANCHORS_CACHED:
             self._anchors.clear()
         self._anchors[key] = anchor_ms
 
-    def remember_anchors(self, anchors: Iterable[tuple[BootKey, int | None]]) -> None:
+    def remember_anchors(self, anchors: Iterable[tuple[BootTuple, int | None]]) -> None:
         """Anchors a worker stored (None: it knew none), for the acks."""
         with self._lock:
+            known = self._anchors
             for key, anchor_ms in anchors:
-                if anchor_ms is not None and self._anchors.get(key) != anchor_ms:
+                if anchor_ms is not None and known.get(key) != anchor_ms:
                     self._cache_anchor(key, anchor_ms)
 
     def known_anchor(self, key: BootKey) -> int | None:
@@ -207,29 +186,38 @@ class Registry:
         with self._lock:
             devices, dirty = self._devices, self._dirty
             for key, seqs, added, duplicates, last_reading_ms, received_ms, lo, sensors in notes:
-                where = (key.site, key.device)
-                state = devices.get(where) or self._device(*where)
-                boot_state = state.boot_state(key.fid, key.boot)
-                before = boot_state.missing if boot_state.gaps else 0  # only this boot's gaps change
-                boot_state.note(seqs)
+                site, device, fid, boot = key
+                where = (site, device)
+                state = devices.get(where) or self._device(site, device)
+                boot_state = state.boots.get((fid, boot)) or state.boot_state(fid, boot)
+                if boot_state.gaps:  # only this boot's gaps change
+                    before = boot_state.missing
+                    boot_state.note(seqs)
+                    if (more := boot_state.missing - before) > 0:
+                        grew.append((key, more, max(seqs)))
+                elif len(seqs) == 1 and seqs[0] == boot_state.highest + 1:  # the next one: the usual
+                    boot_state.highest = seqs[0]
+                else:
+                    boot_state.note(seqs)
+                    if boot_state.gaps:
+                        grew.append((key, boot_state.missing, max(seqs)))
                 if lo is not None:
                     boot_state.settle_below(lo)
                 state.last_seen_ms = received_ms
                 if added:
                     if state.state != "online":
                         state.state, state.until_ms = "online", None
-                    if last_reading_ms is not None:
-                        state.last_reading_ms = max(state.last_reading_ms or 0, last_reading_ms)
-                for sensor, when in (sensors or {}).items():
-                    state.note_sensor(sensor, when)
-                state.readings += added
-                state.duplicates += duplicates
+                    if last_reading_ms is not None and (state.last_reading_ms or 0) < last_reading_ms:
+                        state.last_reading_ms = last_reading_ms
+                    state.readings += added
+                if sensors:
+                    for sensor, when in sensors.items():
+                        state.note_sensor(sensor, when)
+                if duplicates:
+                    state.duplicates += duplicates
                 dirty.add(where)
-                more = boot_state.missing - before if boot_state.gaps else 0
-                if more > 0:
-                    grew.append((key, more, max(seqs)))
         for key, count, below in grew:
-            _LOGGER.warning("%s: %s readings missing below seq %s (gap)", key, count, below)
+            _LOGGER.warning("%s: %s readings missing below seq %s (gap)", BootKey(*key), count, below)
 
     def note_status(self, *, site: str, device: str, state: str, until_ms: int | None,
                     received_ms: int, ver: str | None = None, ota: str | None = None) -> bool:

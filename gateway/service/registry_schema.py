@@ -1,5 +1,5 @@
-"""The registry file's tables, and the upgrade of a registry written before boots had a site
-and a flash id.
+"""The registry file's tables, what :func:`load_devices` reads back from them at start, and the
+upgrade of a registry written before boots had a site and a flash id.
 
 Version 2 keys every boot by (site, device, fid, boot) (DESIGN.md, Identity), keeps the last
 reading time of each sensor, and stamps anchors and boots with when they were made or last
@@ -19,6 +19,9 @@ import sqlite3
 from pathlib import Path
 
 from ingest.sqlite import open_durable
+
+from gateway.service.devices import BOOTS_KEPT, BootState, DeviceState, parse_gaps
+from gateway.service.identity import BootKey
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -94,3 +97,33 @@ def open_registry(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def load_devices(db: sqlite3.Connection) -> tuple[dict[tuple[str, str], DeviceState], dict[BootKey, int]]:
+    """The devices of the file, each with its newest boots (:data:`~gateway.service.devices.BOOTS_KEPT`),
+    and every boot's acked seq."""
+    boots: dict[tuple[str, str], list[tuple[int, int, int, int, str]]] = {}
+    acked: dict[BootKey, int] = {}
+    for site, device, fid, boot, highest, acked_seq, gaps in db.execute(
+            "SELECT site, device, fid, boot, highest_seq, acked_seq, gaps FROM boots"):
+        boots.setdefault((site, device), []).append((boot, fid, highest, acked_seq, gaps))
+        acked[BootKey(site, device, fid, boot)] = acked_seq
+    sensors: dict[tuple[str, str], dict[str, int]] = {}
+    for site, device, sensor, last in db.execute("SELECT site, device, sensor, last_reading_ms FROM sensors"):
+        sensors.setdefault((site, device), {})[sensor] = last
+    devices = {}
+    for row in db.execute("SELECT site, device, state, until_ms, last_seen_ms, last_reading_ms, readings,"
+                          " duplicates, fid, boot, ver, ota FROM devices"):
+        key = (row[0], row[1])
+        state = DeviceState(site=row[0], device=row[1], state=row[2], until_ms=row[3],
+                            last_seen_ms=row[4], last_reading_ms=row[5], readings=row[6],
+                            duplicates=row[7], sensors=sensors.get(key, {}), ver=row[10], ota=row[11])
+        # The device's current flash last, so it stays the "latest" boot after a restart.
+        current = row[8]
+        for boot, fid, highest, acked_seq, gaps in sorted(boots.get(key, []),
+                                                          key=lambda b: (b[1] == current, b[0]))[-BOOTS_KEPT:]:
+            # What was acked was settled then: the floor survives a restart with it.
+            state.boots[(fid, boot)] = BootState(boot=boot, fid=fid, highest=highest,
+                                                 gaps=parse_gaps(gaps), floor=acked_seq)
+        devices[key] = state
+    return devices, acked

@@ -41,7 +41,7 @@ from typing import Any
 
 from gateway.service.devices import BootState
 from gateway.service.forking import worker_context
-from gateway.service.identity import BootKey
+from gateway.service.identity import BootKey, BootTuple
 from gateway.service.intake import Intake
 from gateway.service.main import Counters, Parts
 from gateway.service.options import GatewayOptions
@@ -100,7 +100,7 @@ class Supervisor:
         self._fold_lock = threading.Lock()
         self._stopping = False
         self._messages = self._readings = self._duplicates = 0  # telemetry committed by the workers
-        self._told: dict[BootKey, BootState] = {}  # per boot, the seqs the workers told of
+        self._told: dict[BootTuple, BootState] = {}  # per boot, the seqs the workers told of
         self._wake_r, self._wake_w = self._context.Pipe(duplex=False)  # a new pipe for the reader to read
         self._reader = threading.Thread(target=self._read, name="sen-from-workers", daemon=True)
 
@@ -222,27 +222,37 @@ class Supervisor:
         assert isinstance(mqtt, SessionInput)
         notes, wanted = calls
         with self._fold_lock:
-            counted: list[Note] = []
-            for key, seqs, added, duplicates, last_reading_ms, received_ms, lo, sensors in notes:
-                fresh = self._fresh(key, seqs, added)
-                again = max(0, added + duplicates - fresh)
-                counted.append((key, seqs, fresh, again, last_reading_ms, received_ms, lo, sensors))
-                self._readings += fresh
-                self._duplicates += again
+            told = self._told
+            readings = duplicates = 0
+            for i, note in enumerate(notes):
+                key, seqs, added, again = note[0], note[1], note[2], note[3]
+                boot = told.get(key)
+                if boot is not None and len(seqs) == 1 and not boot.gaps and seqs[0] == boot.highest + 1:
+                    boot.highest = seqs[0]  # the next seq of a boot told of before: the usual
+                    fresh = 1
+                else:
+                    fresh = self._fresh(key, seqs, added)
+                if fresh != added:  # counted as no worker's spool could count it
+                    again = max(0, added + again - fresh)
+                    notes[i] = (key, seqs, fresh, again, *note[4:])
+                readings += fresh
+                duplicates += again
+            self._readings += readings
+            self._duplicates += duplicates
             self._messages += len(notes)
-            self._registry.note_many(counted)
+            self._registry.note_many(notes)
             self._registry.remember_anchors(wanted)
             # Each boot once, in the order of its last mention: a device's latest word wins.
-            boots = list(dict.fromkeys(key for key, _ in reversed(wanted)))[::-1]
+            boots = [BootKey(*key) for key in list(dict.fromkeys(key for key, _ in reversed(wanted)))[::-1]]
         mqtt.note_acks(boots)  # each boot's ack is asked of the registry when it is published
         mqtt.publish_acks()
 
-    def _fresh(self, key: BootKey, seqs: list[int], added: int) -> int:
+    def _fresh(self, key: BootTuple, seqs: list[int], added: int) -> int:
         told = self._told.get(key)
         if told is None:
             if len(self._told) >= _BOOTS_NOTED:
                 self._told.clear()
-            told = self._told[key] = BootState(boot=key.boot, fid=key.fid)
+            told = self._told[key] = BootState(boot=key[3], fid=key[2])
             told.note(seqs)
             return added
         return told.take(seqs)

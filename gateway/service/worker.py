@@ -33,7 +33,7 @@ from ingest.spool import Spool
 from gateway.errors import RegistryError
 from gateway.service.acks import Ack
 from gateway.service.handler import Handler, Message, _Hold
-from gateway.service.identity import BootKey
+from gateway.service.identity import BootKey, BootTuple
 from gateway.service.options import GatewayOptions
 from gateway.service.registry import Note, Registry
 from gateway.service.sessions import SessionInput, shared_filter, worker_options
@@ -41,7 +41,7 @@ from gateway.service.sessions import SessionInput, shared_filter, worker_options
 _LOGGER = logging.getLogger(__name__)
 
 _TICK_S = 1.0
-AckWanted = tuple[BootKey, int | None]  # a boot to ack, with the anchor this worker knows for it
+AckWanted = tuple[BootTuple, int | None]  # a boot to ack, with the anchor this worker knows for it
 
 
 class WorkerRegistry(Registry):
@@ -61,11 +61,12 @@ class WorkerRegistry(Registry):
         return None
 
     def note_many(self, notes: Iterable[Note]) -> None:
-        self._notes += notes
+        # Keys cross the pipe as plain tuples: a BootKey pickles through Python code (1 µs a note).
+        self._notes += [((*note[0],), *note[1:]) for note in notes]
 
     def acks_for(self, keys: Iterable[BootKey]) -> list[Ack | None]:
         anchors = self._anchors
-        wanted = [(key, anchors.get(key)) for key in keys]
+        wanted: list[AckWanted] = [((*key,), anchors.get(key)) for key in keys]
         self._acks += wanted
         return [None] * len(wanted)  # the supervisor publishes them
 

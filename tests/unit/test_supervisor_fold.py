@@ -3,14 +3,15 @@ the union, and a reading is counted once whichever worker told of it (no broker,
 
 from __future__ import annotations
 
-import pickle
+import multiprocessing
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.service import forking
@@ -22,6 +23,7 @@ from gateway.service.options import GatewayOptions
 from gateway.service.registry import Note, Registry
 from gateway.service.sessions import SessionInput
 from gateway.service.supervisor import Supervisor
+from gateway.service.worker import WorkerRegistry
 
 KEY = BootKey("lab", "dev-1", 7, 1)
 
@@ -101,11 +103,79 @@ def test_take_counts_what_unseen_counts_and_notes_what_note_notes(batches: list[
         assert (fast.highest, fast.gaps) == (slow.highest, slow.gaps)
 
 
-def test_a_boot_key_crosses_the_pipe_as_itself() -> None:
-    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
-        back = pickle.loads(pickle.dumps([KEY, KEY], protocol=protocol))
-        assert type(back[0]) is BootKey and back[0] == KEY and back[0].stream == KEY.stream and back[1] is back[0]
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=1), st.integers(min_value=1, max_value=2),
+                          st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=3), st.booleans()),
+                max_size=30))
+@example([(0, 1, [1], True), (0, 1, [3], True), (1, 1, [2], True)])  # a hole, filled by the other worker
+@example([(0, 1, [2], True), (0, 1, [1], False), (0, 1, [1], True)])  # told only when it came again
+@example([(0, 1, [1], False), (0, 1, [1], True)])  # a spool's duplicate, the boot's first word
+def test_a_fold_counts_and_notes_what_every_worker_committed(sent: list[tuple[int, int, list[int], bool]]) -> None:
+    """Messages of two boots, each to one of two workers, in any order, some again, and some
+    committed by a worker that died before telling (told when it comes again): each reading
+    counted once, when first told of (a boot's first message as its worker's spool counted it),
+    the rest as duplicates; and each boot noted as one BootState noting all of them notes it."""
+    told: dict[int, set[int]] = {1: set(), 2: set()}  # per boot, what any worker told of
+    spools: dict[tuple[int, int], set[int]] = {}  # per (worker, boot), what its spool holds
+    expected = {1: BootState(boot=1, fid=7), 2: BootState(boot=2, fid=7)}
+    sizes = readings = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        options = GatewayOptions(mqtt_url="mqtt://127.0.0.1:1", influx_url="http://127.0.0.1:2", database="t",
+                                 spool_dir=Path(tmp), workers=2)
+        registry = Registry(Path(tmp))
+        intake: Any = SimpleNamespace(on_batch_end=lambda callback: None)
+        parts: Any = SimpleNamespace(mqtt=_Acks(options, intake), counters=lambda: {})
+        supervisor = Supervisor(options, parts, registry)
+        try:
+            for worker, boot, seqs, telling in sent:
+                spool = spools.setdefault((worker, boot), set())
+                added = len(set(seqs) - spool)
+                spool.update(seqs)
+                if not telling:
+                    continue
+                key = (KEY.site, KEY.device, KEY.fid, boot)
+                supervisor.fold(([(key, seqs, added, len(seqs) - added, 1, 1, None, None)], [(key, None)]))
+                readings += len(set(seqs) - told[boot]) if told[boot] else added
+                told[boot].update(seqs)
+                expected[boot].note(seqs)
+                sizes += len(seqs)
+            merged = supervisor.merged({})
+            assert (merged["readings"], merged["duplicates"]) == (readings, sizes - readings)
+            device = registry.snapshot()[0] if sizes else None
+            for boot, state in expected.items():
+                noted = device.boots.get((7, boot)) if device else None
+                assert (noted.highest, noted.gaps) == (state.highest, state.gaps) if noted else not told[boot]
+            assert device is None or device.readings == merged["readings"]
+        finally:
+            registry.close()
 
+
+def test_a_workers_calls_cross_the_pipe_as_plain_tuples_and_fold_into_boot_keys(tmp_path: Path) -> None:
+    """The keys go as plain tuples (a BootKey would pickle through Python code); the supervisor's
+    acks are asked for BootKeys again."""
+    theirs, ours = multiprocessing.Pipe(duplex=True)
+    worker = WorkerRegistry(tmp_path / "w", theirs)
+    worker.remember_anchors([(KEY, 123)])
+    worker.note_many([_note([1, 2], 2)])
+    assert worker.acks_for([KEY]) == [None]  # the supervisor acks
+    worker.send_calls()
+    kind, calls = ours.recv()
+    worker.close()
+    notes, wanted = calls
+    assert kind == "calls" and type(notes[0][0]) is tuple and type(wanted[0][0]) is tuple
+    assert (notes, wanted) == ([_note([1, 2], 2)], [(KEY, 123)])
+    options = GatewayOptions(mqtt_url="mqtt://127.0.0.1:1", influx_url="http://127.0.0.1:2", database="t",
+                             spool_dir=tmp_path, workers=2)
+    registry = Registry(tmp_path)
+    intake: Any = SimpleNamespace(on_batch_end=lambda callback: None)
+    acks = _Acks(options, intake)
+    parts: Any = SimpleNamespace(mqtt=acks, counters=lambda: {})
+    supervisor = Supervisor(options, parts, registry)
+    try:
+        supervisor.fold(calls)
+        assert [type(b) for b in acks.boots] == [BootKey] and acks.noted == [Ack("lab", "dev-1", 1, 2, 123, 7)]
+    finally:
+        registry.close()
 
 
 def test_workers_are_forks_of_a_server_or_spawned_when_it_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
