@@ -35,7 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gateway.service.acks import Ack
-from gateway.service.identity import BootKey
+from gateway.service.identity import BootTuple
 from gateway.service.handler import Message
 from gateway.service.intake import Intake
 from gateway.service.mqtt_paho import LeanClient, Pubacks, lean_properties
@@ -90,7 +90,7 @@ class MqttInput:
         self._generation = self._failures = self.watchdog_trips = self.acks_published = 0
         self._fail_logged: float | None = None
         self._last_message = time.monotonic()
-        self._acks: dict[tuple[str, str], Ack | BootKey] = {}  # a boot: its ack is asked for when due
+        self._acks: dict[tuple[str, str], Ack | BootTuple] = {}  # a boot: its ack is asked for when due
         self._acks_lock = threading.Lock()  # the intake thread adds, the tick thread flushes too
         self._published: dict[tuple[str, str], Ack] = {}
         self._published_at: dict[tuple[str, str], float] = {}
@@ -160,15 +160,17 @@ class MqttInput:
         if ack is not None:
             self.note_acks((ack,))
 
-    def note_acks(self, acks: Iterable[Ack | BootKey]) -> None:
-        """End-to-end acks to publish (:meth:`publish_acks`), in the order they were given."""
+    def note_acks(self, acks: Iterable[Ack | BootTuple]) -> None:
+        """End-to-end acks to publish (:meth:`publish_acks`), in the order they were given (an
+        Ack, or a boot key whose ack is asked for when due: :class:`~gateway.service.sessions.SessionInput`)."""
         with self._acks_lock:
+            waiting, since = self._acks, self._messages_since
             for ack in acks:
                 # The device's latest word wins: it may move back to an older boot it still holds
                 # (its envelope's ``ob``); within one boot acks only grow.
-                key = (ack.site, ack.device)
-                self._acks[key] = ack
-                self._messages_since[key] = self._messages_since.get(key, 0) + 1
+                key = (ack[0], ack[1])  # (site, device), in either
+                waiting[key] = ack
+                since[key] = since.get(key, 0) + 1
 
     def _send_pubacks(self) -> None:
         """After each batch (intake thread): its PUBACKs in one write, on the connection that delivered
@@ -209,7 +211,7 @@ class MqttInput:
                 self._published_at[key] = now
                 self.acks_published += 1
 
-    def _resolve(self, due: dict[tuple[str, str], Ack | BootKey]) -> dict[tuple[str, str], Ack]:
+    def _resolve(self, due: dict[tuple[str, str], Ack | BootTuple]) -> dict[tuple[str, str], Ack]:
         return {key: ack for key, ack in due.items() if isinstance(ack, Ack)}  # boots: SessionInput
 
     # -- paho callbacks (all on paho's network thread) ----------------------------------

@@ -55,7 +55,7 @@ class Registry:
         self.path = directory / REGISTRY_FILE
         self._lock = threading.Lock()
         self._devices: dict[tuple[str, str], DeviceState] = {}
-        self._acked: dict[BootKey, int] = {}  # boot -> highest seq retained
+        self._acked: dict[BootTuple, int] = {}  # boot -> highest seq retained
         self._anchors: dict[BootTuple, int] = {}  # a worker's keys come as plain tuples
         self._dirty: set[tuple[str, str]] = set()
         try:
@@ -156,7 +156,7 @@ class Registry:
                 self._device(ack.site, ack.device).boot_state(ack.fid, ack.boot).raise_to(ack.seq)
                 self._dirty.add((ack.site, ack.device))
 
-    def acks_for(self, keys: Iterable[BootKey]) -> list[Ack | None]:
+    def acks_for(self, keys: Iterable[BootTuple]) -> list[Ack | None]:
         """Per boot of ``keys``, the ack to publish (None if nothing of it is spooled); recorded."""
         out: list[Ack | None] = []
         with self._lock:

@@ -21,7 +21,7 @@ from pathlib import Path
 from ingest.sqlite import open_durable
 
 from gateway.service.devices import BOOTS_KEPT, BootState, DeviceState, parse_gaps
-from gateway.service.identity import BootKey
+from gateway.service.identity import BootTuple
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -99,15 +99,15 @@ def open_registry(path: Path) -> sqlite3.Connection:
     return db
 
 
-def load_devices(db: sqlite3.Connection) -> tuple[dict[tuple[str, str], DeviceState], dict[BootKey, int]]:
+def load_devices(db: sqlite3.Connection) -> tuple[dict[tuple[str, str], DeviceState], dict[BootTuple, int]]:
     """The devices of the file, each with its newest boots (:data:`~gateway.service.devices.BOOTS_KEPT`),
     and every boot's acked seq."""
     boots: dict[tuple[str, str], list[tuple[int, int, int, int, str]]] = {}
-    acked: dict[BootKey, int] = {}
+    acked: dict[BootTuple, int] = {}
     for site, device, fid, boot, highest, acked_seq, gaps in db.execute(
             "SELECT site, device, fid, boot, highest_seq, acked_seq, gaps FROM boots"):
         boots.setdefault((site, device), []).append((boot, fid, highest, acked_seq, gaps))
-        acked[BootKey(site, device, fid, boot)] = acked_seq
+        acked[(site, device, fid, boot)] = acked_seq
     sensors: dict[tuple[str, str], dict[str, int]] = {}
     for site, device, sensor, last in db.execute("SELECT site, device, sensor, last_reading_ms FROM sensors"):
         sensors.setdefault((site, device), {})[sensor] = last

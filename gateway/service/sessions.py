@@ -35,7 +35,7 @@ from ingest.writer import Sink, Writer
 
 from gateway.errors import GatewayError
 from gateway.service.acks import Ack
-from gateway.service.identity import BootKey
+from gateway.service.identity import BootTuple
 from gateway.service.handler import Handler
 from gateway.service.intake import Intake
 from gateway.service.mqtt_input import MqttInput
@@ -79,13 +79,13 @@ class SessionInput(MqttInput):
         super().__init__(options, intake, topics=topics)
         self._drop = unsubscribe
         self.backlog_done = threading.Event()
-        self.acks_for: Callable[[list[BootKey]], list[Ack | None]] | None = None  # the supervisor's registry's
+        self.acks_for: Callable[[list[BootTuple]], list[Ack | None]] | None = None  # the supervisor's registry's
 
-    def _resolve(self, due: dict[tuple[str, str], Ack | BootKey]) -> dict[tuple[str, str], Ack]:
+    def _resolve(self, due: dict[tuple[str, str], Ack | BootTuple]) -> dict[tuple[str, str], Ack]:
         """A boot noted for an ack (the supervisor notes boots, not acks) is asked of ``acks_for``
         only once its ack is due: once a second for a busy device, not once a message."""
         out = super()._resolve(due)
-        boots = [(device, key) for device, key in due.items() if isinstance(key, BootKey)]
+        boots = [(device, key) for device, key in due.items() if not isinstance(key, Ack)]
         if boots and self.acks_for is not None:
             for (device, _), ack in zip(boots, self.acks_for([key for _, key in boots]), strict=True):
                 if ack is not None:

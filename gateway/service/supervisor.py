@@ -41,7 +41,7 @@ from typing import Any
 
 from gateway.service.devices import BootState
 from gateway.service.forking import worker_context
-from gateway.service.identity import BootKey, BootTuple
+from gateway.service.identity import BootTuple
 from gateway.service.intake import Intake
 from gateway.service.main import Counters, Parts
 from gateway.service.options import GatewayOptions
@@ -243,7 +243,7 @@ class Supervisor:
             self._registry.note_many(notes)
             self._registry.remember_anchors(wanted)
             # Each boot once, in the order of its last mention: a device's latest word wins.
-            boots = [BootKey(*key) for key in list(dict.fromkeys(key for key, _ in reversed(wanted)))[::-1]]
+            boots = list(dict.fromkeys(key for key, _ in reversed(wanted)))[::-1]
         mqtt.note_acks(boots)  # each boot's ack is asked of the registry when it is published
         mqtt.publish_acks()
 

@@ -33,7 +33,7 @@ from ingest.spool import Spool
 from gateway.errors import RegistryError
 from gateway.service.acks import Ack
 from gateway.service.handler import Handler, Message, _Hold
-from gateway.service.identity import BootKey, BootTuple
+from gateway.service.identity import BootTuple
 from gateway.service.options import GatewayOptions
 from gateway.service.registry import Note, Registry
 from gateway.service.sessions import SessionInput, shared_filter, worker_options
@@ -64,7 +64,7 @@ class WorkerRegistry(Registry):
         # Keys cross the pipe as plain tuples: a BootKey pickles through Python code (1 µs a note).
         self._notes += [((*note[0],), *note[1:]) for note in notes]
 
-    def acks_for(self, keys: Iterable[BootKey]) -> list[Ack | None]:
+    def acks_for(self, keys: Iterable[BootTuple]) -> list[Ack | None]:
         anchors = self._anchors
         wanted: list[AckWanted] = [((*key,), anchors.get(key)) for key in keys]
         self._acks += wanted

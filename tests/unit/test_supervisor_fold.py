@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from gateway.service import forking
 from gateway.service.acks import Ack
 from gateway.service.devices import BootState
-from gateway.service.identity import BootKey
+from gateway.service.identity import BootKey, BootTuple
 from gateway.service.intake import Intake
 from gateway.service.options import GatewayOptions
 from gateway.service.registry import Note, Registry
@@ -32,13 +32,13 @@ class _Acks(SessionInput):
     def __init__(self, options: GatewayOptions, intake: Intake) -> None:
         super().__init__(options, intake, topics=())
         self.noted: list[Ack] = []
-        self.boots: list[BootKey] = []
+        self.boots: list[BootTuple] = []
 
-    def note_acks(self, acks: Iterable[Ack | BootKey]) -> None:
+    def note_acks(self, acks: Iterable[Ack | BootTuple]) -> None:
         """Each boot's ack as publish_acks would ask for it now; the boots in the order given."""
-        boots = [a for a in acks if isinstance(a, BootKey)]
+        boots = [a for a in acks if not isinstance(a, Ack)]
         self.boots += boots
-        self.noted += self._resolve({(b.site, b.device): b for b in boots}).values()
+        self.noted += self._resolve({(b[0], b[1]): b for b in boots}).values()
 
     def publish_acks(self, *, force: bool = False) -> None:
         return None
@@ -85,9 +85,9 @@ def test_a_device_back_on_an_older_boot_in_one_batch_ends_on_that_boots_ack(tmp_
     try:
         notes: list[Note] = [(old, [1], 1, 0, 1, 1, None, None), (new, [1], 1, 0, 2, 2, None, None)]
         supervisor.fold((notes, [(old, None), (new, None), (old, None)]))  # old boot, new boot, old boot again
-        assert [b.boot for b in acks.boots] == [2, 1]
+        assert [b[3] for b in acks.boots] == [2, 1]
         supervisor.fold(([], [(old, None), (new, None)]))
-        assert [b.boot for b in acks.boots][-2:] == [1, 2]
+        assert [b[3] for b in acks.boots][-2:] == [1, 2]
     finally:
         registry.close()
 
@@ -151,8 +151,8 @@ def test_a_fold_counts_and_notes_what_every_worker_committed(sent: list[tuple[in
 
 
 def test_a_workers_calls_cross_the_pipe_as_plain_tuples_and_fold_into_boot_keys(tmp_path: Path) -> None:
-    """The keys go as plain tuples (a BootKey would pickle through Python code); the supervisor's
-    acks are asked for BootKeys again."""
+    """The keys go as plain tuples (a BootKey would pickle through Python code), and the
+    supervisor makes its acks of them."""
     theirs, ours = multiprocessing.Pipe(duplex=True)
     worker = WorkerRegistry(tmp_path / "w", theirs)
     worker.remember_anchors([(KEY, 123)])
@@ -173,7 +173,7 @@ def test_a_workers_calls_cross_the_pipe_as_plain_tuples_and_fold_into_boot_keys(
     supervisor = Supervisor(options, parts, registry)
     try:
         supervisor.fold(calls)
-        assert [type(b) for b in acks.boots] == [BootKey] and acks.noted == [Ack("lab", "dev-1", 1, 2, 123, 7)]
+        assert acks.boots == [KEY] and acks.noted == [Ack("lab", "dev-1", 1, 2, 123, 7)]
     finally:
         registry.close()
 
