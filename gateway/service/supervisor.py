@@ -217,7 +217,9 @@ class Supervisor:
 
     # -- what the workers send -------------------------------------------------------------
     def fold(self, calls: tuple[list[Note], list[AckWanted]]) -> None:
-        """Replay a worker's registry calls of one batch; queue the acks they give."""
+        """Replay a worker's registry calls of one batch; queue the acks they give. ``calls`` are
+        the supervisor's (just unpickled): a note counted otherwise than its worker's spool
+        counted it is replaced in its list."""
         mqtt = self._parts.mqtt
         assert isinstance(mqtt, SessionInput)
         notes, wanted = calls

@@ -48,14 +48,19 @@ def _note(seqs: list[int], added: int) -> tuple[Any, ...]:
     return (KEY, seqs, added, len(seqs) - added, 1_000, 2_000, None, None)
 
 
-def test_acks_cover_the_union_and_readings_are_counted_once(tmp_path: Path) -> None:
+def _supervisor(directory: Path) -> tuple[Supervisor, _Acks, Registry]:
+    """A supervisor of two workers (never started), its acks noted as publish_acks would ask for them."""
     options = GatewayOptions(mqtt_url="mqtt://127.0.0.1:1", influx_url="http://127.0.0.1:2", database="t",
-                             spool_dir=tmp_path, workers=2)
-    registry = Registry(tmp_path)
+                             spool_dir=directory, workers=2)
+    registry = Registry(directory)
     intake: Any = SimpleNamespace(on_batch_end=lambda callback: None)  # never started: nothing comes in
     acks = _Acks(options, intake)
-    parts: Any = SimpleNamespace(mqtt=acks, counters=lambda: {"received": 0, "readings": 0, "duplicates": 0})
-    supervisor = Supervisor(options, parts, registry)
+    parts: Any = SimpleNamespace(mqtt=acks, counters=lambda: {})
+    return Supervisor(options, parts, registry), acks, registry
+
+
+def test_acks_cover_the_union_and_readings_are_counted_once(tmp_path: Path) -> None:
+    supervisor, acks, registry = _supervisor(tmp_path)
     try:
         supervisor.fold(([_note([1, 2], 2)], [(KEY, 123)]))  # worker 0
         supervisor.fold(([_note([4], 1)], [(KEY, None)]))  # worker 1: seq 3 not yet in
@@ -64,7 +69,7 @@ def test_acks_cover_the_union_and_readings_are_counted_once(tmp_path: Path) -> N
         supervisor.fold(([_note([4], 1)], [(KEY, None)]))  # a re-sent copy of 4 that worker 0 spooled too
         supervisor.fold(([_note([5], 0)], [(KEY, None)]))  # worker 1 died before telling 5; told on redelivery
         assert [a.seq for a in acks.noted][-3:] == [4, 4, 5] and acks.noted[-1].anchor == 123
-        merged = supervisor.merged(parts.counters())
+        merged = supervisor.merged({"received": 0, "readings": 0, "duplicates": 0})
         assert (merged["readings"], merged["duplicates"], merged["received"]) == (5, 1, 5)
         assert registry.snapshot()[0].readings == 5
     finally:
@@ -74,13 +79,7 @@ def test_acks_cover_the_union_and_readings_are_counted_once(tmp_path: Path) -> N
 def test_a_device_back_on_an_older_boot_in_one_batch_ends_on_that_boots_ack(tmp_path: Path) -> None:
     """A batch's acks go once per boot, in the order of each boot's last mention: the device's
     latest word wins, as it did when each message's ack was noted in turn."""
-    options = GatewayOptions(mqtt_url="mqtt://127.0.0.1:1", influx_url="http://127.0.0.1:2", database="t",
-                             spool_dir=tmp_path, workers=2)
-    registry = Registry(tmp_path)
-    intake: Any = SimpleNamespace(on_batch_end=lambda callback: None)
-    acks = _Acks(options, intake)
-    parts: Any = SimpleNamespace(mqtt=acks, counters=lambda: {})
-    supervisor = Supervisor(options, parts, registry)
+    supervisor, acks, registry = _supervisor(tmp_path)
     old, new = KEY._replace(boot=1), KEY._replace(boot=2)
     try:
         notes: list[Note] = [(old, [1], 1, 0, 1, 1, None, None), (new, [1], 1, 0, 2, 2, None, None)]
@@ -120,12 +119,7 @@ def test_a_fold_counts_and_notes_what_every_worker_committed(sent: list[tuple[in
     expected = {1: BootState(boot=1, fid=7), 2: BootState(boot=2, fid=7)}
     sizes = readings = 0
     with tempfile.TemporaryDirectory() as tmp:
-        options = GatewayOptions(mqtt_url="mqtt://127.0.0.1:1", influx_url="http://127.0.0.1:2", database="t",
-                                 spool_dir=Path(tmp), workers=2)
-        registry = Registry(Path(tmp))
-        intake: Any = SimpleNamespace(on_batch_end=lambda callback: None)
-        parts: Any = SimpleNamespace(mqtt=_Acks(options, intake), counters=lambda: {})
-        supervisor = Supervisor(options, parts, registry)
+        supervisor, _, registry = _supervisor(Path(tmp))
         try:
             for worker, boot, seqs, telling in sent:
                 spool = spools.setdefault((worker, boot), set())
@@ -164,13 +158,7 @@ def test_a_workers_calls_cross_the_pipe_as_plain_tuples_and_fold_into_boot_keys(
     notes, wanted = calls
     assert kind == "calls" and type(notes[0][0]) is tuple and type(wanted[0][0]) is tuple
     assert (notes, wanted) == ([_note([1, 2], 2)], [(KEY, 123)])
-    options = GatewayOptions(mqtt_url="mqtt://127.0.0.1:1", influx_url="http://127.0.0.1:2", database="t",
-                             spool_dir=tmp_path, workers=2)
-    registry = Registry(tmp_path)
-    intake: Any = SimpleNamespace(on_batch_end=lambda callback: None)
-    acks = _Acks(options, intake)
-    parts: Any = SimpleNamespace(mqtt=acks, counters=lambda: {})
-    supervisor = Supervisor(options, parts, registry)
+    supervisor, acks, registry = _supervisor(tmp_path)
     try:
         supervisor.fold(calls)
         assert acks.boots == [KEY] and acks.noted == [Ack("lab", "dev-1", 1, 2, 123, 7)]
