@@ -20,7 +20,8 @@ def test_quick_benchmark_writes_table_json_and_plot(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for row in ("bare paho subscriber", "Sen gateway, end to end", "naive", "Sen / ceiling", "latency at",
                 "gateway at", "spool replay", "serial board at 115200 baud", "firmware heap at -X heapsize=64K",
-                "firmware, batch10", "backlog of", "Sen / bare subscriber", "--workers 2 / --workers 1 (medians of 2"):
+                "firmware, batch10", "backlog of", "Sen / bare subscriber (medians of 2; rounds ",
+                "--workers 2 / --workers 1 (medians of 2"):
         assert row in result.stdout
     for run in data_backlog(tmp_path):
         assert run["confirmed"] == run["readings"], run
