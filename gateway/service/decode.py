@@ -245,13 +245,13 @@ _c_message: Callable[[bytes, str, str], Telemetry | None] | None = (
 def decode_telemetry(topic: Topic, payload: bytes, *,
                      doc: Mapping[str, object] | None = None) -> Telemetry | Reject:
     """Decode one telemetry message on ``topic``; ``doc``: its JSON object, when a transport parsed it already."""
-    if (_c_message is not None and doc is None and type(payload) is bytes
-            and len(payload) <= MAX_MESSAGE_BYTES):  # the common message, from its bytes
+    small = len(payload) <= MAX_MESSAGE_BYTES  # the C passes take no more (the rest: the reasons below)
+    if small and _c_message is not None and doc is None and type(payload) is bytes:  # the common message: its bytes
         found = _c_message(payload, topic.site, topic.device)
         if found is not None:
             return found
     fast = _fast_doc(payload) if doc is None else None
-    if _c_telemetry is not None and len(payload) <= MAX_MESSAGE_BYTES:  # the common message, in C
+    if small and _c_telemetry is not None:  # the common message, in C
         found = _c_telemetry(fast if doc is None else doc, topic.site, topic.device)
         if found is not None:
             return found
