@@ -67,6 +67,12 @@ def _rate(runs: list[dict[str, Any]]) -> float:
     return float(statistics.median(r["messages_per_s"] for r in runs))
 
 
+def _each(below: list[dict[str, Any]], above: list[dict[str, Any]], unit: str = "") -> str:
+    """The ratio of each run of ``above`` to the run of ``below`` it ran beside."""
+    return ", ".join(f"{b['messages_per_s'] / max(1, a['messages_per_s']):.2f}{unit}"
+                     for a, b in zip(below, above, strict=False))
+
+
 def _backlog_rows(backlog: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
     """Each backlog run; the ratios of the medians (the bare subscriber and Sen ran in turn)."""
     out: list[tuple[str, str, str, str]] = []
@@ -86,9 +92,7 @@ def _backlog_rows(backlog: list[dict[str, Any]]) -> list[tuple[str, str, str, st
                             f"{r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB)", "", ""))
         share = _rate(sen) / max(1.0, _rate(ceiling))
         goal = TARGETS[f"backlog_share_{per}"]
-        rounds = ", ".join(f"{s['messages_per_s'] / max(1, c['messages_per_s']):.2f}"
-                           for c, s in zip(ceiling, sen, strict=False))
-        medians = f" (medians of {len(sen)}; rounds {rounds})" if len(sen) > 1 else ""
+        medians = f" (medians of {len(sen)}; rounds {_each(ceiling, sen)})" if len(sen) > 1 else ""
         out.append((f"backlog, {per}/msg: Sen / bare subscriber{medians}", f"{share:.2f}", f">= {goal}",
                     _verdict(share >= goal)))
         if parse:
@@ -118,13 +122,12 @@ def _workers_rows(runs: list[dict[str, Any]], backlog: list[dict[str, Any]]) -> 
                     f"RSS < {TARGETS['rss_mib']:.0f} MiB per process",
                     f"{_verdict(r['peak_process_rss_mib'] < TARGETS['rss_mib'])} "
                     f"(largest {r['peak_process_rss_mib']} MiB)"))
-    one = [r["messages_per_s"] for r in runs if r["flags"][-1] == "1"]
-    two = [r["messages_per_s"] for r in runs if r["flags"][-1] == "2"]
+    one = [r for r in runs if r["flags"][-1] == "1"]
+    two = [r for r in runs if r["flags"][-1] == "2"]
     if one and two:
-        gain = statistics.median(two) / max(1, statistics.median(one))
-        pairs = ", ".join(f"{b / max(1, a):.2f}x" for a, b in zip(one, two, strict=False))
+        gain = _rate(two) / max(1.0, _rate(one))
         goal = TARGETS["workers_2_over_1"]
-        out.append((f"backlog, 1/msg: --workers 2 / --workers 1 (medians of {len(two)}; pairs {pairs})",
+        out.append((f"backlog, 1/msg: --workers 2 / --workers 1 (medians of {len(two)}; pairs {_each(one, two, 'x')})",
                     f"{gain:.2f}x", f">= {goal}x", _verdict(gain >= goal)))
     return out
 
