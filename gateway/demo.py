@@ -60,7 +60,7 @@ def _spawn(name: str, args: list[str], log_path: Path) -> _Child:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway", *args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=die_with_parent,  # even if the demo is killed outright, its children go too
+            preexec_fn=die_with_parent(),  # even if the demo is killed outright, its children go too
         )
     _LOGGER.info("%s started (pid %d), log %s", name, process.pid, log_path)
     return _Child(name=name, process=process, log_path=log_path)

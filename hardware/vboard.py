@@ -142,14 +142,14 @@ class VirtualBoard(FaultsFile):
         if self.link is None:
             self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.DEVNULL,
                                             stdout=self._console, stderr=subprocess.STDOUT, env=env,
-                                            preexec_fn=die_with_parent)
+                                            preexec_fn=die_with_parent())
         else:
             if self.link.console is None:
                 self.link.console = self._console
                 self.link.start()
             self.process = subprocess.Popen(command, cwd=self.flash_dir, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                                            preexec_fn=die_with_parent)
+                                            preexec_fn=die_with_parent())
             if self.process.stdout is None or self.process.stdin is None:
                 raise VirtualBoardError("board process without pipes")
             self.link.attach(self.process.stdout.fileno(), self.process.stdin.fileno())

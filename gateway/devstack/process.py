@@ -131,7 +131,7 @@ class Service:
             self._proc = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 cwd=self.data_dir, start_new_session=True,
-                preexec_fn=die_with_parent if self.die_with_parent else None,
+                preexec_fn=die_with_parent() if self.die_with_parent else None,
             )
         finally:
             log.close()

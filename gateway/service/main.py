@@ -35,12 +35,11 @@ from gateway.service.mqtt_input import MqttInput
 from gateway.errors import OptionsError
 from gateway.service.options import GatewayOptions
 from gateway.service.registry import Registry
-from gateway.service.serial_bridge import SerialBridge
-from gateway.service.serial_input import SerialInput
 from gateway.service.rejects import RejectLog
 from gateway.service.sessions import make_writer, retire_all
 
 if TYPE_CHECKING:
+    from gateway.service.serial_input import SerialInput
     from gateway.web.server import WebServer
 
 _LOGGER = logging.getLogger(__name__)
@@ -85,11 +84,13 @@ class Parts:
                              after_batch=self._after_batch)
         self.mqtt = mqtt(options, self.intake)
         # Serial boards go through the same group commit; each ack goes back on its board's line.
-        self.serial = (SerialInput(self.intake.put, list(options.serial_ports),
-                                   baudrate=options.serial_baudrate)
-                       if options.serial_ports else None)
-        if self.serial is not None:  # ota messages to the serial boards, their status to MQTT
-            SerialBridge(self.serial, self.mqtt)
+        self.serial: SerialInput | None = None
+        if options.serial_ports:  # pyserial and the frames: loaded only for a gateway with serial boards
+            from gateway.service.serial_bridge import SerialBridge
+            from gateway.service.serial_input import SerialInput
+
+            self.serial = SerialInput(self.intake.put, list(options.serial_ports), baudrate=options.serial_baudrate)
+            SerialBridge(self.serial, self.mqtt)  # ota messages to the serial boards, their status to MQTT
         self.merge: Callable[[Counters], Counters] = lambda own: own  # the supervisor adds the workers'
 
     def _after_batch(self) -> None:
