@@ -11,6 +11,8 @@ from pathlib import Path
 def open_durable(path: Path, schema: str) -> sqlite3.Connection:
     """Open (creating its folder and SCHEMA when missing) a database whose commits reach the disk.
 
+    SCHEMA runs as one transaction: one sync to the disk, not one per statement (a new spool's
+    nine statements took 7 ms here, and more on a Pi's SD card).
     Raises OSError or sqlite3.Error; the caller wraps them in its own package's error.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -18,7 +20,8 @@ def open_durable(path: Path, schema: str) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
-        db.executescript(schema)
+        if schema:
+            db.executescript(f"BEGIN;\n{schema}\nCOMMIT;")
     except sqlite3.Error:
         db.close()
         raise

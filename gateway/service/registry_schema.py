@@ -88,13 +88,14 @@ def open_registry(path: Path) -> sqlite3.Connection:
                 db.execute("ROLLBACK")
                 raise
             _LOGGER.info("registry %s upgraded: boots are keyed by site and flash id now", path)
-        db.executescript(SCHEMA)
+        db.executescript(f"BEGIN;\n{SCHEMA}")  # with what follows, one transaction: one sync
         for column in ("ver", "ota"):  # version 2 -> 3
             if column not in _columns(db, "devices"):
                 db.execute(f"ALTER TABLE devices ADD COLUMN {column} TEXT")
         db.execute(f"PRAGMA user_version = {VERSION}")
+        db.execute("COMMIT")
     except BaseException:
-        db.close()
+        db.close()  # rolls back what is not committed
         raise
     return db
 
