@@ -88,7 +88,8 @@ def open_registry(path: Path) -> sqlite3.Connection:
                 db.execute("ROLLBACK")
                 raise
             _LOGGER.info("registry %s upgraded: boots are keyed by site and flash id now", path)
-        db.executescript(f"BEGIN;\n{SCHEMA}")  # with what follows, one transaction: one sync
+        db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}")  # to the COMMIT below: one sync; a worker opening
+        # the file at the same time waits (a deferred one that read first could not write after)
         for column in ("ver", "ota"):  # version 2 -> 3
             if column not in _columns(db, "devices"):
                 db.execute(f"ALTER TABLE devices ADD COLUMN {column} TEXT")
