@@ -1,4 +1,5 @@
-"""hardware.procs.stop_process: signal, wait, kill, wait; the exit code either way."""
+"""hardware.procs: stop_process (signal, wait, kill, wait; the exit code either way) and
+die_with_parent."""
 
 from __future__ import annotations
 
@@ -86,6 +87,45 @@ def test_a_process_that_already_exited_gets_no_signal_and_is_reaped() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(7)"], stdin=subprocess.DEVNULL)
     os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not yet reaped
     assert stop_process(proc, timeout=0.1) == 7
+
+
+# Starts `sleep 60` with the parent-death signal set (or not, "free"), prints its pid, waits.
+_PARENT = """
+import subprocess, sys
+from hardware.procs import die_with_parent
+child = subprocess.Popen(["sleep", "60"], preexec_fn=die_with_parent() if sys.argv[1] == "bound" else None)
+print(child.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie no one has reaped yet (it ran to its end either way)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_child_started_with_die_with_parent_ends_when_its_parent_is_killed_outright() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, "bound"], stdout=subprocess.PIPE,
+                              stdin=subprocess.PIPE)
+    assert parent.stdout is not None and parent.stdin is not None
+    child = int(parent.stdout.readline())
+    try:
+        assert not _ended(child)
+        parent.kill()  # SIGKILL: no handler of the parent's runs
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while not _ended(child) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _ended(child), "the child outlived its parent"
+    finally:
+        if not _ended(child):
+            os.kill(child, signal.SIGKILL)
+        parent.stdout.close()
+        parent.stdin.close()
 
 
 def test_free_ports_are_below_the_ephemeral_range_and_never_handed_out_twice() -> None:
