@@ -69,14 +69,12 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser], n
 
 def stop_on_signals(log: logging.Logger | None = None) -> threading.Event:
     """An event set by Ctrl-C, SIGTERM or SIGHUP (the terminal closed): a long-running command
-    waits on it and then stops cleanly, with everything it started."""
-    stop = threading.Event()
+    waits on it and then stops cleanly, with everything it started (whichever of its threads
+    the signal reached: :mod:`gateway.service.stopping`)."""
+    from gateway.service.stopping import stop_event
 
-    def _on_signal(signum: int, _frame: object) -> None:
+    def _said(signum: int) -> None:
         if log is not None:
             log.info("%s received: flushing and stopping", signal.Signals(signum).name)
-        stop.set()
 
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _on_signal)
-    return stop
+    return stop_event(STOP_SIGNALS, on_signal=_said)

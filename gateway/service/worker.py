@@ -37,6 +37,7 @@ from gateway.service.identity import BootTuple
 from gateway.service.options import GatewayOptions
 from gateway.service.registry import Note, Registry
 from gateway.service.sessions import SessionInput, shared_filter, worker_options
+from gateway.service.stopping import stop_event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,9 +101,7 @@ def run_worker(options: GatewayOptions, index: int, conn: Connection, log_level:
     """The worker process: ``options`` are the gateway's; ``conn`` its end of the supervisor's pipe."""
     logging.basicConfig(level=log_level, stream=sys.stderr,
                         format=f"%(asctime)s %(levelname)-7s w{index} %(name)s: %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_event((signal.SIGINT, signal.SIGTERM, signal.SIGHUP))  # whichever thread takes it
     from gateway.service.main import Parts, tune_gc  # here: main imports the supervisor, which imports this
 
     own = worker_options(options, index)
