@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ingest.ranges import SCHEMA as RANGES_SCHEMA
 from ingest.ranges import migrate_keys
-from ingest.sqlite import open_durable
+from ingest.sqlite import immediate, open_durable
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -74,18 +74,12 @@ def upgrade(db: sqlite3.Connection) -> int:
     ``dead_letters.size``, move per-reading keys to ranges. How many keys moved."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(lines)")}
     letters = {row[1] for row in db.execute("PRAGMA table_info(dead_letters)")}
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         if "n" not in columns:
             db.execute("ALTER TABLE lines ADD COLUMN n INTEGER NOT NULL DEFAULT 1")
         if "size" not in letters:
             db.execute("ALTER TABLE dead_letters ADD COLUMN size INTEGER")
-        moved = migrate_keys(db)
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    return moved
+        return migrate_keys(db)
 
 
 def count_lines(db: sqlite3.Connection) -> int:

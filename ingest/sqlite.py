@@ -24,7 +24,8 @@ def open_durable(path: Path, schema: str) -> sqlite3.Connection:
         _to_wal(db)
         db.execute("PRAGMA synchronous=FULL")
         if schema:
-            db.executescript(f"BEGIN IMMEDIATE;\n{schema}\nCOMMIT;")
+            with immediate(db):
+                run_statements(db, schema)
     except sqlite3.Error:
         db.close()
         raise
@@ -45,6 +46,13 @@ def _to_wal(db: sqlite3.Connection, *, wait_s: float = 5.0) -> None:
             if "locked" not in str(err) or time.monotonic() >= deadline:
                 raise
         time.sleep(0.005)
+
+
+def run_statements(db: sqlite3.Connection, script: str) -> None:
+    """SCRIPT's statements one by one, in the caller's transaction (``executescript`` would commit
+    it first). Sen's scripts have no triggers and no ``;`` in a literal."""
+    for statement in filter(str.strip, script.split(";")):
+        db.execute(statement)
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from ingest.sqlite import immediate, open_durable
+from ingest.sqlite import immediate, open_durable, run_statements
 
 from gateway.service.devices import BOOTS_KEPT, BootState, DeviceState, parse_gaps
 from gateway.service.identity import BootTuple
@@ -79,13 +79,13 @@ def open_registry(path: Path) -> sqlite3.Connection:
         if "anchors" in {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} \
                 and "site" not in _columns(db, "anchors"):
             with immediate(db):
-                _run(db, _UPGRADE_1)
+                run_statements(db, _UPGRADE_1)
                 db.execute(f"PRAGMA user_version = {VERSION}")
             _LOGGER.info("registry %s upgraded: boots are keyed by site and flash id now", path)
         # One transaction: one sync; a worker opening the file at the same time waits (a deferred
         # transaction that read first could not write after the other's commit).
         with immediate(db):
-            _run(db, SCHEMA)
+            run_statements(db, SCHEMA)
             for column in ("ver", "ota"):  # version 2 -> 3
                 if column not in _columns(db, "devices"):
                     db.execute(f"ALTER TABLE devices ADD COLUMN {column} TEXT")
@@ -95,12 +95,6 @@ def open_registry(path: Path) -> sqlite3.Connection:
         raise
     return db
 
-
-def _run(db: sqlite3.Connection, script: str) -> None:
-    """SCRIPT's statements one by one, in the caller's transaction (``executescript`` would commit
-    it first). Sen's scripts have no triggers and no ``;`` in a literal."""
-    for statement in filter(str.strip, script.split(";")):
-        db.execute(statement)
 
 
 def load_devices(db: sqlite3.Connection) -> tuple[dict[tuple[str, str], DeviceState], dict[BootTuple, int]]:
