@@ -1,8 +1,11 @@
-"""Capped exponential backoff with full jitter, for retrying connection errors."""
+"""Capped exponential backoff with full jitter, for retrying connection errors; the state of an
+outage (:class:`Outage`)."""
 
 from __future__ import annotations
 
 import random
+import threading
+import time
 from dataclasses import dataclass, field
 
 from ingest.errors import OptionsError
@@ -42,3 +45,42 @@ class Backoff:
     def reset(self) -> None:
         """Start again from ``initial_s`` (after a success)."""
         self._attempt = 0
+
+
+class Outage:
+    """A server that does not answer: since when, the failures counted, the delay it asked for
+    (``Retry-After``), and when to log: the first failure, then every ``log_every_s``."""
+
+    def __init__(self, log_every_s: float = 60.0) -> None:
+        self.since: float | None = None  # monotonic time of the first failure; None: it answers
+        self.failures = 0  # since the start, over every outage
+        self.retry_after_s: float | None = None  # the server's word, until taken (take_retry_after)
+        self._log_every_s = log_every_s
+        self._logged: float | None = None
+        self._lock = threading.Lock()
+
+    def failed(self, retry_after_s: float | None = None) -> bool:
+        """Count a failure; True when it is to be logged."""
+        now = time.monotonic()
+        with self._lock:
+            self.failures += 1
+            self.retry_after_s = retry_after_s
+            if self.since is None:
+                self.since = now
+            if self._logged is not None and now - self._logged < self._log_every_s:
+                return False
+            self._logged = now
+            return True
+
+    def ended(self) -> float | None:
+        """It answered: the seconds the outage lasted (None: there was none)."""
+        if self.since is None:
+            return None
+        with self._lock:
+            since, self.since, self._logged = self.since, None, None
+        return None if since is None else time.monotonic() - since
+
+    def take_retry_after(self) -> float | None:
+        with self._lock:
+            value, self.retry_after_s = self.retry_after_s, None
+        return value

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -128,3 +128,48 @@ def test_stop_while_down_keeps_lines_in_the_spool(spool: Spool) -> None:
     writer.start()
     writer.stop(flush_timeout_s=0.2)
     assert spool.depth() == 1
+
+
+def test_in_a_flood_the_next_batch_takes_the_lines_that_keep_coming(spool: Spool,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20 lines came during the first write (a tenth of a batch of 100 or more: a flood); while
+    # the writer waits, four looks find 10 more each, the fifth none: one write of 60, not 20 + 40.
+    import ingest.gather
+    import ingest.writer
+
+    sink = FakeSink()
+    in_write, release = threading.Event(), threading.Event()
+    real_write = sink.write
+    waited: list[float] = []
+
+    def slow_write(payload: bytes) -> None:
+        in_write.set()
+        release.wait(5)
+        real_write(payload)
+
+    def flooding(waiting: Callable[[], int], batch_size: int, stopping: threading.Event) -> float:
+        more = iter(range(4))
+
+        def look() -> int:
+            if looks and next(more, None) is not None:
+                spool.commit([Entry(line=f"m x=2.0 {1000 + len(looks) * 10 + i}") for i in range(10)])
+            looks.append(1)
+            return waiting()
+
+        looks: list[int] = []
+        waited.append(ingest.gather.gather(look, batch_size, stopping))
+        return waited[-1]
+
+    monkeypatch.setattr(ingest.writer, "gather", flooding)
+    sink.write = slow_write  # type: ignore[method-assign]
+    writer = _writer(spool, sink, batch_size=100, flush_interval_s=60.0)
+    writer.start()
+    spool.commit([Entry(line="m x=1.0 1")])
+    writer.notify()
+    assert in_write.wait(5)
+    spool.commit([Entry(line=f"m x=1.0 {t}") for t in range(2, 22)])
+    release.set()
+    assert writer.wait_idle(5)
+    writer.stop(flush_timeout_s=5)
+    assert sink.writes == [1, 60] and len(set(sink.lines)) == 61
+    assert len(waited) == 2 and waited[0] > 0 and waited[1] == 0.0  # after the flood's 60: nothing waits
