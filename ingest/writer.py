@@ -3,9 +3,9 @@
 A write goes out as soon as the writer is idle: nothing is in flight, so whatever the spool
 holds (up to ``batch_size`` lines) is written at once, and a reading at low load never waits
 for a batch to fill. While a write is on its way, lines pile up, and the next write takes them
-together: under load batches grow and writes stay few. In a flood (a tenth of a batch came
-during a write) the next batch fills a little longer, at most 0.1 s (:mod:`ingest.gather`:
-InfluxDB's CPU per point falls with fewer, larger writes). ``in_flight`` > 1: other
+together: under load batches grow and writes stay few. In a flood of one-line rows (a tenth
+of a batch came during a write) the next batch fills a little longer, at most 0.1 s
+(:mod:`ingest.gather`: InfluxDB's CPU per point falls with fewer, larger writes). ``in_flight`` > 1: other
 lanes (threads) write too while a full batch waits behind the writes on their way (a backlog;
 never in an outage), so InfluxDB parses them on more cores. A batch leaves the spool after a
 2xx. A refused one (400/413) is halved until the refused lines are isolated and set aside as
@@ -170,7 +170,7 @@ class Writer:
             with self._claims:
                 del self._flight[lane]
         if delivered and not lane and not stopping:
-            gather(self._waiting, self._batch_size, self._stopping)
+            gather(self._waiting, self._batch_size, self._stopping, lines_per_row=len(batch) / len(batch.ids))
         if not delivered:
             if stopping or lane:  # lane 0 retries; the others wait for it to get through (_claim)
                 return not stopping

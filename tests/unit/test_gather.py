@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ingest.gather import MAX_WAIT_S, gather
+from ingest.gather import MAX_LINES_PER_ROW, MAX_WAIT_S, gather
 from ingest.retry import Outage
 
 
@@ -49,6 +49,14 @@ def test_a_flood_that_never_fills_a_batch_waits_at_most_max_wait() -> None:
     waited = gather(flow, 5000, threading.Event())
     assert MAX_WAIT_S <= waited <= time.monotonic() - started
     assert flow.looks <= MAX_WAIT_S / 0.01 + 2  # a look every 10 ms, not a busy loop
+
+
+def test_rows_of_several_lines_are_not_held() -> None:
+    # Ten-reading messages: a batch of them has few series a line, and InfluxDB is the bottleneck.
+    flow = Flow(start=4000, step=100)
+    assert gather(flow, 5000, threading.Event(), lines_per_row=MAX_LINES_PER_ROW) == 0.0
+    assert flow.looks == 0
+    assert gather(flow, 5000, threading.Event(), lines_per_row=1.5) > 0
 
 
 def test_a_stop_ends_the_wait_at_once() -> None:

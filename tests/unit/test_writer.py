@@ -147,7 +147,9 @@ def test_in_a_flood_the_next_batch_takes_the_lines_that_keep_coming(spool: Spool
         release.wait(5)
         real_write(payload)
 
-    def flooding(waiting: Callable[[], int], batch_size: int, stopping: threading.Event) -> float:
+    def flooding(waiting: Callable[[], int], batch_size: int, stopping: threading.Event, *,
+                 lines_per_row: float) -> float:
+        assert lines_per_row == 1.0  # one line a row here
         more = iter(range(4))
 
         def look() -> int:
@@ -157,7 +159,7 @@ def test_in_a_flood_the_next_batch_takes_the_lines_that_keep_coming(spool: Spool
             return waiting()
 
         looks: list[int] = []
-        waited.append(ingest.gather.gather(look, batch_size, stopping))
+        waited.append(ingest.gather.gather(look, batch_size, stopping, lines_per_row=lines_per_row))
         return waited[-1]
 
     monkeypatch.setattr(ingest.writer, "gather", flooding)
