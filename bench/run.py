@@ -46,8 +46,8 @@ class Scale:
 
 
 FULL = Scale(throughput_readings=300_000, naive_readings=30_000, latency_s=20.0, loads=(10, 100, 1000, 5000),
-             replay_readings=1_000_000, serial_s=10.0, backlog_messages=100_000, backlog_rounds=3,
-             worker_pairs=5)  # 3 pairs gave 1.16x-1.57x over six runs of the same code: too few
+             replay_readings=1_000_000, serial_s=10.0, backlog_messages=100_000, backlog_rounds=5,
+             worker_pairs=5)  # 3 of each gave 1.16x-1.57x, and 10/msg 0.62-0.95, over runs of one code: too few
 QUICK = Scale(throughput_readings=5_000, naive_readings=1_000, latency_s=3.0, loads=(500,),
               replay_readings=20_000, serial_s=2.0, backlog_messages=2_000, backlog_rounds=2,
               worker_pairs=2)
