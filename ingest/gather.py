@@ -13,13 +13,14 @@ interleaved runs), then 2.915 against 2.975 (6), one worker no slower.
 The rule (:func:`gather`, called after each write of the writer's first lane): when at least a
 tenth of a batch came during the write (``FLOOD_SHARE``; never at low load, where a reading is
 written at once) and the batch just written held fewer than two lines a spool row (a row is a
-message: its lines are one device's, so few series a line), the writer looks again every 10 ms
-while lines keep coming, and writes when a full batch waits, when a look finds nothing new (the
-flood ended: what came is written at once), or after 0.1 s. A reading waits at most that much
-longer for InfluxDB, and only in a flood; the broker's PUBACK and the device's ack do not wait
-for InfluxDB at all. Ten-reading messages are not held: a batch of them has a tenth of the
-series already, and there InfluxDB is what the drain waits for (holding them back, the backlog
-of 10,000 drained in 0.935 s, not 0.89: medians of 6 interleaved).
+message, its lines one device's: one-line rows make a series of nearly every line), the writer
+looks again every 10 ms while lines keep coming, and writes when a full batch waits, when a look
+finds nothing new (the flood ended: what came is written at once), or after 0.1 s. A reading
+waits at most that much longer for InfluxDB, and only in a flood; the broker's PUBACK and the
+device's ack do not wait for InfluxDB at all. Ten-reading messages are not held: a batch of
+them has a tenth of the series already, and there InfluxDB is what the drain waits for
+(holding them back, the backlog of 10,000 drained in 0.935 s, not 0.89: medians of 6
+interleaved).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class Outage:
     def __init__(self, log_every_s: float = 60.0) -> None:
         self.since: float | None = None  # monotonic time of the first failure; None: it answers
         self.failures = 0  # since the start, over every outage
-        self.retry_after_s: float | None = None  # the server's word, until taken (take_retry_after)
+        self._retry_after_s: float | None = None  # the server's word, until taken
         self._log_every_s = log_every_s
         self._logged: float | None = None
         self._lock = threading.Lock()
@@ -64,7 +64,7 @@ class Outage:
         now = time.monotonic()
         with self._lock:
             self.failures += 1
-            self.retry_after_s = retry_after_s
+            self._retry_after_s = retry_after_s
             if self.since is None:
                 self.since = now
             if self._logged is not None and now - self._logged < self._log_every_s:
@@ -81,6 +81,7 @@ class Outage:
         return None if since is None else time.monotonic() - since
 
     def take_retry_after(self) -> float | None:
+        """The delay the last failure's answer asked for, once (None: it asked for none)."""
         with self._lock:
-            value, self.retry_after_s = self.retry_after_s, None
+            value, self._retry_after_s = self._retry_after_s, None
         return value

@@ -200,13 +200,15 @@ class Writer:
 
     def _waiting(self) -> int:
         with self._claims:
-            return self._spool.pending - sum(map(len, self._flight.values()))
+            return self._unclaimed()
+
+    def _unclaimed(self) -> int:
+        """Lines in the spool that no write has on its way (under _claims)."""
+        return self._spool.pending - sum(map(len, self._flight.values()))
 
     def _behind(self) -> bool:
         """A full batch waits behind the writes in flight while InfluxDB answers (under _claims)."""
-        flying = self._flight.values()
-        return (self._outage.since is None and bool(flying)
-                and self._spool.pending - sum(map(len, flying)) >= self._batch_size)
+        return self._outage.since is None and bool(self._flight) and self._unclaimed() >= self._batch_size
 
     def _sleep(self, lane: int, seconds: float) -> None:
         self._wakes[lane].wait(seconds)
