@@ -96,7 +96,6 @@ def open_registry(path: Path) -> sqlite3.Connection:
     return db
 
 
-
 def load_devices(db: sqlite3.Connection) -> tuple[dict[tuple[str, str], DeviceState], dict[BootTuple, int]]:
     """The devices of the file, each with its newest boots (:data:`~gateway.service.devices.BOOTS_KEPT`),
     and every boot's acked seq."""
