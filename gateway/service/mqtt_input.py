@@ -34,6 +34,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from ingest.retry import Outage
+
 from gateway.service.acks import Ack
 from gateway.service.identity import BootTuple
 from gateway.service.handler import Message
@@ -87,8 +89,8 @@ class MqttInput:
         self._live, self._queued_until = True, 0.0  # the marker's wait: its monotonic deadline
         self._lock, self._publish_lock = threading.Lock(), threading.Lock()
         self._connected = self._had_session = self._watchdog_tripped = False
-        self._generation = self._failures = self.watchdog_trips = self.acks_published = 0
-        self._fail_logged: float | None = None
+        self._generation = self.watchdog_trips = self.acks_published = 0
+        self._outage = Outage(log_every_s=_CONNECT_FAIL_LOG_EVERY_S)  # the broker out of reach
         self._last_message = time.monotonic()
         self._acks: dict[tuple[str, str], Ack | BootTuple] = {}  # a boot: its ack is asked for when due
         self._acks_lock = threading.Lock()  # the intake thread adds, the tick thread flushes too
@@ -223,7 +225,7 @@ class MqttInput:
         with self._lock:
             self._generation += 1
             self._connected = True
-        self._fail_logged = None
+        self._outage.ended()
         if self._had_session and not flags.session_present:
             _LOGGER.warning("MQTT broker %s lost our session; subscribing again (messages it "
                             "held for us are gone from the broker)", self._url)
@@ -240,12 +242,9 @@ class MqttInput:
             client.publish(self._marker_topic, b"", qos=_QOS)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._failures += 1
-        now = time.monotonic()
-        if self._fail_logged is None or now - self._fail_logged >= _CONNECT_FAIL_LOG_EVERY_S:
-            self._fail_logged = now
+        if self._outage.failed():
             _LOGGER.error("cannot reach MQTT broker %s (%s); retrying with backoff (attempt %s)",
-                          self._url, probe_broker(self._endpoint, self._tls, self._ca_file), self._failures)
+                          self._url, probe_broker(self._endpoint, self._tls, self._ca_file), self._outage.failures)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any,
                        flags: mqtt.DisconnectFlags, reason_code: ReasonCode,
