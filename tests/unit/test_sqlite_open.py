@@ -51,4 +51,3 @@ def test_a_new_file_opened_by_several_at_once_is_made_once_and_opened_by_all(tmp
             assert isinstance(db, sqlite3.Connection)
             assert {row[0] for row in db.execute("SELECT name FROM sqlite_master")} == tables
             db.close()
-
