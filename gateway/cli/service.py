@@ -103,13 +103,14 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     chosen = options(args)
-    if chosen.worker_count > 1:  # the workers' fork server imports while this process does
-        from gateway.service.forking import start_early
-
-        start_early()
     from gateway.service import main
 
-    return main.run(chosen, stop=stop_on_signals(_LOGGER))
+    first = []
+    if chosen.worker_count > 1:  # now: nothing is open and no thread runs yet (before the signals' relay)
+        from gateway.service.forking import fork_first
+
+        first = fork_first(chosen)
+    return main.run(chosen, stop=stop_on_signals(_LOGGER), first=first)
 
 
 def options(args: argparse.Namespace) -> GatewayOptions:

@@ -20,7 +20,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ingest.detect import AutoSink
@@ -39,6 +39,7 @@ from gateway.service.rejects import RejectLog
 from gateway.service.sessions import make_writer, retire_all
 
 if TYPE_CHECKING:
+    from gateway.service.forking import Started
     from gateway.service.serial_input import SerialInput
     from gateway.web.server import WebServer
 
@@ -165,8 +166,9 @@ def tune_gc() -> None:
     gc.set_threshold(*_GC_THRESHOLDS)
 
 
-def run(options: GatewayOptions, *, stop: threading.Event) -> int:
-    """Run the gateway until ``stop`` is set; flush, then return 0."""
+def run(options: GatewayOptions, *, stop: threading.Event, first: Sequence[Started] = ()) -> int:
+    """Run the gateway until ``stop`` is set; flush, then return 0. ``first``: workers forked already
+    (:func:`gateway.service.forking.fork_first`), for ``--workers N``."""
     spool = Spool(options.spool_dir, max_lines=options.spool_max_lines)
     registry = Registry(options.spool_dir)
     try:
@@ -175,7 +177,7 @@ def run(options: GatewayOptions, *, stop: threading.Event) -> int:
             from gateway.service.supervisor import Supervisor, supervisor_input
 
             parts = Parts(options, spool, registry, mqtt=supervisor_input)
-            supervisor = Supervisor(options, parts, registry)
+            supervisor = Supervisor(options, parts, registry, first)
             parts.merge = supervisor.merged
         else:
             parts = Parts(options, spool, registry)

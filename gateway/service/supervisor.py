@@ -35,12 +35,13 @@ import logging
 import os
 import threading
 import time
-from multiprocessing.connection import Connection, wait
+from collections.abc import Sequence
+from multiprocessing.connection import Connection, Pipe, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from gateway.service.devices import BootState
-from gateway.service.forking import worker_context
+from gateway.service.forking import Started, later_context, start
 from gateway.service.identity import BootTuple
 from gateway.service.intake import Intake
 from gateway.service.main import Counters, Parts
@@ -48,7 +49,7 @@ from gateway.service.options import GatewayOptions
 from gateway.service.registry import Note, Registry
 from gateway.service.sessions import STATUS_FILE, SessionInput, shared_filter
 from gateway.service.topics import ACK_FILTER, STATUS_FILTER, TELEMETRY_FILTER
-from gateway.service.worker import AckWanted, run_worker
+from gateway.service.worker import AckWanted
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -88,21 +89,23 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, options: GatewayOptions, parts: Parts, registry: Registry) -> None:
+    def __init__(self, options: GatewayOptions, parts: Parts, registry: Registry,
+                 first: Sequence[Started] = ()) -> None:
         self._options = options
         self._parts = parts
         self._registry = registry
         assert isinstance(parts.mqtt, SessionInput)
         parts.mqtt.acks_for = registry.acks_for
         self._workers = [_Worker(i) for i in range(options.worker_count)]
-        self._context = worker_context()  # forks of a clean server: nothing of this process's threads
         self._lock = threading.Lock()
         self._fold_lock = threading.Lock()
         self._stopping = False
         self._messages = self._readings = self._duplicates = 0  # telemetry committed by the workers
         self._told: dict[BootTuple, BootState] = {}  # per boot, the seqs the workers told of
-        self._wake_r, self._wake_w = self._context.Pipe(duplex=False)  # a new pipe for the reader to read
+        self._wake_r, self._wake_w = Pipe(duplex=False)  # a new pipe for the reader to read
         self._reader = threading.Thread(target=self._read, name="sen-from-workers", daemon=True)
+        for worker, (process, conn) in zip(self._workers, first, strict=False):  # forked by `sen gateway run`
+            self._adopt(worker, process, conn)
 
     # -- the workers' lives ----------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -143,14 +146,9 @@ class Supervisor:
                               self._options.reconnect_max_s)
 
     def _start(self, worker: _Worker) -> None:
-        ours, theirs = self._context.Pipe(duplex=True)
-        # daemon: should this process end without stopping them, they are sent SIGTERM.
-        process = self._context.Process(target=run_worker, name=f"sen-worker-{worker.index}", daemon=True, args=(
-            self._options, worker.index, theirs, logging.getLogger().getEffectiveLevel()))
-        try:
-            process.start()
-        finally:
-            theirs.close()  # the worker's end: when the worker dies, ours reads EOF
+        self._adopt(worker, *start(later_context(), self._options, worker.index))
+
+    def _adopt(self, worker: _Worker, process: BaseProcess, ours: Connection) -> None:
         with self._lock:
             worker.process, worker.started, worker.conn = process, time.monotonic(), ours
             worker.drained.clear()

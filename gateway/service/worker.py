@@ -99,7 +99,7 @@ class WorkerHandler(Handler):
 
 def run_worker(options: GatewayOptions, index: int, conn: Connection, log_level: int) -> None:
     """The worker process: ``options`` are the gateway's; ``conn`` its end of the supervisor's pipe."""
-    logging.basicConfig(level=log_level, stream=sys.stderr,
+    logging.basicConfig(level=log_level, stream=sys.stderr, force=True,  # a fork has the supervisor's
                         format=f"%(asctime)s %(levelname)-7s w{index} %(name)s: %(message)s")
     stop = stop_event((signal.SIGINT, signal.SIGTERM, signal.SIGHUP))  # whichever thread takes it
     from gateway.service.main import Parts, tune_gc  # here: main imports the supervisor, which imports this

@@ -46,10 +46,15 @@ class GatewayProcess:
 
     def start(self) -> None:
         mark = self.log.stat().st_size if self.log.exists() else 0
+        started_ms = time.time_ns() // 1_000_000
         self.proc = sen_process(*self.args, log=self.log)
         wait_for(lambda: self.log.read_text(errors="replace")[mark:].count(
             "subscribed to $share" if self.workers > 1 else "subscribed to") >= self.workers,
                  timeout=30, what=f"the gateway's subscriptions (log {self.log})")
+        if self.workers > 1:  # forked first, the workers may subscribe before the supervisor's first status
+            status = self.spool / "workers.json"
+            wait_for(lambda: status.exists() and self.worker_status()["updated_ms"] >= started_ms,
+                     timeout=30, what="this run's workers.json")
 
     def kill(self) -> None:
         assert self.proc is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import tempfile
 from collections.abc import Iterable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -166,15 +167,50 @@ def test_a_workers_calls_cross_the_pipe_as_plain_tuples_and_fold_into_boot_keys(
         registry.close()
 
 
-def test_workers_are_forks_of_a_server_or_spawned_when_it_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_later_workers_are_forks_of_a_server_or_spawned_when_it_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
     from multiprocessing import forkserver
 
-    assert forking.worker_context().get_start_method() == "forkserver"  # a POSIX system
+    asked: list[str] = []
+    monkeypatch.setattr(forking, "_failed", [])
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: asked.append("server"))
+    assert forking.later_context().get_start_method() == "forkserver"  # a POSIX system
 
     def refuse() -> None:
+        asked.append("refused")
         raise PermissionError("no temporary folder")
 
     monkeypatch.setattr(forkserver, "ensure_running", refuse)
-    monkeypatch.setattr(forking, "_failed", [])
-    forking.start_early()
-    assert forking.worker_context().get_start_method() == "spawn"
+    assert forking.later_context().get_start_method() == "spawn"
+    assert forking.later_context().get_start_method() == "spawn"  # not asked again
+    assert asked == ["server", "refused"]
+
+
+def _until_eof(options: GatewayOptions, index: int, conn: Connection, level: int) -> None:
+    """A forked worker's stand-in: says which it is, then waits for the supervisor's end to close."""
+    conn.send(index)
+    try:
+        conn.recv()
+    except EOFError:
+        return
+
+
+def test_the_first_workers_are_forks_that_hold_no_other_workers_pipe(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each fork closes the supervisor's ends it was born with: closing worker 0's end ends worker
+    0 although workers 1 and 2 were forked after it was made (were it held, it would wait on)."""
+    from gateway.service import worker
+
+    monkeypatch.setattr(worker, "run_worker", _until_eof)
+    options = GatewayOptions(mqtt_url="mqtt://127.0.0.1:1", influx_url="http://127.0.0.1:2", database="t",
+                             spool_dir=tmp_path, workers=3)
+    started = forking.fork_first(options)
+    try:
+        assert [conn.recv() for _, conn in started] == [0, 1, 2]
+        assert [process.name for process, _ in started] == ["sen-worker-0", "sen-worker-1", "sen-worker-2"]
+        for process, conn in started:
+            conn.close()
+            process.join(10)
+            assert process.exitcode == 0
+    finally:
+        for process, _ in started:
+            process.kill()
