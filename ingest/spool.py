@@ -8,8 +8,9 @@
   :mod:`ingest.claims`, so a run that continues its stream costs no statement of its own).
   ``lines.n`` says how many lines a row holds.
 - :meth:`Spool.oldest` hands out the oldest lines in order; :meth:`Spool.delete` drops them
-  once InfluxDB answered 2xx; :meth:`Spool.set_aside` moves refused lines to the
-  dead-letter table instead.
+  once InfluxDB answered 2xx (in the next write transaction when another holds the lock:
+  :mod:`ingest.doomed`); :meth:`Spool.set_aside` moves refused lines to the dead-letter table
+  instead.
 - :meth:`Spool.add_dead_letter` keeps a rejected message (reason, detail, raw bytes: whole up
   to 4 KiB, else a sample). The dead letters are bounded (rows, age; the oldest dropped first
   and counted): :mod:`ingest.deadletters`.
@@ -26,7 +27,8 @@ again); :meth:`Spool.oldest` reads on a second one (a WAL snapshot of what is co
 the writer's read of a batch does not hold up a commit. A commit's rows go in with few
 statements (:func:`ingest.claims.insert_rows`). The tables and the upgrade of an older spool:
 :mod:`ingest.spool_schema`; the values handed in and out (:class:`Entry`, :class:`Batch`,
-...): :mod:`ingest.spool_records`, importable from here.
+...): :mod:`ingest.spool_records`, importable from here; the dead-letter methods:
+:mod:`ingest.spool_letters`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -42,8 +43,10 @@ from pathlib import Path
 
 from ingest import deadletters as dl
 from ingest.claims import Claims, Tops, insert_rows
+from ingest.doomed import Doomed
 from ingest.errors import SpoolError
 from ingest.ranges import Run
+from ingest.spool_letters import SpoolLetters, id_list, now_ms
 from ingest.spool_records import Batch, CommitResult, DeadLetter, Entry, Refused
 from ingest.spool_schema import SPOOL_FILE, count_lines, open_spool
 from ingest.sqlite import immediate
@@ -53,11 +56,7 @@ __all__ = ["SPOOL_FILE", "Batch", "CommitResult", "DeadLetter", "Entry", "Refuse
 _LOGGER = logging.getLogger(__name__)
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-class Spool:
+class Spool(SpoolLetters):
     """The durable queue of line-protocol lines in ``directory/spool.sqlite3``."""
 
     def __init__(self, directory: Path, *, max_lines: int = 0,
@@ -71,6 +70,7 @@ class Spool:
         self._tops = Tops()  # each stream's highest range, so most runs are claimed without a query
         self._read_lock = threading.Lock()
         self._adds = 0  # commits that added lines (oldest() tells an empty spool from a new commit)
+        self._doomed = Doomed()  # rows delete() left to the next write transaction
         try:
             self._db = open_spool(self.path)
             self._depth = count_lines(self._db)
@@ -86,9 +86,10 @@ class Spool:
     @property
     def full(self) -> bool:
         """True when ``max_lines`` lines wait for InfluxDB (stop taking messages)."""
-        return 0 < self.max_lines <= self._depth
+        return 0 < self.max_lines <= self.pending
 
     def close(self) -> None:
+        self.settle()
         with self._read_lock:
             self._reader.close()
         with self._lock:
@@ -101,18 +102,24 @@ class Spool:
         to the depth with the COMMIT, under the same lock (so :meth:`oldest` never sees the rows
         without their count). Never below zero: deleting rows another process added (``sen
         deadletters replay``) would otherwise take it there, until :meth:`oldest` next finds the
-        spool empty."""
-        with self._lock:
-            self._delta = 0
-            try:
-                if synced is not self._synced:  # a setting of the connection, set between transactions
-                    self._db.execute("PRAGMA synchronous = FULL" if synced else "PRAGMA synchronous = NORMAL")
-                    self._synced = synced
-                with immediate(self._db) as db:
-                    yield db
-            except sqlite3.Error as err:
-                raise SpoolError(f"spool {self.path}: {err}") from err
-            self._depth = max(0, self._depth + self._delta)
+        spool empty. Every write transaction deletes the rows :meth:`delete` left listed."""
+        with self._lock, self._locked_transaction(synced) as db:
+            yield db
+
+    @contextmanager
+    def _locked_transaction(self, synced: bool) -> Iterator[sqlite3.Connection]:
+        self._delta = 0
+        try:
+            if synced is not self._synced:  # a setting of the connection, set between transactions
+                self._db.execute("PRAGMA synchronous = FULL" if synced else "PRAGMA synchronous = NORMAL")
+                self._synced = synced
+            with immediate(self._db) as db:
+                yield db
+                taken = self._doomed.delete_in(db)
+        except sqlite3.Error as err:
+            raise SpoolError(f"spool {self.path}: {err}") from err
+        self._depth = max(0, self._depth + self._delta - sum(r[2] for r in taken))
+        self._doomed.done(taken)  # committed: a read that starts now does not see them
 
     def commit(self, entries: Sequence[Entry | Run]) -> CommitResult:
         """Append ``entries`` durably, skipping those whose key was seen before."""
@@ -122,7 +129,7 @@ class Spool:
         """Append every group's entries in one transaction; one result per group. The rows go
         in with few statements, and so do the ranges of runs that continue their stream
         (:mod:`ingest.claims`)."""
-        now = _now_ms()
+        now = now_ms()
         results: list[CommitResult] = []
         rows: list[tuple[str, int, int]] = []
         total = 0
@@ -165,6 +172,7 @@ class Spool:
         ``skip``: first and last ids of batches still on their way (writes in flight together)."""
         rows: list[tuple[int, str, int, int]] = []
         count, adds = 0, self._adds
+        skip = [*skip, *self._doomed.spans()]  # listed before the read begins (see ingest.doomed)
         where = "".join(" AND id NOT BETWEEN ? AND ?" for _ in skip)
         with self._read_lock:
             try:
@@ -200,88 +208,45 @@ class Spool:
         out (a batch of :meth:`oldest`), so no count is asked, and rows another process deleted
         meanwhile (``sen deadletters replay``) leave the running count as well. The commit does
         not sync: a delete lost to a power cut only writes its lines to InfluxDB again (the same
-        points: an overwrite), and the next commit's sync takes it to the disk."""
+        points: an overwrite), and the next commit's sync takes it to the disk. Consecutive rows
+        with their ``lines`` (a batch: the usual) are deleted now when the lock is free, else by
+        the next write transaction (:mod:`ingest.doomed`); :meth:`settle` deletes them now."""
         args: tuple[object, ...]
-        if ids and ids[-1] - ids[0] == len(ids) - 1 and tuple(ids) == tuple(range(ids[0], ids[-1] + 1)):
-            where, args = "id BETWEEN ? AND ?", (ids[0], ids[-1])  # consecutive (the usual): the same rows
+        consecutive = bool(ids) and ids[-1] - ids[0] == len(ids) - 1 and tuple(ids) == tuple(
+            range(ids[0], ids[-1] + 1))
+        if consecutive and lines is not None:
+            self._doomed.add(ids[0], ids[-1], lines)
+            self.settle(wait=False)
+            return
+        if consecutive:
+            where, args = "id BETWEEN ? AND ?", (ids[0], ids[-1])
         else:
-            where, args = "id IN (SELECT value FROM json_each(?))", (_id_list(ids),)
+            where, args = "id IN (SELECT value FROM json_each(?))", (id_list(ids),)
         with self._transaction(synced=False) as db:
             if lines is None:
                 lines = int(db.execute(f"SELECT coalesce(sum(n), 0) FROM lines WHERE {where}", args).fetchone()[0])
             db.execute(f"DELETE FROM lines WHERE {where}", args)
             self._delta = -lines
 
-    def set_aside(self, ids: Sequence[int], *, reason: str, detail: str) -> None:
-        """Move rows InfluxDB refused to the dead-letter table, in one transaction."""
-        now, listed = _now_ms(), _id_list(ids)
-        with self._transaction() as db:
-            lines = db.execute("SELECT coalesce(sum(n), 0) FROM lines WHERE id IN"
-                               " (SELECT value FROM json_each(?))", (listed,)).fetchone()[0]
-            db.execute("INSERT INTO dead_letters (added_ms, source, reason, detail, raw)"
-                       " SELECT ?, 'influx', ?, ?, CAST(line AS BLOB) FROM lines WHERE id IN"
-                       " (SELECT value FROM json_each(?)) ORDER BY id",
-                       (now, reason, detail[:dl.DETAIL_MAX_CHARS], listed))
-            db.execute("DELETE FROM lines WHERE id IN (SELECT value FROM json_each(?))", (listed,))
-            dropped = self._trim(db, now)
-            self._delta = -int(lines)
-        self._dropped(dropped)
-
-    def set_aside_lines(self, row: int, refused: Sequence[Refused]) -> None:
-        """Row ``row`` is done: the ``refused`` lines become dead letters, the rest were written."""
-        now = _now_ms()
-        with self._transaction() as db:
-            db.executemany(dl.INSERT, [(now, "influx", r.reason, r.detail[:dl.DETAIL_MAX_CHARS],
-                                        r.line.encode(), None) for r in refused])
-            found = db.execute("SELECT n FROM lines WHERE id = ?", (row,)).fetchone()
-            db.execute("DELETE FROM lines WHERE id = ?", (row,))
-            dropped = self._trim(db, now)
-            self._delta = -int(found[0]) if found else 0
-        self._dropped(dropped)
-
-    def add_dead_letter(self, *, source: str, reason: str, detail: str, raw: bytes) -> None:
-        """Keep a rejected message for inspection (whole up to 4 KiB, else a sample: :mod:`ingest.deadletters`)."""
-        now = _now_ms()
-        kept, size, detail = dl.keep(raw, detail)
-        with self._transaction() as db:
-            db.execute(dl.INSERT, (now, source, reason, detail, kept, size))
-            dropped = self._trim(db, now)
-        self._dropped(dropped)
-
-    def dead_letters(self, *, limit: int = 1000) -> list[DeadLetter]:
-        with self._lock:
-            rows = self._db.execute(f"{dl.SELECT} ORDER BY id LIMIT ?", (limit,)).fetchall()
-        return [dl.letter(r) for r in rows]
-
-    def trim_dead_letters(self) -> int:
-        """Drop dead letters over the bound (age, then count), as every insert does; how many."""
-        with self._transaction() as db:
-            dropped = self._trim(db, _now_ms())
-        self._dropped(dropped)
-        return dropped[0]
-
-    @property
-    def dead_letters_dropped(self) -> int:
-        """Dead letters dropped by the bound, in all (durable across restarts)."""
-        return self._bound.dropped
-
-    def _trim(self, db: sqlite3.Connection, now_ms: int) -> tuple[int, int]:
-        dropped = self._bound.trim(db, now_ms)
-        return dropped, dl.dropped_so_far(db) if dropped else self._bound.dropped
-
-    def _dropped(self, counts: tuple[int, int]) -> None:
-        if counts[0]:
-            self._bound.note(*counts)
+    def settle(self, *, wait: bool = True) -> None:
+        """Delete the rows :meth:`delete` left listed; not ``wait``: only if no one holds the lock."""
+        if self._doomed and self._lock.acquire(blocking=wait):
+            try:
+                with self._locked_transaction(synced=False):
+                    pass  # the transaction deletes them
+            finally:
+                self._lock.release()
 
     def depth(self) -> int:
         """How many lines wait for InfluxDB (a query: right even when another process writes)."""
+        self.settle()
         with self._lock:
             return count_lines(self._db)
 
     @property
     def pending(self) -> int:
         """This instance's running count of waiting lines (no query; used for ``full``)."""
-        return self._depth
+        return self._depth - self._doomed.lines
 
     def forget_keys_before(self, cutoff_ms: int) -> int:
         """Drop idempotency keys added before ``cutoff_ms`` so the table stays bounded."""
@@ -294,6 +259,3 @@ class Spool:
 
 _ID, _LINE, _N = itemgetter(0), itemgetter(1), itemgetter(3)
 
-
-def _id_list(ids: Sequence[int]) -> str:
-    return "[" + ",".join(str(int(i)) for i in ids) + "]"
