@@ -3,10 +3,13 @@
 A writer thread that deleted its batch at once waited for the spool's lock, which the intake holds
 for each commit, back to back in a flood (the lock is not fair): 25-40 ms a write in a traced
 ten-reading drain, while its lane sent InfluxDB nothing. So a delete that finds the lock taken
-leaves its rows here, and whichever write transaction comes next deletes them in it (the intake's
-commit: no transaction of their own). Until then :meth:`Spool.oldest` skips them and the spool's
-running count leaves them out; a power cut before that only writes them to InfluxDB again (the
-same points: an overwrite), as a delete's unsynced commit always could.
+leaves its rows here and goes on; the writer deletes them, all in one transaction, at a later
+delete that finds the lock free, or waits for it once four batches are listed, or when it has
+nothing to write (:meth:`Spool.settle`). Not in the intake's commits: at one reading a message
+a batch is thousands of rows, and deleting them there made the intake, the bottleneck, slower
+(one-reading drains 10-25% slower, interleaved). Until then :meth:`Spool.oldest` skips them and
+the spool's running count leaves them out; a power cut before that only writes them to
+InfluxDB again (the same points: an overwrite), as a delete's unsynced commit always could.
 
 A range leaves this list only once the transaction that deleted it has committed: a read of the
 spool that began before that commit still sees the rows, and must still find them listed.
@@ -26,8 +29,8 @@ class Doomed:
         self._ranges: list[Range] = []
         self.lines = 0  # lines in the listed rows
 
-    def __bool__(self) -> bool:
-        return bool(self._ranges)
+    def __len__(self) -> int:
+        return len(self._ranges)
 
     def add(self, first: int, last: int, lines: int) -> None:
         with self._lock:

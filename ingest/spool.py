@@ -8,9 +8,8 @@
   :mod:`ingest.claims`, so a run that continues its stream costs no statement of its own).
   ``lines.n`` says how many lines a row holds.
 - :meth:`Spool.oldest` hands out the oldest lines in order; :meth:`Spool.delete` drops them
-  once InfluxDB answered 2xx (in the next write transaction when another holds the lock:
-  :mod:`ingest.doomed`); :meth:`Spool.set_aside` moves refused lines to the dead-letter table
-  instead.
+  once InfluxDB answered 2xx (later, when another holds the lock: :mod:`ingest.doomed`);
+  :meth:`Spool.set_aside` moves refused lines to the dead-letter table instead.
 - :meth:`Spool.add_dead_letter` keeps a rejected message (reason, detail, raw bytes: whole up
   to 4 KiB, else a sample). The dead letters are bounded (rows, age; the oldest dropped first
   and counted): :mod:`ingest.deadletters`.
@@ -54,6 +53,7 @@ from ingest.sqlite import immediate
 __all__ = ["SPOOL_FILE", "Batch", "CommitResult", "DeadLetter", "Entry", "Refused", "Spool"]
 
 _LOGGER = logging.getLogger(__name__)
+_DOOMED_WAIT = 4  # batches listed (ingest.doomed) before a delete waits for the lock
 
 
 class Spool(SpoolLetters):
@@ -70,7 +70,7 @@ class Spool(SpoolLetters):
         self._tops = Tops()  # each stream's highest range, so most runs are claimed without a query
         self._read_lock = threading.Lock()
         self._adds = 0  # commits that added lines (oldest() tells an empty spool from a new commit)
-        self._doomed = Doomed()  # rows delete() left to the next write transaction
+        self._doomed = Doomed()  # rows delete() left for later (the lock was taken)
         try:
             self._db = open_spool(self.path)
             self._depth = count_lines(self._db)
@@ -102,7 +102,7 @@ class Spool(SpoolLetters):
         to the depth with the COMMIT, under the same lock (so :meth:`oldest` never sees the rows
         without their count). Never below zero: deleting rows another process added (``sen
         deadletters replay``) would otherwise take it there, until :meth:`oldest` next finds the
-        spool empty. Every write transaction deletes the rows :meth:`delete` left listed."""
+        spool empty."""
         with self._lock, self._locked_transaction(synced) as db:
             yield db
 
@@ -115,11 +115,9 @@ class Spool(SpoolLetters):
                 self._synced = synced
             with immediate(self._db) as db:
                 yield db
-                taken = self._doomed.delete_in(db)
         except sqlite3.Error as err:
             raise SpoolError(f"spool {self.path}: {err}") from err
-        self._depth = max(0, self._depth + self._delta - sum(r[2] for r in taken))
-        self._doomed.done(taken)  # committed: a read that starts now does not see them
+        self._depth = max(0, self._depth + self._delta)
 
     def commit(self, entries: Sequence[Entry | Run]) -> CommitResult:
         """Append ``entries`` durably, skipping those whose key was seen before."""
@@ -209,14 +207,14 @@ class Spool(SpoolLetters):
         meanwhile (``sen deadletters replay``) leave the running count as well. The commit does
         not sync: a delete lost to a power cut only writes its lines to InfluxDB again (the same
         points: an overwrite), and the next commit's sync takes it to the disk. Consecutive rows
-        with their ``lines`` (a batch: the usual) are deleted now when the lock is free, else by
-        the next write transaction (:mod:`ingest.doomed`); :meth:`settle` deletes them now."""
+        with their ``lines`` (a batch: the usual) are deleted now when the lock is free, else
+        listed for a later delete (:mod:`ingest.doomed`); :meth:`settle` deletes them now."""
         args: tuple[object, ...]
         consecutive = bool(ids) and ids[-1] - ids[0] == len(ids) - 1 and tuple(ids) == tuple(
             range(ids[0], ids[-1] + 1))
         if consecutive and lines is not None:
             self._doomed.add(ids[0], ids[-1], lines)
-            self.settle(wait=False)
+            self.settle(wait=len(self._doomed) >= _DOOMED_WAIT)
             return
         if consecutive:
             where, args = "id BETWEEN ? AND ?", (ids[0], ids[-1])
@@ -232,8 +230,10 @@ class Spool(SpoolLetters):
         """Delete the rows :meth:`delete` left listed; not ``wait``: only if no one holds the lock."""
         if self._doomed and self._lock.acquire(blocking=wait):
             try:
-                with self._locked_transaction(synced=False):
-                    pass  # the transaction deletes them
+                with self._locked_transaction(synced=False) as db:
+                    taken = self._doomed.delete_in(db)
+                    self._delta = -sum(r[2] for r in taken)
+                self._doomed.done(taken)  # committed: a read that starts now does not see them
             finally:
                 self._lock.release()
 
