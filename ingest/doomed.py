@@ -6,10 +6,11 @@ ten-reading drain, while its lane sent InfluxDB nothing. So a delete that finds 
 leaves its rows here and goes on; the writer deletes them, all in one transaction, at a later
 delete that finds the lock free, or waits for it once four batches are listed, or when it has
 nothing to write (:meth:`Spool.settle`). Not in the intake's commits: at one reading a message
-a batch is thousands of rows, and deleting them there made the intake, the bottleneck, slower
-(one-reading drains 10-25% slower, interleaved). Until then :meth:`Spool.oldest` skips them and
-the spool's running count leaves them out; a power cut before that only writes them to
-InfluxDB again (the same points: an overwrite), as a delete's unsynced commit always could.
+a batch is thousands of rows, and deleting them there put that work on the intake, the
+bottleneck (two-worker one-reading drains were slower in 3 of 4 interleaved pairs). Until
+then :meth:`Spool.oldest` skips them and the spool's running count leaves them out; a power cut
+before that only writes them to InfluxDB again (the same points: an overwrite), as a delete's
+unsynced commit always could.
 
 A range leaves this list only once the transaction that deleted it has committed: a read of the
 spool that began before that commit still sees the rows, and must still find them listed.

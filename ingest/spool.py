@@ -245,8 +245,9 @@ class Spool(SpoolLetters):
 
     @property
     def pending(self) -> int:
-        """This instance's running count of waiting lines (no query; used for ``full``)."""
-        return self._depth - self._doomed.lines
+        """This instance's running count of waiting lines (no query; used for ``full``). Not below
+        zero: a settle() lowers the count a moment before it unlists its rows."""
+        return max(0, self._depth - self._doomed.lines)
 
     def forget_keys_before(self, cutoff_ms: int) -> int:
         """Drop idempotency keys added before ``cutoff_ms`` so the table stays bounded."""
@@ -258,4 +259,3 @@ class Spool(SpoolLetters):
 
 
 _ID, _LINE, _N = itemgetter(0), itemgetter(1), itemgetter(3)
-

@@ -105,3 +105,12 @@ def test_a_range_is_unlisted_only_once_its_delete_committed(tmp_path: Path, monk
     spool.settle()
     assert seen == [[(ids[0], ids[-1])]] and doomed.spans() == []
     spool.close()
+
+
+def test_pending_is_never_below_zero_while_a_settle_moves_its_count(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.commit(_lines(2))
+    _delete_while_locked(spool, 2)
+    spool._depth = 0  # as settle() leaves it for a moment: its rows counted off, not yet unlisted
+    assert spool.pending == 0
+    spool.close()
