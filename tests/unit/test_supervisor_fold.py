@@ -1,5 +1,6 @@
 """The supervisor of `--workers N` folds what each worker committed into one registry: acks cover
-the union, and a reading is counted once whichever worker told of it (no broker, no processes)."""
+the union, and a reading is counted once whichever worker told of it (no broker, no processes);
+and how its workers are started (forks of the gateway's process, running a stand-in)."""
 
 from __future__ import annotations
 
