@@ -156,7 +156,7 @@ class Writer:
         batch = self._claim(lane)
         if batch is None:
             if lane == 0:
-                self._spool.settle()  # what delete() left for a transaction: none may come now
+                self._spool.settle()  # what delete() listed (the lock was taken): no delete may come now
                 with self._idle:
                     self._idle.notify_all()
             if stopping:
