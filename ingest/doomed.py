@@ -52,13 +52,9 @@ class Doomed:
             db.executemany("DELETE FROM lines WHERE id BETWEEN ? AND ?", [(first, last) for first, last, _ in taken])
         return taken
 
-    def done(self, taken: list[Range]) -> int:
-        """TAKEN's transaction committed: unlist them; the lines they held."""
-        if not taken:
-            return 0
+    def done(self, taken: list[Range]) -> None:
+        """TAKEN's transaction committed: unlist them."""
         with self._lock:
             gone = set(taken)
             self._ranges = [r for r in self._ranges if r not in gone]
-            lines = sum(r[2] for r in taken)
-            self.lines -= lines
-        return lines
+            self.lines -= sum(r[2] for r in taken)

@@ -45,7 +45,7 @@ from ingest.claims import Claims, Tops, insert_rows
 from ingest.doomed import Doomed
 from ingest.errors import SpoolError
 from ingest.ranges import Run
-from ingest.spool_letters import SpoolLetters, id_list, now_ms
+from ingest.spool_letters import SpoolLetters, now_ms
 from ingest.spool_records import Batch, CommitResult, DeadLetter, Entry, Refused
 from ingest.spool_schema import SPOOL_FILE, count_lines, open_spool
 from ingest.sqlite import immediate
@@ -219,7 +219,7 @@ class Spool(SpoolLetters):
         if consecutive:
             where, args = "id BETWEEN ? AND ?", (ids[0], ids[-1])
         else:
-            where, args = "id IN (SELECT value FROM json_each(?))", (id_list(ids),)
+            where, args = "id IN (SELECT value FROM json_each(?))", (dl.id_list(ids),)
         with self._transaction(synced=False) as db:
             if lines is None:
                 lines = int(db.execute(f"SELECT coalesce(sum(n), 0) FROM lines WHERE {where}", args).fetchone()[0])

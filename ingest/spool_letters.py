@@ -17,10 +17,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def id_list(ids: Sequence[int]) -> str:
-    return "[" + ",".join(str(int(i)) for i in ids) + "]"
-
-
 class SpoolLetters:
     _lock: threading.Lock
     _db: sqlite3.Connection
@@ -32,7 +28,7 @@ class SpoolLetters:
 
     def set_aside(self, ids: Sequence[int], *, reason: str, detail: str) -> None:
         """Move rows InfluxDB refused to the dead-letter table, in one transaction."""
-        now, listed = now_ms(), id_list(ids)
+        now, listed = now_ms(), dl.id_list(ids)
         with self._transaction() as db:
             lines = db.execute("SELECT coalesce(sum(n), 0) FROM lines WHERE id IN"
                                " (SELECT value FROM json_each(?))", (listed,)).fetchone()[0]
@@ -83,8 +79,8 @@ class SpoolLetters:
         """Dead letters dropped by the bound, in all (durable across restarts)."""
         return self._bound.dropped
 
-    def _trim(self, db: sqlite3.Connection, now_ms: int) -> tuple[int, int]:
-        dropped = self._bound.trim(db, now_ms)
+    def _trim(self, db: sqlite3.Connection, at_ms: int) -> tuple[int, int]:
+        dropped = self._bound.trim(db, at_ms)
         return dropped, dl.dropped_so_far(db) if dropped else self._bound.dropped
 
     def _dropped(self, counts: tuple[int, int]) -> None:
